@@ -1,0 +1,311 @@
+//! The configuration file: loading, decoding, validation and route building.
+//!
+//! Loading happens in two steps so that plugin factories can hold runtime handles built
+//! from the first step (e.g. Kafka producers from `kafka.clusters`):
+//!
+//! 1. [`ConfigDoc::parse`] reads the YAML, expands `${VAR}`, decodes every section and
+//!    checks its meaning;
+//! 2. [`ConfigDoc::build_routes`] builds each route's plugins with the [`Registry`].
+//!
+//! [`ConfigDoc::finish`] then returns the configuration or *every* error found, each as
+//! `FILE:LINE:COL: path: message`, in file order.
+
+pub mod decode;
+pub mod error;
+pub mod model;
+pub mod path;
+pub mod source;
+pub mod units;
+mod validate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use crate::plugin::{BuildScope, Registry};
+use crate::router::{Route, RouteMatch, Router};
+use decode::{decode, FieldError};
+pub use error::{ConfigError, ConfigErrors};
+pub use model::*;
+use path::FieldPath;
+use source::{expand_tree, Positions};
+
+/// The decoded configuration.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `server:`
+    pub server: ServerConfig,
+    /// `admin:`
+    pub admin: AdminConfig,
+    /// `kafka.clusters:`
+    pub clusters: BTreeMap<String, ClusterConfig>,
+    /// `upstreams:`
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// `routes:` (those that decoded).
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopLevel {
+    #[serde(default)]
+    server: Value,
+    #[serde(default)]
+    admin: Value,
+    #[serde(default)]
+    kafka: Value,
+    #[serde(default)]
+    upstreams: Value,
+    #[serde(default)]
+    routes: Value,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct KafkaSection {
+    #[serde(default)]
+    clusters: BTreeMap<String, Value>,
+}
+
+/// A configuration file being loaded; collects errors until [`ConfigDoc::finish`].
+pub struct ConfigDoc {
+    file: String,
+    positions: Positions,
+    /// What decoded so far.
+    pub config: Config,
+    /// Route index in the file for each entry of `config.routes`.
+    route_index: Vec<usize>,
+    declared_clusters: BTreeSet<String>,
+    declared_upstreams: BTreeSet<String>,
+    errors: Vec<FieldError>,
+}
+
+impl ConfigDoc {
+    /// Read and parse a file, expanding variables from the process environment.
+    pub fn load(file: &str) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: file.to_string(),
+                line: 1,
+                col: 1,
+                path: FieldPath::root(),
+                message: format!("cannot read the file: {e}"),
+            }])
+        })?;
+        Self::parse(file, &text, &|name| std::env::var(name).ok())
+    }
+
+    /// Parse `text` (named `file` in errors). Fails early only on YAML syntax errors.
+    pub fn parse(
+        file: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigErrors> {
+        let mut value: Value = serde_yaml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
+            ConfigErrors(vec![ConfigError {
+                file: file.to_string(),
+                line,
+                col,
+                path: FieldPath::root(),
+                message: format!("invalid YAML: {e}"),
+            }])
+        })?;
+        let mut doc = Self {
+            file: file.to_string(),
+            positions: Positions::index(text),
+            config: Config::default(),
+            route_index: Vec::new(),
+            declared_clusters: BTreeSet::new(),
+            declared_upstreams: BTreeSet::new(),
+            errors: Vec::new(),
+        };
+        if value.is_null() {
+            value = Value::Mapping(Default::default());
+        }
+        if let Err(e) = value.apply_merge() {
+            doc.errors
+                .push(FieldError::value(FieldPath::root(), format!("invalid merge key: {e}")));
+        }
+        let mut env_errors = Vec::new();
+        expand_tree(&mut value, &FieldPath::root(), env, &mut env_errors);
+        doc.errors.extend(
+            env_errors
+                .into_iter()
+                .map(|(p, m)| FieldError::value(p, m)),
+        );
+        doc.decode_sections(&value);
+        validate::check(&mut doc);
+        Ok(doc)
+    }
+
+    fn decode_sections(&mut self, value: &Value) {
+        let root = FieldPath::root();
+        let Some(top) = self.take(decode::<TopLevel>(value, &root)) else {
+            return;
+        };
+        let or_empty = |v: Value| if v.is_null() { Value::Mapping(Default::default()) } else { v };
+        if let Some(s) = self.take(decode(&or_empty(top.server), &root.key("server"))) {
+            self.config.server = s;
+        }
+        if let Some(a) = self.take(decode(&or_empty(top.admin), &root.key("admin"))) {
+            self.config.admin = a;
+        }
+        let kafka_path = root.key("kafka");
+        let kafka: KafkaSection = self
+            .take(decode(&or_empty(top.kafka), &kafka_path))
+            .unwrap_or_default();
+        let clusters_path = kafka_path.key("clusters");
+        for (name, v) in kafka.clusters {
+            self.declared_clusters.insert(name.clone());
+            if let Some(c) = self.take(decode(&v, &clusters_path.key(&name))) {
+                self.config.clusters.insert(name, c);
+            }
+        }
+        let ups_path = root.key("upstreams");
+        let ups: BTreeMap<String, Value> = self
+            .take(decode(&or_empty(top.upstreams), &ups_path))
+            .unwrap_or_default();
+        for (name, v) in ups {
+            self.declared_upstreams.insert(name.clone());
+            if let Some(u) = self.take(decode(&v, &ups_path.key(&name))) {
+                self.config.upstreams.insert(name, u);
+            }
+        }
+        let routes_path = root.key("routes");
+        let routes: Vec<Value> = if top.routes.is_null() {
+            Vec::new()
+        } else {
+            self.take(decode(&top.routes, &routes_path)).unwrap_or_default()
+        };
+        for (i, v) in routes.iter().enumerate() {
+            if let Some(r) = self.take(decode::<RouteConfig>(v, &routes_path.index(i))) {
+                self.config.routes.push(r);
+                self.route_index.push(i);
+            }
+        }
+    }
+
+    fn take<T>(&mut self, r: Result<T, Vec<FieldError>>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.extend(e);
+                None
+            }
+        }
+    }
+
+    /// Record an error found outside the loader (e.g. while building upstreams).
+    pub fn error(&mut self, e: FieldError) {
+        self.errors.push(e);
+    }
+
+    /// The path of `routes[i]` for the i-th decoded route.
+    pub fn route_path(&self, decoded: usize) -> FieldPath {
+        FieldPath::root()
+            .key("routes")
+            .index(self.route_index.get(decoded).copied().unwrap_or(decoded))
+    }
+
+    /// The path of an upstream.
+    pub fn upstream_path(name: &str) -> FieldPath {
+        FieldPath::root().key("upstreams").key(name)
+    }
+
+    /// Build every route's plugins and the router. Errors are kept for [`Self::finish`].
+    pub fn build_routes(&mut self, registry: &Registry) -> Router {
+        let mut compiled = Vec::new();
+        let routes = self.config.routes.clone();
+        for (i, rc) in routes.iter().enumerate() {
+            let at = self.route_path(i);
+            let scope = BuildScope {
+                route_id: &rc.id,
+                declared_clusters: &self.declared_clusters,
+            };
+            let mut plugins = Vec::new();
+            let mut failed = false;
+            for (name, cfg) in &rc.plugins {
+                let p_at = at.key("plugins").key(name);
+                match registry.get(name) {
+                    None => {
+                        failed = true;
+                        self.errors.push(FieldError::key(
+                            p_at,
+                            format!(
+                                "unknown plugin `{name}` (known: {})",
+                                registry.names().join(", ")
+                            ),
+                        ));
+                    }
+                    Some(f) => match f.build(cfg, &p_at, &scope) {
+                        Ok(p) => plugins.push(p),
+                        Err(errs) => {
+                            failed = true;
+                            self.errors.extend(errs);
+                        }
+                    },
+                }
+            }
+            let route = Route::new(&rc.id, rc.upstream.as_deref(), plugins);
+            if !failed && rc.upstream.is_none() && !route.answers_requests() {
+                self.errors.push(FieldError::key(
+                    at.key("upstream"),
+                    "the route has no `upstream` and no plugin that answers requests itself",
+                ));
+            }
+            if let Some(m) = validate::route_match(&rc.matcher) {
+                compiled.push((Arc::new(route), m));
+            }
+        }
+        Router::new(compiled)
+    }
+
+    /// Every error so far, positioned and in file order.
+    pub fn errors(&self) -> ConfigErrors {
+        let mut out: Vec<ConfigError> = self
+            .errors
+            .iter()
+            .map(|e| {
+                let (line, col) = self.positions.locate(&e.path, e.anchor);
+                ConfigError {
+                    file: self.file.clone(),
+                    line,
+                    col,
+                    path: e.path.clone(),
+                    message: e.message.clone(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (a.line, a.col).cmp(&(b.line, b.col)));
+        out.dedup();
+        ConfigErrors(out)
+    }
+
+    /// The configuration, or every error found.
+    pub fn finish(self) -> Result<Config, ConfigErrors> {
+        if self.errors.is_empty() {
+            Ok(self.config)
+        } else {
+            Err(self.errors())
+        }
+    }
+
+    /// True when a cluster of that name is declared (valid or not).
+    pub fn cluster_declared(&self, name: &str) -> bool {
+        self.declared_clusters.contains(name)
+    }
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Compile a route's match rules (already validated by the loader).
+pub fn compile_match(m: &MatchConfig) -> Option<RouteMatch> {
+    validate::route_match(m)
+}

@@ -1,0 +1,333 @@
+//! The typed configuration sections. Field docs are the user documentation of the
+//! configuration file (see `conf/reference.yaml`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::units::{ByteSize, HumanDuration};
+
+/// `server:` — the proxy listeners and runtime.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Addresses the proxy listens on, as `ip:port`. Default `["0.0.0.0:8080"]`.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Worker threads of the proxy. Default `2`.
+    #[serde(default = "default_threads")]
+    pub threads: usize,
+    /// After SIGTERM, how long in-flight requests may take to finish. Default `5s`.
+    #[serde(default = "default_grace")]
+    pub grace_period: HumanDuration,
+    /// Idle upstream connections kept for reuse, across all upstreams. Default `128`.
+    #[serde(default = "default_pool")]
+    pub upstream_keepalive_pool_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            threads: default_threads(),
+            grace_period: default_grace(),
+            upstream_keepalive_pool_size: default_pool(),
+        }
+    }
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["0.0.0.0:8080".into()]
+}
+const fn default_threads() -> usize {
+    2
+}
+const fn default_grace() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+const fn default_pool() -> usize {
+    128
+}
+
+/// `admin:` — the listener for `/metrics`, `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin listener, as `ip:port`. Default `127.0.0.1:9180`.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9180".into()
+}
+
+/// `kafka.clusters.<name>:` — one Kafka cluster and the producer Sluice keeps for it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Bootstrap brokers, as `host:port`. Required unless `dev_broker` is set.
+    #[serde(default)]
+    pub brokers: Vec<String>,
+    /// Run an embedded development broker (librdkafka's mock cluster) instead of
+    /// connecting to `brokers`. Data lives in memory only: for demos and tests.
+    #[serde(default)]
+    pub dev_broker: Option<DevBrokerConfig>,
+    /// librdkafka properties passed through as-is (e.g. `compression.type: lz4`,
+    /// `security.protocol: sasl_ssl`). Properties that have a typed field here
+    /// (`queue.buffering.max.kbytes`, ...) must be set with that field.
+    #[serde(default)]
+    pub properties: BTreeMap<String, PropertyValue>,
+    /// Memory bound of the producer queue (`queue.buffering.max.kbytes`). When it is
+    /// full, mirrored events are discarded and counted. Default `64MiB`.
+    #[serde(default = "default_queue_bytes")]
+    pub queue_max_bytes: ByteSize,
+    /// Message bound of the producer queue (`queue.buffering.max.messages`).
+    /// Default `100000`.
+    #[serde(default = "default_queue_messages")]
+    pub queue_max_messages: u32,
+    /// How long the producer keeps trying to deliver an event before it counts as
+    /// failed (`message.timeout.ms`). Default `30s`.
+    #[serde(default = "default_delivery_timeout")]
+    pub delivery_timeout: HumanDuration,
+    /// How long the producer waits to fill a batch (`linger.ms`). Default `5ms`.
+    #[serde(default = "default_linger")]
+    pub linger: HumanDuration,
+    /// Producer acknowledgements: `all` (default, with the idempotent producer),
+    /// `leader`, or `none`.
+    #[serde(default)]
+    pub acks: Acks,
+    /// On shutdown, how long to wait for queued events to be delivered. Default `10s`.
+    #[serde(default = "default_flush_timeout")]
+    pub flush_timeout: HumanDuration,
+}
+
+/// `kafka.clusters.<name>.dev_broker:`
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DevBrokerConfig {
+    /// A fixed `ip:port` where the dev broker accepts clients. Default: a random free
+    /// port, printed at start-up.
+    #[serde(default)]
+    pub listen: Option<String>,
+}
+
+/// Producer acknowledgement level.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Acks {
+    /// All in-sync replicas (`acks=all`, idempotent producer).
+    #[default]
+    All,
+    /// The partition leader only (`acks=1`).
+    Leader,
+    /// No acknowledgement (`acks=0`): delivery reports say nothing about the broker.
+    None,
+}
+
+/// A librdkafka property value: written as a string, number or boolean.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum PropertyValue {
+    /// `true` / `false`.
+    Bool(bool),
+    /// A number.
+    Int(i64),
+    /// Anything else.
+    Str(String),
+}
+
+impl PropertyValue {
+    /// The value as librdkafka expects it.
+    pub fn to_property(&self) -> String {
+        match self {
+            PropertyValue::Bool(b) => b.to_string(),
+            PropertyValue::Int(n) => n.to_string(),
+            PropertyValue::Str(s) => s.clone(),
+        }
+    }
+}
+
+const fn default_queue_bytes() -> ByteSize {
+    ByteSize(64 << 20)
+}
+const fn default_queue_messages() -> u32 {
+    100_000
+}
+const fn default_delivery_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(30))
+}
+const fn default_linger() -> HumanDuration {
+    HumanDuration(Duration::from_millis(5))
+}
+const fn default_flush_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+
+/// `upstreams.<name>:` — a group of origin servers.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Origin servers as `host:port` (host names are resolved at start-up).
+    pub nodes: Vec<String>,
+    /// How a node is chosen: `round_robin` (default) or `consistent_hash`.
+    #[serde(default)]
+    pub balance: Balance,
+    /// With `consistent_hash`: the template whose value picks the node, e.g.
+    /// `"{client_ip}"` (default) or `"{header.x-user-id}"`.
+    #[serde(default)]
+    pub hash_key: Option<String>,
+    /// Timeout for opening a connection to a node. Default `5s`.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    /// Timeout for each read from a node (also the wait for the response header).
+    /// Default `60s`.
+    #[serde(default = "default_io_timeout")]
+    pub read_timeout: HumanDuration,
+    /// Timeout for each write to a node. Default `60s`.
+    #[serde(default = "default_io_timeout")]
+    pub write_timeout: HumanDuration,
+    /// How long an idle pooled connection is kept. Keep it below the origin's own
+    /// keep-alive timeout. Default `55s`.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// How many other nodes to try when a node fails: connection failures for every
+    /// method, other failures only for idempotent methods. Default `1`.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// The `Host` header sent upstream: `pass` (the client's, default), `node` (the
+    /// node's address) or `rewrite` (the value of `upstream_host`).
+    #[serde(default)]
+    pub pass_host: PassHost,
+    /// With `pass_host: rewrite`: the `Host` header to send.
+    #[serde(default)]
+    pub upstream_host: Option<String>,
+    /// Optional active health check; unhealthy nodes are skipped.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+/// Node selection.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Each node in turn.
+    #[default]
+    RoundRobin,
+    /// Ketama consistent hashing over `hash_key`.
+    ConsistentHash,
+}
+
+/// Which `Host` header goes upstream.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PassHost {
+    /// The client's `Host`.
+    #[default]
+    Pass,
+    /// The chosen node's `ip:port`.
+    Node,
+    /// `upstream_host`.
+    Rewrite,
+}
+
+/// `upstreams.<name>.health_check:`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheckConfig {
+    /// `tcp` (connect only, default) or `http` (a `GET` that must answer 2xx/3xx).
+    #[serde(default)]
+    pub kind: HealthCheckKind,
+    /// With `http`: the path to request. Default `/`.
+    #[serde(default = "default_hc_path")]
+    pub path: String,
+    /// With `http`: the `Host` header. Default `localhost`.
+    #[serde(default = "default_hc_host")]
+    pub host: String,
+    /// Time between checks. Default `5s`.
+    #[serde(default = "default_hc_interval")]
+    pub interval: HumanDuration,
+    /// Consecutive successes before a node counts as healthy again. Default `1`.
+    #[serde(default = "default_one")]
+    pub healthy_threshold: usize,
+    /// Consecutive failures before a node counts as unhealthy. Default `1`.
+    #[serde(default = "default_one")]
+    pub unhealthy_threshold: usize,
+}
+
+/// Health check kind.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheckKind {
+    /// A TCP connect.
+    #[default]
+    Tcp,
+    /// An HTTP GET.
+    Http,
+}
+
+const fn default_connect_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+const fn default_io_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(60))
+}
+const fn default_idle_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(55))
+}
+const fn default_retries() -> u32 {
+    1
+}
+fn default_hc_path() -> String {
+    "/".into()
+}
+fn default_hc_host() -> String {
+    "localhost".into()
+}
+const fn default_hc_interval() -> HumanDuration {
+    HumanDuration(Duration::from_secs(5))
+}
+const fn default_one() -> usize {
+    1
+}
+
+/// `routes[]:` — which requests a route takes and what happens to them.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Unique route id; used in metrics labels and events.
+    pub id: String,
+    /// Which requests the route takes.
+    #[serde(rename = "match")]
+    pub matcher: MatchConfig,
+    /// The upstream (by name) requests are proxied to. Optional when a plugin of the
+    /// route answers requests itself (e.g. `mocking`).
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Plugins by name, each with its config (`{}` for defaults).
+    #[serde(default)]
+    pub plugins: BTreeMap<String, serde_yaml::Value>,
+}
+
+/// `routes[].match:`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Paths: exact (`/api/orders`) or prefix with a trailing `*` (`/api/orders/*`).
+    pub paths: Vec<String>,
+    /// HTTP methods; empty means any.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Host names (`api.example.com`, or `*.example.com`); empty means any.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+}

@@ -1,0 +1,1 @@
+//! Table-driven tests of the loader: each bad config with its expected errors.

@@ -1,0 +1,287 @@
+//! Meaning checks on decoded sections: addresses that parse, references that exist,
+//! unique route ids, values in range. Every problem is recorded; nothing stops early.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+
+use super::decode::FieldError;
+use super::model::*;
+use super::path::FieldPath;
+use super::ConfigDoc;
+use crate::router::{HostPattern, PathPattern, RouteMatch};
+use crate::template::Template;
+
+/// librdkafka properties that have a typed field; setting them in `properties` is an error.
+const TYPED_PROPERTIES: &[(&str, &str)] = &[
+    ("bootstrap.servers", "brokers"),
+    ("queue.buffering.max.kbytes", "queue_max_bytes"),
+    ("queue.buffering.max.messages", "queue_max_messages"),
+    ("message.timeout.ms", "delivery_timeout"),
+    ("delivery.timeout.ms", "delivery_timeout"),
+    ("linger.ms", "linger"),
+    ("queue.buffering.max.ms", "linger"),
+    ("acks", "acks"),
+    ("request.required.acks", "acks"),
+];
+
+pub(super) fn check(doc: &mut ConfigDoc) {
+    let mut errors = Vec::new();
+    let root = FieldPath::root();
+    server(&doc.config.server, &root.key("server"), &mut errors);
+    let admin = &doc.config.admin;
+    if admin.listen.parse::<SocketAddr>().is_err() {
+        errors.push(FieldError::value(
+            root.key("admin").key("listen"),
+            format!("{:?} is not an `ip:port` address", admin.listen),
+        ));
+    } else if doc.config.server.listen.contains(&admin.listen) {
+        errors.push(FieldError::value(
+            root.key("admin").key("listen"),
+            "the admin listener must not share an address with a proxy listener",
+        ));
+    }
+    for (name, c) in &doc.config.clusters {
+        cluster(c, &root.key("kafka").key("clusters").key(name), &mut errors);
+    }
+    for (name, u) in &doc.config.upstreams {
+        upstream(u, &ConfigDoc::upstream_path(name), &mut errors);
+    }
+    let mut ids: HashMap<&str, usize> = HashMap::new();
+    let mut matches: HashMap<(String, Vec<String>, Vec<String>), usize> = HashMap::new();
+    for (i, r) in doc.config.routes.iter().enumerate() {
+        let at = doc.route_path(i);
+        route(r, &at, &doc.declared_upstreams, &mut errors);
+        if let Some(first) = ids.insert(r.id.as_str(), i) {
+            ids.insert(r.id.as_str(), first);
+            errors.push(FieldError::value(
+                at.key("id"),
+                format!("duplicate route id `{}` (first used at {})", r.id, doc.route_path(first)),
+            ));
+        }
+        let mut methods = r.matcher.methods.iter().map(|m| m.to_ascii_uppercase()).collect::<Vec<_>>();
+        methods.sort();
+        let mut hosts = r.matcher.hosts.iter().map(|h| h.to_ascii_lowercase()).collect::<Vec<_>>();
+        hosts.sort();
+        for p in &r.matcher.paths {
+            let key = (p.clone(), methods.clone(), hosts.clone());
+            if let Some(&first) = matches.get(&key) {
+                errors.push(FieldError::value(
+                    at.key("match"),
+                    format!(
+                        "path {p:?} with the same methods and hosts is already taken by route `{}`; this route would never match it",
+                        doc.config.routes.get(first).map(|r| r.id.as_str()).unwrap_or("?")
+                    ),
+                ));
+            } else {
+                matches.insert(key, i);
+            }
+        }
+    }
+    doc.errors.extend(errors);
+}
+
+fn server(s: &ServerConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
+    if s.listen.is_empty() {
+        errors.push(FieldError::value(at.key("listen"), "at least one listen address is needed"));
+    }
+    for (i, l) in s.listen.iter().enumerate() {
+        if l.parse::<SocketAddr>().is_err() {
+            errors.push(FieldError::value(
+                at.key("listen").index(i),
+                format!("{l:?} is not an `ip:port` address"),
+            ));
+        }
+    }
+    if !(1..=256).contains(&s.threads) {
+        errors.push(FieldError::value(at.key("threads"), "must be between 1 and 256"));
+    }
+}
+
+fn cluster(c: &ClusterConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
+    match (&c.dev_broker, c.brokers.is_empty()) {
+        (None, true) => errors.push(FieldError::value(
+            at.clone(),
+            "set `brokers` (or `dev_broker: {}` for the embedded development broker)",
+        )),
+        (Some(_), false) => errors.push(FieldError::value(
+            at.key("brokers"),
+            "`brokers` and `dev_broker` exclude each other",
+        )),
+        _ => {}
+    }
+    for (i, b) in c.brokers.iter().enumerate() {
+        let ok = b
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            errors.push(FieldError::value(
+                at.key("brokers").index(i),
+                format!("{b:?} is not a `host:port` broker address"),
+            ));
+        }
+    }
+    if let Some(DevBrokerConfig { listen: Some(l) }) = &c.dev_broker {
+        if l.parse::<SocketAddr>().is_err() {
+            errors.push(FieldError::value(
+                at.key("dev_broker").key("listen"),
+                format!("{l:?} is not an `ip:port` address"),
+            ));
+        }
+    }
+    for key in c.properties.keys() {
+        if let Some((_, field)) = TYPED_PROPERTIES.iter().find(|(p, _)| p == key) {
+            errors.push(FieldError::key(
+                at.key("properties").key(key),
+                format!("set this with the cluster's `{field}` field instead"),
+            ));
+        }
+    }
+    let kib = c.queue_max_bytes.0 / 1024;
+    if !(1..=2_097_151).contains(&kib) {
+        errors.push(FieldError::value(
+            at.key("queue_max_bytes"),
+            "must be between 1KiB and 2GiB (librdkafka's range)",
+        ));
+    }
+    if c.queue_max_messages == 0 {
+        errors.push(FieldError::value(at.key("queue_max_messages"), "must be at least 1"));
+    }
+    if c.delivery_timeout.0.is_zero() {
+        errors.push(FieldError::value(at.key("delivery_timeout"), "must be greater than 0"));
+    }
+    if c.linger.0.as_millis() > 900_000 {
+        errors.push(FieldError::value(at.key("linger"), "must be at most 15m"));
+    }
+}
+
+fn upstream(u: &UpstreamConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
+    if u.nodes.is_empty() {
+        errors.push(FieldError::value(at.key("nodes"), "at least one node is needed"));
+    }
+    for (i, n) in u.nodes.iter().enumerate() {
+        let ok = n
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            errors.push(FieldError::value(
+                at.key("nodes").index(i),
+                format!("{n:?} is not a `host:port` address"),
+            ));
+        }
+    }
+    match (u.balance, &u.hash_key) {
+        (Balance::RoundRobin, Some(_)) => errors.push(FieldError::key(
+            at.key("hash_key"),
+            "`hash_key` needs `balance: consistent_hash`",
+        )),
+        (_, Some(k)) => {
+            if let Err(e) = Template::parse(k) {
+                errors.push(FieldError::value(at.key("hash_key"), e));
+            }
+        }
+        _ => {}
+    }
+    match (u.pass_host, &u.upstream_host) {
+        (PassHost::Rewrite, None) => errors.push(FieldError::value(
+            at.key("pass_host"),
+            "`pass_host: rewrite` needs `upstream_host`",
+        )),
+        (PassHost::Pass | PassHost::Node, Some(_)) => errors.push(FieldError::key(
+            at.key("upstream_host"),
+            "`upstream_host` is only used with `pass_host: rewrite`",
+        )),
+        _ => {}
+    }
+    for (field, d) in [
+        ("connect_timeout", u.connect_timeout),
+        ("read_timeout", u.read_timeout),
+        ("write_timeout", u.write_timeout),
+        ("idle_timeout", u.idle_timeout),
+    ] {
+        if d.0.is_zero() {
+            errors.push(FieldError::value(at.key(field), "must be greater than 0"));
+        }
+    }
+    if u.retries > 15 {
+        errors.push(FieldError::value(at.key("retries"), "must be at most 15"));
+    }
+    if let Some(hc) = &u.health_check {
+        let hat = at.key("health_check");
+        if hc.interval.0.is_zero() {
+            errors.push(FieldError::value(hat.key("interval"), "must be greater than 0"));
+        }
+        if hc.healthy_threshold == 0 {
+            errors.push(FieldError::value(hat.key("healthy_threshold"), "must be at least 1"));
+        }
+        if hc.unhealthy_threshold == 0 {
+            errors.push(FieldError::value(hat.key("unhealthy_threshold"), "must be at least 1"));
+        }
+        if !hc.path.starts_with('/') {
+            errors.push(FieldError::value(hat.key("path"), "must start with `/`"));
+        }
+    }
+}
+
+fn route(r: &RouteConfig, at: &FieldPath, upstreams: &BTreeSet<String>, errors: &mut Vec<FieldError>) {
+    let id_ok = !r.id.is_empty()
+        && r.id.len() <= 128
+        && r.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !id_ok {
+        errors.push(FieldError::value(
+            at.key("id"),
+            "must be 1-128 characters of letters, digits, `-`, `_` or `.`",
+        ));
+    }
+    let m = at.key("match");
+    if r.matcher.paths.is_empty() {
+        errors.push(FieldError::value(m.key("paths"), "at least one path is needed"));
+    }
+    for (i, p) in r.matcher.paths.iter().enumerate() {
+        if let Err(e) = PathPattern::parse(p) {
+            errors.push(FieldError::value(m.key("paths").index(i), e));
+        }
+    }
+    for (i, meth) in r.matcher.methods.iter().enumerate() {
+        if http::Method::from_bytes(meth.to_ascii_uppercase().as_bytes()).is_err() {
+            errors.push(FieldError::value(
+                m.key("methods").index(i),
+                format!("{meth:?} is not an HTTP method"),
+            ));
+        }
+    }
+    for (i, h) in r.matcher.hosts.iter().enumerate() {
+        if let Err(e) = HostPattern::parse(h) {
+            errors.push(FieldError::value(m.key("hosts").index(i), e));
+        }
+    }
+    if let Some(u) = &r.upstream {
+        if !upstreams.contains(u) {
+            errors.push(FieldError::value(
+                at.key("upstream"),
+                format!(
+                    "unknown upstream `{u}` (defined: {})",
+                    upstreams.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+/// Compile match rules; `None` if they are invalid (errors were recorded by `check`).
+pub(super) fn route_match(m: &MatchConfig) -> Option<RouteMatch> {
+    Some(RouteMatch {
+        paths: m
+            .paths
+            .iter()
+            .map(|p| PathPattern::parse(p))
+            .collect::<Result<_, _>>()
+            .ok()?,
+        methods: m.methods.iter().map(|s| s.to_ascii_uppercase()).collect(),
+        hosts: m
+            .hosts
+            .iter()
+            .map(|h| HostPattern::parse(h))
+            .collect::<Result<_, _>>()
+            .ok()?,
+    })
+}

@@ -1,0 +1,130 @@
+//! The per-request context ([`RequestCtx`]) that the proxy creates for every request and
+//! hands to every plugin phase, plus a small typed map plugins keep their own state in.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use crate::router::Route;
+
+/// Per-request state shared by the proxy and the plugins.
+pub struct RequestCtx {
+    /// The matched route; `None` until routing ran or when nothing matched.
+    pub route: Option<Arc<Route>>,
+    /// The request id (`X-Request-Id` from the client, or generated).
+    pub request_id: String,
+    /// Monotonic start of the request (for latencies).
+    pub started: Instant,
+    /// Wall-clock start of the request (for event timestamps).
+    pub started_at: SystemTime,
+    /// The client's IP address (the TCP peer).
+    pub client_ip: Option<IpAddr>,
+    /// What happened on the way to the upstream.
+    pub upstream: UpstreamTiming,
+    /// Name of the plugin that answered the request itself, if any.
+    pub responded_by: Option<&'static str>,
+    /// Plugin-private per-request state, keyed by type.
+    pub ext: Extensions,
+}
+
+/// Upstream bookkeeping for one request.
+#[derive(Default, Debug, Clone)]
+pub struct UpstreamTiming {
+    /// Address of the last upstream node tried (`ip:port`).
+    pub addr: Option<String>,
+    /// Number of upstream selections (1 = first try).
+    pub tries: u32,
+    /// When the first upstream selection happened.
+    pub started: Option<Instant>,
+    /// When the upstream response header arrived.
+    pub response_at: Option<Instant>,
+}
+
+impl RequestCtx {
+    /// A fresh context; the proxy fills in the request data in its first phase.
+    pub fn new() -> Self {
+        Self {
+            route: None,
+            request_id: String::new(),
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            client_ip: None,
+            upstream: UpstreamTiming::default(),
+            responded_by: None,
+            ext: Extensions::default(),
+        }
+    }
+
+    /// The matched route's id, or `""` before routing.
+    pub fn route_id(&self) -> &str {
+        self.route.as_deref().map(|r| r.id.as_ref()).unwrap_or("")
+    }
+
+    /// Seconds spent waiting on the upstream (selection to response header), if any.
+    pub fn upstream_seconds(&self) -> Option<f64> {
+        match (self.upstream.started, self.upstream.response_at) {
+            (Some(s), Some(r)) => Some(r.saturating_duration_since(s).as_secs_f64()),
+            _ => None,
+        }
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A map from type to one value of that type; plugins keep per-request state here.
+#[derive(Default)]
+pub struct Extensions {
+    map: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+}
+
+impl Extensions {
+    /// Store `value`, replacing any previous value of the same type.
+    pub fn insert<T: Any + Send + Sync>(&mut self, value: T) {
+        self.map.insert(TypeId::of::<T>(), Box::new(value));
+    }
+
+    /// The stored value of type `T`.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.map.get(&TypeId::of::<T>()).and_then(|b| b.downcast_ref())
+    }
+
+    /// The stored value of type `T`, mutably.
+    pub fn get_mut<T: Any + Send + Sync>(&mut self) -> Option<&mut T> {
+        self.map
+            .get_mut(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_mut())
+    }
+
+    /// Remove and return the stored value of type `T`.
+    pub fn remove<T: Any + Send + Sync>(&mut self) -> Option<T> {
+        self.map
+            .remove(&TypeId::of::<T>())
+            .and_then(|b| b.downcast().ok())
+            .map(|b| *b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_are_typed() {
+        let mut e = Extensions::default();
+        e.insert(5u32);
+        e.insert(vec![0u8]);
+        if let Some(v) = e.get_mut::<Vec<u8>>() {
+            v.push(1);
+        }
+        assert_eq!(e.get::<u32>(), Some(&5));
+        assert_eq!(e.get::<Vec<u8>>(), Some(&vec![0, 1]));
+        assert_eq!(e.remove::<u32>(), Some(5));
+        assert!(e.get::<u32>().is_none());
+    }
+}

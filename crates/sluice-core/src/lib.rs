@@ -1,0 +1,24 @@
+//! Sluice core: everything the gateway and its plugins share.
+//!
+//! - [`plugin`]: the [`Plugin`] trait (phases mirroring Pingora's `ProxyHttp` hooks), the
+//!   flow value a request phase returns, and the explicit plugin [`Registry`].
+//! - [`context`]: the per-request context every phase receives.
+//! - [`config`]: the YAML configuration model, its loader and validator (every error with
+//!   `file:line:col: path: message`).
+//! - [`router`]: route matching (exact and prefix paths, methods, hosts; most specific wins).
+//! - [`template`]: key/topic templates over request data.
+//! - [`response`]: small HTTP responses, including `application/problem+json` errors.
+//! - [`metrics`]: the HTTP-side Prometheus metrics.
+
+pub mod config;
+pub mod context;
+pub mod metrics;
+pub mod plugin;
+pub mod response;
+pub mod router;
+pub mod template;
+
+pub use context::{Extensions, RequestCtx};
+pub use plugin::{BuildScope, Flow, Plugin, PluginFactory, PluginSpec, Registry};
+pub use response::HttpResponse;
+pub use router::{Route, Router};

@@ -1,0 +1,108 @@
+//! HTTP-side Prometheus metrics (`sluice_http_*`, `sluice_upstream_*`), registered once
+//! in the default registry that the admin listener serves. Labels are low-cardinality:
+//! the route id (never a raw path), a normalized method and the status code.
+
+use once_cell::sync::Lazy;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+
+/// Latency buckets in seconds (OpenTelemetry's HTTP server defaults, plus finer low end).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5,
+    5.0, 7.5, 10.0,
+];
+
+/// The HTTP metrics.
+pub struct HttpMetrics {
+    /// `sluice_http_requests_total{route,method,status}`.
+    pub requests: IntCounterVec,
+    /// `sluice_http_request_duration_seconds{route}`: first byte in to last byte out.
+    pub request_duration: HistogramVec,
+    /// `sluice_upstream_duration_seconds{route}`: node selection to response header.
+    pub upstream_duration: HistogramVec,
+    /// `sluice_upstream_errors_total{route,kind}`: failed upstream attempts.
+    pub upstream_errors: IntCounterVec,
+    /// `sluice_http_requests_in_flight`.
+    pub in_flight: IntGauge,
+}
+
+impl HttpMetrics {
+    fn register() -> Result<Self, prometheus::Error> {
+        let m = Self {
+            requests: IntCounterVec::new(
+                Opts::new("sluice_http_requests_total", "HTTP requests by route, method and status"),
+                &["route", "method", "status"],
+            )?,
+            request_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "sluice_http_request_duration_seconds",
+                    "Time from request start to the end of the response, by route",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["route"],
+            )?,
+            upstream_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "sluice_upstream_duration_seconds",
+                    "Time from upstream selection to the upstream response header, by route",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["route"],
+            )?,
+            upstream_errors: IntCounterVec::new(
+                Opts::new(
+                    "sluice_upstream_errors_total",
+                    "Failed upstream attempts by route and kind (connect, timeout, ...)",
+                ),
+                &["route", "kind"],
+            )?,
+            in_flight: IntGauge::new("sluice_http_requests_in_flight", "Requests being served")?,
+        };
+        let r = prometheus::default_registry();
+        r.register(Box::new(m.requests.clone()))?;
+        r.register(Box::new(m.request_duration.clone()))?;
+        r.register(Box::new(m.upstream_duration.clone()))?;
+        r.register(Box::new(m.upstream_errors.clone()))?;
+        r.register(Box::new(m.in_flight.clone()))?;
+        Ok(m)
+    }
+}
+
+static HTTP: Lazy<Result<HttpMetrics, prometheus::Error>> = Lazy::new(HttpMetrics::register);
+
+/// The HTTP metrics, or `None` if their registration failed (reported by [`init`]).
+pub fn http() -> Option<&'static HttpMetrics> {
+    HTTP.as_ref().ok()
+}
+
+/// Register the metrics now; the binary calls this at start-up and refuses to run if
+/// it fails.
+pub fn init() -> Result<(), String> {
+    HTTP.as_ref().map(|_| ()).map_err(|e| format!("registering HTTP metrics: {e}"))
+}
+
+/// A bounded method label: the standard methods as-is, anything else `OTHER`.
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_register() {
+        init().unwrap();
+        assert_eq!(method_label("BREW"), "OTHER");
+    }
+}
