@@ -1,0 +1,23 @@
+//! Sluice's Kafka runtime.
+//!
+//! - [`runtime::KafkaRuntime`]: one shared producer per configured cluster, created inside
+//!   a Pingora background service, flushed on shutdown.
+//! - [`cluster::Cluster::send`]: the non-blocking enqueue plugins use; every event is
+//!   counted ([`accounting::EventCounters`]) so that
+//!   `attempted = acked + failed + discarded + in_flight` always holds.
+//! - [`dev_broker`]: the embedded development broker (librdkafka's mock cluster).
+//! - [`tail`]: the `sluice tail` record printer.
+
+pub mod accounting;
+pub mod cluster;
+mod context;
+pub mod dev_broker;
+pub mod event;
+pub mod metrics;
+pub mod runtime;
+pub mod tail;
+
+pub use accounting::EventCounters;
+pub use cluster::Cluster;
+pub use event::OutgoingEvent;
+pub use runtime::KafkaRuntime;

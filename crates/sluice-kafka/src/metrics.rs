@@ -1,0 +1,100 @@
+//! Kafka-side Prometheus metrics (`sluice_kafka_*`): event outcomes per route and
+//! plugin, producer queue depth and broker state from librdkafka statistics.
+
+use once_cell::sync::Lazy;
+use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+
+/// The Kafka metrics.
+pub struct KafkaMetrics {
+    /// `sluice_kafka_events_attempted_total{route,plugin}`: events a plugin tried to send.
+    pub attempted: IntCounterVec,
+    /// `sluice_kafka_events_total{route,plugin,outcome,reason}`: final outcomes
+    /// (`acked`, `failed`, `discarded`), with a reason for the last two.
+    pub outcomes: IntCounterVec,
+    /// `sluice_kafka_events_in_flight{route,plugin}`: enqueued, not yet acked or failed.
+    pub in_flight: IntGaugeVec,
+    /// `sluice_kafka_producer_queue_messages{cluster}` (librdkafka `msg_cnt`).
+    pub queue_messages: IntGaugeVec,
+    /// `sluice_kafka_producer_queue_bytes{cluster}` (librdkafka `msg_size`).
+    pub queue_bytes: IntGaugeVec,
+    /// `sluice_kafka_producer_queue_max_messages{cluster}` (librdkafka `msg_max`).
+    pub queue_max_messages: IntGaugeVec,
+    /// `sluice_kafka_producer_queue_max_bytes{cluster}` (librdkafka `msg_size_max`).
+    pub queue_max_bytes: IntGaugeVec,
+    /// `sluice_kafka_broker_up{cluster,broker}`: 1 when the connection is up.
+    pub broker_up: IntGaugeVec,
+    /// `sluice_kafka_broker_rtt_seconds_p99{cluster,broker}` as a gauge (microsecond
+    /// precision from librdkafka).
+    pub broker_rtt_p99: prometheus::GaugeVec,
+    /// `sluice_kafka_client_errors_total{cluster,code}`: errors librdkafka reported.
+    pub client_errors: IntCounterVec,
+}
+
+impl KafkaMetrics {
+    fn register() -> Result<Self, prometheus::Error> {
+        let gauge = |name: &str, help: &str, labels: &[&str]| IntGaugeVec::new(Opts::new(name, help), labels);
+        let m = Self {
+            attempted: IntCounterVec::new(
+                Opts::new("sluice_kafka_events_attempted_total", "Events plugins tried to send to Kafka"),
+                &["route", "plugin"],
+            )?,
+            outcomes: IntCounterVec::new(
+                Opts::new(
+                    "sluice_kafka_events_total",
+                    "Final outcomes of events: acked, failed (broker or timeout) or discarded (never handed to the producer)",
+                ),
+                &["route", "plugin", "outcome", "reason"],
+            )?,
+            in_flight: gauge(
+                "sluice_kafka_events_in_flight",
+                "Events in the producer, not yet acknowledged or failed",
+                &["route", "plugin"],
+            )?,
+            queue_messages: gauge("sluice_kafka_producer_queue_messages", "Messages in the producer queue", &["cluster"])?,
+            queue_bytes: gauge("sluice_kafka_producer_queue_bytes", "Bytes in the producer queue", &["cluster"])?,
+            queue_max_messages: gauge(
+                "sluice_kafka_producer_queue_max_messages",
+                "Message capacity of the producer queue",
+                &["cluster"],
+            )?,
+            queue_max_bytes: gauge(
+                "sluice_kafka_producer_queue_max_bytes",
+                "Byte capacity of the producer queue",
+                &["cluster"],
+            )?,
+            broker_up: gauge("sluice_kafka_broker_up", "1 when the broker connection is up", &["cluster", "broker"])?,
+            broker_rtt_p99: prometheus::GaugeVec::new(
+                Opts::new("sluice_kafka_broker_rtt_p99_seconds", "p99 broker round-trip time over the last statistics window"),
+                &["cluster", "broker"],
+            )?,
+            client_errors: IntCounterVec::new(
+                Opts::new("sluice_kafka_client_errors_total", "Errors reported by the Kafka client"),
+                &["cluster", "code"],
+            )?,
+        };
+        let r = prometheus::default_registry();
+        r.register(Box::new(m.attempted.clone()))?;
+        r.register(Box::new(m.outcomes.clone()))?;
+        r.register(Box::new(m.in_flight.clone()))?;
+        r.register(Box::new(m.queue_messages.clone()))?;
+        r.register(Box::new(m.queue_bytes.clone()))?;
+        r.register(Box::new(m.queue_max_messages.clone()))?;
+        r.register(Box::new(m.queue_max_bytes.clone()))?;
+        r.register(Box::new(m.broker_up.clone()))?;
+        r.register(Box::new(m.broker_rtt_p99.clone()))?;
+        r.register(Box::new(m.client_errors.clone()))?;
+        Ok(m)
+    }
+}
+
+static KAFKA: Lazy<Result<KafkaMetrics, prometheus::Error>> = Lazy::new(KafkaMetrics::register);
+
+/// The Kafka metrics, or `None` if registration failed (reported by [`init`]).
+pub fn kafka() -> Option<&'static KafkaMetrics> {
+    KAFKA.as_ref().ok()
+}
+
+/// Register now; the binary refuses to start if this fails.
+pub fn init() -> Result<(), String> {
+    KAFKA.as_ref().map(|_| ()).map_err(|e| format!("registering Kafka metrics: {e}"))
+}

@@ -1,0 +1,156 @@
+//! The cluster producer against librdkafka's mock cluster: delivery with the right
+//! record contents, and every event counted when the broker is down or the queue full.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::{Offset, TopicPartitionList};
+use sluice_core::config::ClusterConfig;
+use sluice_kafka::{Cluster, EventCounters, OutgoingEvent};
+
+fn config(bootstrap: &str, extra: &str) -> ClusterConfig {
+    serde_yaml::from_str(&format!("brokers: [\"{bootstrap}\"]\n{extra}")).unwrap()
+}
+
+fn event(topic: &str, i: usize) -> OutgoingEvent {
+    OutgoingEvent {
+        topic: topic.into(),
+        key: Some(format!("k{i}").into_bytes()),
+        value: format!("{{\"n\":{i}}}").into_bytes(),
+        headers: vec![("traceparent".into(), b"00-abc-def-01".to_vec())],
+        timestamp_ms: Some(1_700_000_000_000 + i as i64),
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn read_all(bootstrap: &str, topic: &str, expect: usize) -> Vec<(Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>, i64)> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "t")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(5)).unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let start = Instant::now();
+    while out.len() < expect && start.elapsed() < Duration::from_secs(20) {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|h| h.iter().map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec())).collect())
+                .unwrap_or_default();
+            out.push((
+                m.key().unwrap_or_default().to_vec(),
+                m.payload().unwrap_or_default().to_vec(),
+                headers,
+                m.timestamp().to_millis().unwrap_or(0),
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_records_with_key_headers_and_timestamp() {
+    let mock = MockCluster::new(1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    mock.create_topic("events", 3, 1).unwrap();
+    let cluster = Cluster::new("default", config(&bootstrap, ""));
+    cluster.start().await.unwrap();
+    let counters = Arc::new(EventCounters::new("deliver", "test"));
+    for i in 0..20 {
+        cluster.send(&event("events", i), &counters);
+    }
+    wait_until("20 acks", Duration::from_secs(20), || counters.snapshot().acked == 20);
+    let s = counters.snapshot();
+    assert_eq!((s.attempted, s.failed, s.discarded, s.in_flight()), (20, 0, 0, 0));
+    let mut records = read_all(&bootstrap, "events", 20);
+    assert_eq!(records.len(), 20);
+    records.sort_by_key(|r| r.3);
+    for (i, (key, value, headers, ts)) in records.iter().enumerate() {
+        assert_eq!(key, format!("k{i}").as_bytes());
+        assert_eq!(value, format!("{{\"n\":{i}}}").as_bytes());
+        assert_eq!(headers, &vec![("traceparent".to_string(), b"00-abc-def-01".to_vec())]);
+        assert_eq!(*ts, 1_700_000_000_000 + i as i64);
+    }
+    assert_eq!(cluster.shutdown().purged, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_events_fail_and_are_counted_without_blocking() {
+    let mock = MockCluster::new(1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    mock.create_topic("down", 1, 1).unwrap();
+    let cluster = Cluster::new("default", config(&bootstrap, "delivery_timeout: 1s"));
+    cluster.start().await.unwrap();
+    mock.broker_down(1).unwrap();
+    let counters = Arc::new(EventCounters::new("down", "test"));
+    let start = Instant::now();
+    for i in 0..50 {
+        cluster.send(&event("down", i), &counters);
+    }
+    // Enqueueing never waits on the broker.
+    assert!(start.elapsed() < Duration::from_millis(200), "send blocked: {:?}", start.elapsed());
+    wait_until("all 50 settled", Duration::from_secs(15), || counters.snapshot().in_flight() == 0);
+    let s = counters.snapshot();
+    assert_eq!(s.attempted, 50);
+    assert_eq!(s.acked + s.failed + s.discarded, 50);
+    assert_eq!(s.acked, 0, "nothing can be acked while the broker is down");
+    assert_eq!(s.failed, 50);
+    let m = sluice_kafka::metrics::kafka().unwrap();
+    assert_eq!(
+        m.outcomes.with_label_values(&["down", "test", "failed", "message_timed_out"]).get(),
+        50
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queue_discards_and_counts() {
+    let mock = MockCluster::new(1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    mock.create_topic("full", 1, 1).unwrap();
+    let cluster = Cluster::new(
+        "default",
+        config(&bootstrap, "queue_max_messages: 10\ndelivery_timeout: 30s\nflush_timeout: 1s"),
+    );
+    cluster.start().await.unwrap();
+    mock.broker_down(1).unwrap();
+    let counters = Arc::new(EventCounters::new("full", "test"));
+    for i in 0..100 {
+        cluster.send(&event("full", i), &counters);
+    }
+    let s = counters.snapshot();
+    assert_eq!(s.attempted, 100);
+    assert_eq!(s.discarded, 90, "{s:?}");
+    assert_eq!(s.in_flight(), 10);
+    let m = sluice_kafka::metrics::kafka().unwrap();
+    assert_eq!(
+        m.outcomes.with_label_values(&["full", "test", "discarded", "queue_full"]).get(),
+        90
+    );
+    // Shutdown with the broker still down: the 10 queued events are purged and counted.
+    let flush = cluster.shutdown();
+    assert_eq!(flush.purged, 10);
+    wait_until("purge reports", Duration::from_secs(5), || counters.snapshot().in_flight() == 0);
+    let s = counters.snapshot();
+    assert_eq!((s.acked, s.failed, s.discarded), (0, 10, 90));
+    // After shutdown, new events are discarded, never queued.
+    cluster.send(&event("full", 0), &counters);
+    assert_eq!(counters.snapshot().discarded, 91);
+}
