@@ -181,7 +181,7 @@ impl Router {
             list.push(route);
         }
         // Stable sort keeps config order among equally specific entries.
-        entries.sort_by(|a, b| b.specificity().cmp(&a.specificity()));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.specificity()));
         Self {
             routes: list,
             entries,

@@ -1,5 +1,6 @@
 //! The cluster producer against librdkafka's mock cluster: delivery with the right
 //! record contents, and every event counted when the broker is down or the queue full.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +35,10 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-fn read_all(bootstrap: &str, topic: &str, expect: usize) -> Vec<(Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>, i64)> {
+/// (key, value, headers, timestamp) of a consumed record.
+type Record = (Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>, i64);
+
+fn read_all(bootstrap: &str, topic: &str, expect: usize) -> Vec<Record> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "t")

@@ -282,7 +282,7 @@ impl ConfigDoc {
                 }
             })
             .collect();
-        out.sort_by(|a, b| (a.line, a.col).cmp(&(b.line, b.col)));
+        out.sort_by_key(|e| (e.line, e.col));
         out.dedup();
         ConfigErrors(out)
     }

@@ -1,0 +1,162 @@
+//! Header handling on the proxied path: hop-by-hop headers (RFC 9110 §7.6.1) are not
+//! forwarded, `X-Forwarded-For`/`-Proto`/`-Host` are set, and every request carries a
+//! request id (`X-Request-Id`, generated when absent or malformed).
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+use pingora_error::Result;
+use pingora_http::{RequestHeader, ResponseHeader};
+
+/// The request id header.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Hop-by-hop headers always removed. `transfer-encoding` and `content-length` are left
+/// to Pingora, which owns body framing; `upgrade` survives for upgrade requests.
+const HOP_BY_HOP: &[&str] = &[
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+];
+
+/// Names listed in `Connection` (lower-cased), minus the framing headers Pingora owns.
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .filter(|s| {
+            !s.is_empty()
+                && !matches!(
+                    s.as_str(),
+                    "close" | "keep-alive" | "upgrade" | "transfer-encoding" | "content-length"
+                )
+        })
+        .collect()
+}
+
+/// A usable incoming request id: 1-128 visible ASCII characters.
+pub fn valid_request_id(v: &[u8]) -> bool {
+    !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_graphic())
+}
+
+/// The request id of `req`, or a new UUID when absent or malformed.
+pub fn request_id(req: &RequestHeader) -> String {
+    match req.headers.get(REQUEST_ID).map(|v| v.as_bytes()) {
+        Some(v) if valid_request_id(v) => String::from_utf8_lossy(v).into_owned(),
+        _ => uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// Prepare the request header that goes upstream.
+pub fn upstream_request(
+    req: &mut RequestHeader,
+    client_ip: Option<IpAddr>,
+    request_id: &str,
+    is_upgrade: bool,
+) -> Result<()> {
+    for name in connection_listed(&req.headers) {
+        req.remove_header(name.as_str());
+    }
+    for name in HOP_BY_HOP {
+        req.remove_header(*name);
+    }
+    if !is_upgrade {
+        req.remove_header("upgrade");
+        req.remove_header("connection");
+    }
+    if let Some(ip) = client_ip {
+        let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+            Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
+            _ => ip.to_string(),
+        };
+        req.insert_header("x-forwarded-for", xff)?;
+    }
+    // Sluice terminates plain HTTP; a client-supplied value would be a lie.
+    req.insert_header("x-forwarded-proto", "http")?;
+    if let Some(host) = req.headers.get(http::header::HOST).cloned() {
+        if !req.headers.contains_key("x-forwarded-host") {
+            req.insert_header("x-forwarded-host", host)?;
+        }
+    }
+    req.insert_header(REQUEST_ID, request_id)?;
+    Ok(())
+}
+
+/// Clean the response header that goes to the client.
+pub fn downstream_response(resp: &mut ResponseHeader, request_id: &str) -> Result<()> {
+    for name in connection_listed(&resp.headers) {
+        resp.remove_header(name.as_str());
+    }
+    resp.remove_header("keep-alive");
+    resp.remove_header("proxy-connection");
+    resp.remove_header("trailer");
+    if !request_id.is_empty() {
+        resp.insert_header(REQUEST_ID, request_id)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_sets_forwarding() {
+        let mut r = RequestHeader::build("GET", b"/x", None).unwrap();
+        r.append_header("Host", "api.example").unwrap();
+        r.append_header("Connection", "keep-alive, X-Secret-Hop").unwrap();
+        r.append_header("X-Secret-Hop", "1").unwrap();
+        r.append_header("Keep-Alive", "timeout=5").unwrap();
+        r.append_header("Proxy-Authorization", "Basic x").unwrap();
+        r.append_header("TE", "trailers").unwrap();
+        r.append_header("X-Forwarded-For", "203.0.113.1").unwrap();
+        r.append_header("X-Forwarded-Proto", "https").unwrap();
+        upstream_request(&mut r, Some("10.0.0.9".parse().unwrap()), "rid", false).unwrap();
+        let h = &r.headers;
+        for gone in ["connection", "x-secret-hop", "keep-alive", "proxy-authorization", "te"] {
+            assert!(!h.contains_key(gone), "{gone} was forwarded");
+        }
+        assert_eq!(h["x-forwarded-for"], "203.0.113.1, 10.0.0.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "api.example");
+        assert_eq!(h["x-request-id"], "rid");
+    }
+
+    #[test]
+    fn upgrade_requests_keep_upgrade_headers() {
+        let mut r = RequestHeader::build("GET", b"/ws", None).unwrap();
+        r.append_header("Connection", "Upgrade").unwrap();
+        r.append_header("Upgrade", "websocket").unwrap();
+        upstream_request(&mut r, None, "rid", true).unwrap();
+        assert_eq!(r.headers["upgrade"], "websocket");
+        assert!(r.headers.contains_key("connection"));
+    }
+
+    #[test]
+    fn request_ids() {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        assert_eq!(request_id(&r).len(), 36);
+        r.insert_header(REQUEST_ID, "abc-123").unwrap();
+        assert_eq!(request_id(&r), "abc-123");
+        r.insert_header(REQUEST_ID, "has space").unwrap();
+        assert_ne!(request_id(&r), "has space");
+    }
+
+    #[test]
+    fn response_cleanup() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("Keep-Alive", "timeout=5").unwrap();
+        resp.append_header("Connection", "x-internal").unwrap();
+        resp.append_header("X-Internal", "1").unwrap();
+        downstream_response(&mut resp, "rid").unwrap();
+        assert!(!resp.headers.contains_key("keep-alive"));
+        assert!(!resp.headers.contains_key("x-internal"));
+        assert_eq!(resp.headers["x-request-id"], "rid");
+    }
+}

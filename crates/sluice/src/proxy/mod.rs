@@ -1,0 +1,347 @@
+//! The one `ProxyHttp` implementation. It routes each request, runs the route's plugin
+//! chain phase by phase (request phases by descending priority, response phases in
+//! reverse), picks upstream nodes with retries, and records the HTTP metrics. It is the
+//! only place that knows Pingora's "`Ok(true)` means the response was sent" rule.
+//!
+//! ```text
+//! request_filter ─ route ─ plugins.request ─┬─ Respond ──────────────────────────┐
+//!                                           └─ upstream_peer ─ upstream_request  │
+//!                                              request_body ─▶ upstream          │
+//!                    response ◀─ response_body ◀─ upstream_response              │
+//! logging (metrics, plugins.log) ◀───────────────────────────────────────────────┘
+//! ```
+
+mod errors;
+mod headers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorType, Result};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use sluice_core::metrics::{http as http_metrics, method_label};
+use sluice_core::router::{has_dot_segments, host_without_port, RouteResult};
+use sluice_core::template::{request_host, RequestData};
+use sluice_core::{Flow, HttpResponse, RequestCtx, Router};
+
+use crate::upstream::Upstream;
+
+/// Everything a request needs from the active configuration.
+pub struct GatewayState {
+    /// The routes.
+    pub router: Router,
+    /// Upstreams by name.
+    pub upstreams: std::collections::BTreeMap<String, Arc<Upstream>>,
+}
+
+/// The proxy application.
+pub struct Gateway {
+    state: ArcSwap<GatewayState>,
+}
+
+impl Gateway {
+    /// A gateway serving `state`.
+    pub fn new(state: GatewayState) -> Self {
+        Self {
+            state: ArcSwap::from_pointee(state),
+        }
+    }
+}
+
+/// Pingora's per-request context: the plugins' view plus proxy bookkeeping.
+pub struct GatewayCtx {
+    /// What plugins see.
+    pub req: RequestCtx,
+    upstream: Option<Arc<Upstream>>,
+    tried: Vec<SocketAddr>,
+    error_status: u16,
+}
+
+async fn respond(session: &mut Session, ctx: &mut GatewayCtx, resp: HttpResponse) -> Result<bool> {
+    ctx.error_status = resp.status;
+    let resp = resp.with_header(headers::REQUEST_ID, ctx.req.request_id.clone());
+    resp.write_to(session).await?;
+    Ok(true)
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = GatewayCtx;
+
+    fn new_ctx(&self) -> GatewayCtx {
+        if let Some(m) = http_metrics() {
+            m.in_flight.inc();
+        }
+        GatewayCtx {
+            req: RequestCtx::new(),
+            upstream: None,
+            tried: Vec::new(),
+            error_status: 0,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut GatewayCtx) -> Result<bool> {
+        let req = session.req_header();
+        ctx.req.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        ctx.req.request_id = headers::request_id(req);
+        let path = req.uri.path();
+        if has_dot_segments(path) {
+            let r = HttpResponse::problem(400, "the path has `.` or `..` segments", &ctx.req.request_id);
+            return respond(session, ctx, r).await;
+        }
+        let state = self.state.load();
+        let host = host_without_port(request_host(req));
+        let route = match state.router.find(host, path, req.method.as_str()) {
+            RouteResult::Found(r) => r.clone(),
+            RouteResult::MethodNotAllowed(allowed) => {
+                let r = HttpResponse::problem(405, "method not allowed on this route", &ctx.req.request_id)
+                    .with_header("allow", allowed.join(", "));
+                return respond(session, ctx, r).await;
+            }
+            RouteResult::NotFound => {
+                let r = HttpResponse::problem(404, "no route matches the request", &ctx.req.request_id);
+                return respond(session, ctx, r).await;
+            }
+        };
+        ctx.upstream = route
+            .upstream
+            .as_deref()
+            .and_then(|u| state.upstreams.get(u).cloned());
+        ctx.req.route = Some(route.clone());
+        for plugin in &route.plugins {
+            match plugin.request(session, &mut ctx.req).await? {
+                Flow::Continue => {}
+                Flow::Respond(r) => {
+                    ctx.req.responded_by = Some(plugin.name());
+                    return respond(session, ctx, r).await;
+                }
+                Flow::Responded => {
+                    ctx.req.responded_by = Some(plugin.name());
+                    return Ok(true);
+                }
+            }
+        }
+        if ctx.upstream.is_none() {
+            let r = HttpResponse::problem(502, "the route has no upstream", &ctx.req.request_id);
+            return respond(session, ctx, r).await;
+        }
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut GatewayCtx) -> Result<Box<HttpPeer>> {
+        let Some(up) = ctx.upstream.clone() else {
+            return Err(Error::explain(ErrorType::HTTPStatus(502), "route has no upstream"));
+        };
+        ctx.req.upstream.started.get_or_insert_with(Instant::now);
+        ctx.req.upstream.tries += 1;
+        let key = match &up.hash_key {
+            Some(t) => t.render(&RequestData {
+                route_id: ctx.req.route_id(),
+                request_id: &ctx.req.request_id,
+                client_ip: ctx.req.client_ip,
+                req: session.req_header(),
+            }),
+            None => String::new(),
+        };
+        let Some(backend) = up.select(key.as_bytes(), &ctx.tried) else {
+            return Err(Error::explain(ErrorType::HTTPStatus(503), "no healthy upstream node"));
+        };
+        if let Some(a) = backend.addr.as_inet() {
+            ctx.tried.push(*a);
+            ctx.req.upstream.addr = Some(a.to_string());
+        }
+        Ok(Box::new(up.peer(&backend)))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut GatewayCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        self.count_upstream_error(ctx, &e);
+        // Nothing reached the upstream: any method may go to another node.
+        if self.can_retry(ctx) {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut GatewayCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        self.count_upstream_error(ctx, &e);
+        let mut e = e.more_context(format!("peer: {peer}"));
+        let safe = errors::idempotent(&session.req_header().method)
+            && !session.retry_buffer_truncated()
+            && session.response_written().is_none();
+        if !safe {
+            e.set_retry(false);
+        } else if self.can_retry(ctx) {
+            e.set_retry(true);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut GatewayCtx,
+    ) -> Result<()> {
+        headers::upstream_request(
+            upstream_request,
+            ctx.req.client_ip,
+            &ctx.req.request_id,
+            session.is_upgrade_req(),
+        )?;
+        if let Some(up) = &ctx.upstream {
+            use sluice_core::config::PassHost;
+            match (up.config.pass_host, &up.config.upstream_host, &ctx.req.upstream.addr) {
+                (PassHost::Rewrite, Some(h), _) => upstream_request.insert_header("host", h.as_str())?,
+                (PassHost::Node, _, Some(addr)) => upstream_request.insert_header("host", addr.as_str())?,
+                _ => {}
+            }
+        }
+        if let Some(route) = ctx.req.route.clone() {
+            for p in &route.plugins {
+                p.upstream_request(session, upstream_request, &mut ctx.req).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut GatewayCtx,
+    ) -> Result<()> {
+        if let Some(route) = ctx.req.route.clone() {
+            for p in &route.plugins {
+                p.request_body(session, body, end_of_stream, &mut ctx.req).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        _upstream_response: &mut ResponseHeader,
+        ctx: &mut GatewayCtx,
+    ) -> Result<()> {
+        ctx.req.upstream.response_at = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        response: &mut ResponseHeader,
+        ctx: &mut GatewayCtx,
+    ) -> Result<()> {
+        headers::downstream_response(response, &ctx.req.request_id)?;
+        if let Some(route) = ctx.req.route.clone() {
+            for p in route.plugins.iter().rev() {
+                p.response(session, response, &mut ctx.req).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut GatewayCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(route) = ctx.req.route.clone() {
+            for p in route.plugins.iter().rev() {
+                p.response_body(session, body, end_of_stream, &mut ctx.req)?;
+            }
+        }
+        Ok(None)
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut GatewayCtx) -> FailToProxy {
+        let code = errors::status_for(e);
+        ctx.error_status = code;
+        if code > 0 && session.response_written().is_none() {
+            let r = HttpResponse::problem(code, errors::detail_for(e, code), &ctx.req.request_id);
+            let mut r = r.with_header(headers::REQUEST_ID, ctx.req.request_id.clone());
+            if code == 503 {
+                r = r.with_header("retry-after", "1");
+            }
+            if let Err(err) = r.write_to(session).await {
+                log::debug!("could not send the error response: {err}");
+            }
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut GatewayCtx) {
+        if let Some(route) = ctx.req.route.clone() {
+            for p in route.plugins.iter().rev() {
+                p.log(session, e, &mut ctx.req).await;
+            }
+        }
+        let Some(m) = http_metrics() else { return };
+        m.in_flight.dec();
+        let status = session
+            .response_written()
+            .map(|r| r.status.as_u16())
+            .unwrap_or(ctx.error_status);
+        let route = ctx.req.route.as_deref().map(|r| r.id.as_ref()).unwrap_or("_none");
+        let method = method_label(session.req_header().method.as_str());
+        m.requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        m.request_duration
+            .with_label_values(&[route])
+            .observe(ctx.req.started.elapsed().as_secs_f64());
+        if let Some(s) = ctx.req.upstream_seconds() {
+            m.upstream_duration.with_label_values(&[route]).observe(s);
+        }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &GatewayCtx, e: &Error) -> bool {
+        // Clients going away mid-request are routine, not errors.
+        matches!(e.etype(), ErrorType::ConnectionClosed)
+    }
+}
+
+impl Gateway {
+    fn can_retry(&self, ctx: &GatewayCtx) -> bool {
+        ctx.upstream.as_ref().is_some_and(|up| {
+            ctx.req.upstream.tries <= up.config.retries && ctx.tried.len() < up.node_count()
+        })
+    }
+
+    fn count_upstream_error(&self, ctx: &GatewayCtx, e: &Error) {
+        if let Some(m) = http_metrics() {
+            m.upstream_errors
+                .with_label_values(&[ctx.req.route_id(), errors::kind_label(e)])
+                .inc();
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The plugins this binary knows: one explicit list (no linker tricks, no global
+//! constructors). Add a plugin crate here to make it usable in configs.
+
+use std::sync::Arc;
+
+use sluice_core::Registry;
+use sluice_kafka::KafkaRuntime;
+use sluice_plugin_kafka_logger::KafkaLogger;
+use sluice_plugin_mocking::Mocking;
+
+/// Every plugin, with the runtime handles it needs.
+pub fn plugins(kafka: Arc<KafkaRuntime>) -> Registry {
+    let mut r = Registry::new();
+    r.register(KafkaLogger::new(kafka)).register(Mocking);
+    r
+}

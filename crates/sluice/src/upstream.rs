@@ -1,0 +1,184 @@
+//! Upstreams: a group of nodes behind a Pingora load balancer (round robin or Ketama
+//! consistent hashing), optional active health checks, and the `HttpPeer` (with every
+//! timeout set from config) for a chosen node.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+
+use pingora_core::services::background::background_service;
+use pingora_core::services::ServiceWithDependents;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck, TcpHealthCheck};
+use pingora_load_balancing::selection::{consistent::KetamaHashing, BackendIter, BackendSelection, RoundRobin};
+use pingora_load_balancing::{Backend, Backends, LoadBalancer};
+use pingora_load_balancing::discovery::Static;
+use sluice_core::config::decode::FieldError;
+use sluice_core::config::{Balance, ConfigDoc, HealthCheckKind, UpstreamConfig};
+use sluice_core::template::Template;
+
+enum Balancer {
+    RoundRobin(Arc<LoadBalancer<RoundRobin>>),
+    Hash(Arc<LoadBalancer<KetamaHashing>>),
+}
+
+/// One upstream, ready to pick nodes.
+pub struct Upstream {
+    balancer: Balancer,
+    /// The config it was built from.
+    pub config: UpstreamConfig,
+    /// What consistent hashing hashes (`None` = round robin).
+    pub hash_key: Option<Template>,
+    nodes: usize,
+}
+
+/// Upstreams by name, plus the health-check services to run.
+pub struct Upstreams {
+    /// By name.
+    pub by_name: BTreeMap<String, Arc<Upstream>>,
+    /// Health-check background services (one per upstream that has a check).
+    pub services: Vec<Box<dyn ServiceWithDependents>>,
+}
+
+impl Upstreams {
+    /// Build every upstream; resolution failures are reported into `doc`.
+    pub fn build(doc: &mut ConfigDoc) -> Self {
+        let mut by_name = BTreeMap::new();
+        let mut services: Vec<Box<dyn ServiceWithDependents>> = Vec::new();
+        let configs = doc.config.upstreams.clone();
+        for (name, cfg) in configs {
+            let at = ConfigDoc::upstream_path(&name);
+            let mut addrs = Vec::new();
+            for (i, node) in cfg.nodes.iter().enumerate() {
+                match node.to_socket_addrs().map(|mut a| a.next()) {
+                    Ok(Some(a)) => addrs.push(a),
+                    _ => doc.error(FieldError::value(
+                        at.key("nodes").index(i),
+                        format!("{node:?} does not resolve to an address"),
+                    )),
+                }
+            }
+            if addrs.len() != cfg.nodes.len() || addrs.is_empty() {
+                continue;
+            }
+            let hash_key = cfg
+                .hash_key
+                .as_deref()
+                .map(Template::parse)
+                .transpose()
+                .ok()
+                .flatten()
+                .or_else(|| {
+                    (cfg.balance == Balance::ConsistentHash)
+                        .then(|| Template::parse("{client_ip}").ok())
+                        .flatten()
+                });
+            let svc_name = format!("health check {name}");
+            let balancer = match cfg.balance {
+                Balance::RoundRobin => {
+                    let (lb, svc) = balancer::<RoundRobin>(&addrs, &cfg, &svc_name);
+                    services.extend(svc);
+                    Balancer::RoundRobin(lb)
+                }
+                Balance::ConsistentHash => {
+                    let (lb, svc) = balancer::<KetamaHashing>(&addrs, &cfg, &svc_name);
+                    services.extend(svc);
+                    Balancer::Hash(lb)
+                }
+            };
+            let up = Upstream {
+                balancer,
+                hash_key,
+                nodes: addrs.len(),
+                config: cfg,
+            };
+            by_name.insert(name, Arc::new(up));
+        }
+        Self { by_name, services }
+    }
+}
+
+fn balancer<S>(
+    addrs: &[SocketAddr],
+    cfg: &UpstreamConfig,
+    name: &str,
+) -> (Arc<LoadBalancer<S>>, Option<Box<dyn ServiceWithDependents>>)
+where
+    S: BackendSelection + Send + Sync + 'static,
+    S::Iter: BackendIter,
+{
+    let backends: std::collections::BTreeSet<Backend> = addrs
+        .iter()
+        .filter_map(|a| Backend::new(&a.to_string()).ok())
+        .collect();
+    let discovery = Static::new(backends);
+    let mut lb = LoadBalancer::<S>::from_backends(Backends::new(discovery));
+    // Populate the selector now (static discovery resolves immediately).
+    let _ = futures_now(lb.update());
+    let Some(hc) = &cfg.health_check else {
+        return (Arc::new(lb), None);
+    };
+    let check: Box<dyn HealthCheck + Send + Sync> = match hc.kind {
+        HealthCheckKind::Tcp => {
+            let mut c = TcpHealthCheck::new();
+            c.consecutive_success = hc.healthy_threshold;
+            c.consecutive_failure = hc.unhealthy_threshold;
+            c.peer_template.options.connection_timeout = Some(cfg.connect_timeout.0);
+            c
+        }
+        HealthCheckKind::Http => {
+            let mut c = HttpHealthCheck::new(&hc.host, false);
+            c.consecutive_success = hc.healthy_threshold;
+            c.consecutive_failure = hc.unhealthy_threshold;
+            c.peer_template.options.connection_timeout = Some(cfg.connect_timeout.0);
+            c.peer_template.options.read_timeout = Some(cfg.read_timeout.0);
+            c.req.set_uri(hc.path.parse().unwrap_or_default());
+            Box::new(c)
+        }
+    };
+    lb.set_health_check(check);
+    lb.health_check_frequency = Some(hc.interval.0);
+    let svc = background_service(name, lb);
+    let lb = svc.task();
+    (lb, Some(Box::new(svc)))
+}
+
+/// Run a future that is known to complete without waiting (static discovery).
+fn futures_now<F: std::future::Future>(f: F) -> Option<F::Output> {
+    use std::task::{Context, Poll, Waker};
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+impl Upstream {
+    /// How many nodes the upstream has.
+    pub fn node_count(&self) -> usize {
+        self.nodes
+    }
+
+    /// Pick a healthy node not in `tried`.
+    pub fn select(&self, key: &[u8], tried: &[SocketAddr]) -> Option<Backend> {
+        let accept = |b: &Backend, healthy: bool| {
+            healthy && b.addr.as_inet().is_none_or(|a| !tried.contains(a))
+        };
+        let max = 256;
+        match &self.balancer {
+            Balancer::RoundRobin(lb) => lb.select_with(key, max, accept),
+            Balancer::Hash(lb) => lb.select_with(key, max, accept),
+        }
+    }
+
+    /// The peer for `backend`, with every timeout from the config.
+    pub fn peer(&self, backend: &Backend) -> HttpPeer {
+        let mut peer = HttpPeer::new(backend.addr.clone(), false, String::new());
+        let c = &self.config;
+        peer.options.connection_timeout = Some(c.connect_timeout.0);
+        peer.options.read_timeout = Some(c.read_timeout.0);
+        peer.options.write_timeout = Some(c.write_timeout.0);
+        peer.options.idle_timeout = Some(c.idle_timeout.0);
+        peer
+    }
+}

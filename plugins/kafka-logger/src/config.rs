@@ -1,0 +1,84 @@
+//! `plugins.kafka-logger:` — the plugin's configuration. These docs are the user docs
+//! (mirrored in the crate README).
+
+use serde::Deserialize;
+use sluice_core::config::units::ByteSize;
+
+/// Configuration of one `kafka-logger` instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaLoggerConfig {
+    /// The cluster (a name under `kafka.clusters`). Default `default`.
+    #[serde(default = "default_cluster")]
+    pub cluster: String,
+    /// Topic template, e.g. `http-log` or `http-log.{route_id}`. Required. An event whose
+    /// topic renders to an invalid name is discarded and counted (`invalid_topic`).
+    pub topic: String,
+    /// Record key template, e.g. `{header.x-tenant}` or `{client_ip}`. Empty or absent:
+    /// no key, records are spread over partitions.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Record layout: `json` (default: the entry as JSON, `content-type` header) or
+    /// `cloudevents` (the same JSON as CloudEvents binary content mode: `ce_id`,
+    /// `ce_source`, `ce_type`, `ce_specversion`, `ce_time` headers).
+    #[serde(default)]
+    pub format: Format,
+    /// With `format: cloudevents`: the `ce_type`. Default `io.sluice.http.exchange`.
+    #[serde(default = "default_ce_type")]
+    pub ce_type: String,
+    /// With `format: cloudevents`: the `ce_source`. Default `/routes/<route id>`.
+    #[serde(default)]
+    pub ce_source: Option<String>,
+    /// Include the request body (up to `max_req_body_bytes`). Default `false`.
+    #[serde(default)]
+    pub include_req_body: bool,
+    /// Cap on the logged request body; longer bodies are cut and flagged
+    /// `body_truncated: true`. Default `512KiB`.
+    #[serde(default = "default_body_cap")]
+    pub max_req_body_bytes: ByteSize,
+    /// Include the response body (up to `max_resp_body_bytes`). Default `false`.
+    #[serde(default)]
+    pub include_resp_body: bool,
+    /// Cap on the logged response body. Default `512KiB`.
+    #[serde(default = "default_body_cap")]
+    pub max_resp_body_bytes: ByteSize,
+    /// Request and response headers whose values are replaced by `[REDACTED]`.
+    /// Replaces the default list: `authorization`, `proxy-authorization`, `cookie`,
+    /// `set-cookie`, `x-api-key`, `apikey`.
+    #[serde(default = "default_redact")]
+    pub redact_headers: Vec<String>,
+    /// Log request and response headers at all. Default `true`.
+    #[serde(default = "default_true")]
+    pub include_headers: bool,
+}
+
+/// Record layout.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// The JSON entry as the value.
+    #[default]
+    Json,
+    /// CloudEvents 1.0, Kafka binary content mode.
+    Cloudevents,
+}
+
+fn default_cluster() -> String {
+    "default".into()
+}
+fn default_ce_type() -> String {
+    "io.sluice.http.exchange".into()
+}
+const fn default_body_cap() -> ByteSize {
+    ByteSize(512 * 1024)
+}
+const fn default_true() -> bool {
+    true
+}
+/// The default redaction list.
+pub fn default_redact() -> Vec<String> {
+    ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "apikey"]
+        .into_iter()
+        .map(String::from)
+        .collect()
+}

@@ -1,0 +1,250 @@
+//! Encoding one request/response exchange as a Kafka record: the JSON entry (value)
+//! and the record headers (`content-type`, `traceparent`, CloudEvents attributes).
+//!
+//! The entry's fields (all documented in the README):
+//! `id`, `time` (RFC 3339), `route_id`, `request_id`, `client_ip`,
+//! `request {method, uri, path, query, headers, size, body?, body_encoding?, body_truncated?}`,
+//! `response {status, headers, size, body?, ...}`, `upstream`, `error`,
+//! `latency_seconds {total, upstream, gateway}`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use http::HeaderMap;
+use pingora_http::{RequestHeader, ResponseHeader};
+use serde::Serialize;
+
+use crate::capture::Captured;
+use crate::config::Format;
+
+/// What is logged about one exchange (borrowed from the request context).
+pub struct Exchange<'a> {
+    /// Event id (also `ce_id`).
+    pub id: &'a str,
+    /// When the request started.
+    pub started_at: SystemTime,
+    /// Matched route.
+    pub route_id: &'a str,
+    /// Request id.
+    pub request_id: &'a str,
+    /// Client address.
+    pub client_ip: Option<IpAddr>,
+    /// The request header as received.
+    pub request: &'a RequestHeader,
+    /// Request body bytes read.
+    pub request_size: u64,
+    /// Captured request body, when enabled.
+    pub request_body: Option<&'a Captured>,
+    /// The response header as sent, if any.
+    pub response: Option<&'a ResponseHeader>,
+    /// Response body bytes sent.
+    pub response_size: u64,
+    /// Captured response body, when enabled.
+    pub response_body: Option<&'a Captured>,
+    /// Upstream node address, when proxied.
+    pub upstream: Option<&'a str>,
+    /// Why the request failed, if it did (`upstream_connect_refused`, ...).
+    pub error: Option<&'a str>,
+    /// Seconds from request start to the end of the response.
+    pub total_seconds: f64,
+    /// Seconds spent waiting for the upstream.
+    pub upstream_seconds: Option<f64>,
+}
+
+/// How entries are written.
+pub struct EncodeOptions {
+    /// Lower-case header names whose values are replaced by `[REDACTED]`.
+    pub redact: Vec<String>,
+    /// Log headers at all.
+    pub include_headers: bool,
+    /// Record layout.
+    pub format: Format,
+    /// `ce_type` (cloudevents).
+    pub ce_type: String,
+    /// `ce_source` (cloudevents).
+    pub ce_source: String,
+}
+
+#[derive(Serialize)]
+struct Entry<'a> {
+    id: &'a str,
+    time: String,
+    route_id: &'a str,
+    request_id: &'a str,
+    client_ip: Option<String>,
+    request: RequestPart<'a>,
+    response: ResponsePart,
+    upstream: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    latency_seconds: Latency,
+}
+
+#[derive(Serialize)]
+struct RequestPart<'a> {
+    method: &'a str,
+    uri: String,
+    path: &'a str,
+    query: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<BTreeMap<String, String>>,
+    size: u64,
+    #[serde(flatten)]
+    body: Option<Body>,
+}
+
+#[derive(Serialize)]
+struct ResponsePart {
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<BTreeMap<String, String>>,
+    size: u64,
+    #[serde(flatten)]
+    body: Option<Body>,
+}
+
+#[derive(Serialize)]
+struct Body {
+    body: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_encoding: Option<&'static str>,
+    body_truncated: bool,
+}
+
+#[derive(Serialize)]
+struct Latency {
+    total: f64,
+    upstream: Option<f64>,
+    gateway: f64,
+}
+
+const REDACTED: &str = "[REDACTED]";
+
+fn headers(map: &HeaderMap, opts: &EncodeOptions) -> Option<BTreeMap<String, String>> {
+    if !opts.include_headers {
+        return None;
+    }
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in map {
+        let key = name.as_str();
+        let v = if opts.redact.iter().any(|r| r == key) {
+            REDACTED.to_string()
+        } else {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        };
+        out.entry(key.to_string())
+            .and_modify(|e| {
+                if e != REDACTED {
+                    e.push_str(", ");
+                    e.push_str(&v);
+                }
+            })
+            .or_insert(v);
+    }
+    Some(out)
+}
+
+fn body(c: Option<&Captured>) -> Option<Body> {
+    let c = c?;
+    Some(match std::str::from_utf8(&c.bytes) {
+        Ok(s) => Body {
+            body: s.to_string(),
+            body_encoding: None,
+            body_truncated: c.truncated,
+        },
+        Err(_) => Body {
+            body: base64::engine::general_purpose::STANDARD.encode(&c.bytes),
+            body_encoding: Some("base64"),
+            body_truncated: c.truncated,
+        },
+    })
+}
+
+/// The RFC 3339 time (milliseconds, UTC) of `t`.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// The JSON entry for an exchange.
+pub fn encode_entry(x: &Exchange<'_>, opts: &EncodeOptions) -> Vec<u8> {
+    let upstream = x.upstream_seconds;
+    let entry = Entry {
+        id: x.id,
+        time: rfc3339(x.started_at),
+        route_id: x.route_id,
+        request_id: x.request_id,
+        client_ip: x.client_ip.map(|ip| ip.to_string()),
+        request: RequestPart {
+            method: x.request.method.as_str(),
+            uri: x.request.uri.to_string(),
+            path: x.request.uri.path(),
+            query: x.request.uri.query(),
+            headers: headers(&x.request.headers, opts),
+            size: x.request_size,
+            body: body(x.request_body),
+        },
+        response: ResponsePart {
+            status: x.response.map(|r| r.status.as_u16()),
+            headers: x.response.and_then(|r| headers(&r.headers, opts)),
+            size: x.response_size,
+            body: body(x.response_body),
+        },
+        upstream: x.upstream,
+        error: x.error,
+        latency_seconds: Latency {
+            total: x.total_seconds,
+            upstream,
+            gateway: (x.total_seconds - upstream.unwrap_or(0.0)).max(0.0),
+        },
+    };
+    serde_json::to_vec(&entry).unwrap_or_default()
+}
+
+/// A W3C `traceparent` value if well formed (`00-<32 hex>-<16 hex>-<2 hex>`, not all zero).
+pub fn valid_traceparent(v: &[u8]) -> bool {
+    let parts: Vec<&[u8]> = v.split(|b| *b == b'-').collect();
+    let hex = |p: &[u8], n: usize| p.len() == n && p.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
+    let nonzero = |p: &[u8]| p.iter().any(|b| *b != b'0');
+    parts.len() == 4
+        && hex(parts[0], 2)
+        && parts[0] != b"ff"
+        && hex(parts[1], 32)
+        && nonzero(parts[1])
+        && hex(parts[2], 16)
+        && nonzero(parts[2])
+        && hex(parts[3], 2)
+}
+
+/// The record headers for an exchange.
+pub fn record_headers(x: &Exchange<'_>, opts: &EncodeOptions) -> Vec<(String, Vec<u8>)> {
+    let mut h = Vec::with_capacity(8);
+    let trace = x
+        .request
+        .headers
+        .get("traceparent")
+        .map(|v| v.as_bytes())
+        .filter(|v| valid_traceparent(v));
+    if opts.format == Format::Cloudevents {
+        h.push(("ce_specversion".into(), b"1.0".to_vec()));
+        h.push(("ce_id".into(), x.id.as_bytes().to_vec()));
+        h.push(("ce_source".into(), opts.ce_source.as_bytes().to_vec()));
+        h.push(("ce_type".into(), opts.ce_type.as_bytes().to_vec()));
+        h.push(("ce_time".into(), rfc3339(x.started_at).into_bytes()));
+        if let Some(t) = trace {
+            h.push(("ce_traceparent".into(), t.to_vec()));
+        }
+    }
+    h.push(("content-type".into(), b"application/json".to_vec()));
+    if let Some(t) = trace {
+        h.push(("traceparent".into(), t.to_vec()));
+        if let Some(ts) = x.request.headers.get("tracestate") {
+            h.push(("tracestate".into(), ts.as_bytes().to_vec()));
+        }
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+use super::*;
+use crate::config::default_redact;
+
+fn opts(format: Format) -> EncodeOptions {
+    EncodeOptions {
+        redact: default_redact(),
+        include_headers: true,
+        format,
+        ce_type: "io.sluice.http.exchange".into(),
+        ce_source: "/routes/orders".into(),
+    }
+}
+
+fn request() -> RequestHeader {
+    let mut r = RequestHeader::build("POST", b"/api/orders?x=1", None).unwrap();
+    r.append_header("Host", "api.example").unwrap();
+    r.append_header("Authorization", "Bearer secret-token").unwrap();
+    r.append_header("Cookie", "session=abc").unwrap();
+    r.append_header("X-Multi", "a").unwrap();
+    r.append_header("X-Multi", "b").unwrap();
+    r.append_header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+    r
+}
+
+fn exchange<'a>(req: &'a RequestHeader, resp: &'a ResponseHeader, body: &'a Captured) -> Exchange<'a> {
+    Exchange {
+        id: "0190e0a0-0000-7000-8000-000000000001",
+        started_at: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),
+        route_id: "orders",
+        request_id: "req-1",
+        client_ip: Some("192.0.2.7".parse().unwrap()),
+        request: req,
+        request_size: 11,
+        request_body: Some(body),
+        response: Some(resp),
+        response_size: 2,
+        response_body: None,
+        upstream: Some("127.0.0.1:9000"),
+        error: None,
+        total_seconds: 0.010,
+        upstream_seconds: Some(0.008),
+    }
+}
+
+#[test]
+fn entry_has_documented_fields_and_redacts_credentials() {
+    let req = request();
+    let mut resp = ResponseHeader::build(201, None).unwrap();
+    resp.append_header("Set-Cookie", "s=1").unwrap();
+    resp.append_header("Content-Type", "application/json").unwrap();
+    let body = Captured { bytes: b"{\"qty\":2}".to_vec(), truncated: true };
+    let v: serde_json::Value =
+        serde_json::from_slice(&encode_entry(&exchange(&req, &resp, &body), &opts(Format::Json))).unwrap();
+    assert_eq!(v["id"], "0190e0a0-0000-7000-8000-000000000001");
+    assert_eq!(v["time"], "2023-11-14T22:13:20.123Z");
+    assert_eq!(v["route_id"], "orders");
+    assert_eq!(v["client_ip"], "192.0.2.7");
+    assert_eq!(v["request"]["method"], "POST");
+    assert_eq!(v["request"]["uri"], "/api/orders?x=1");
+    assert_eq!(v["request"]["path"], "/api/orders");
+    assert_eq!(v["request"]["query"], "x=1");
+    assert_eq!(v["request"]["size"], 11);
+    assert_eq!(v["request"]["body"], "{\"qty\":2}");
+    assert_eq!(v["request"]["body_truncated"], true);
+    assert_eq!(v["request"]["headers"]["authorization"], "[REDACTED]");
+    assert_eq!(v["request"]["headers"]["cookie"], "[REDACTED]");
+    assert_eq!(v["request"]["headers"]["x-multi"], "a, b");
+    assert_eq!(v["response"]["status"], 201);
+    assert_eq!(v["response"]["headers"]["set-cookie"], "[REDACTED]");
+    assert!(v["response"].get("body").is_none());
+    assert_eq!(v["upstream"], "127.0.0.1:9000");
+    assert!(v.get("error").is_none());
+    assert_eq!(v["latency_seconds"]["total"], 0.010);
+    assert_eq!(v["latency_seconds"]["upstream"], 0.008);
+    let gw = v["latency_seconds"]["gateway"].as_f64().unwrap();
+    assert!((gw - 0.002).abs() < 1e-9);
+    let text = String::from_utf8(encode_entry(&exchange(&req, &resp, &body), &opts(Format::Json))).unwrap();
+    assert!(!text.contains("secret-token") && !text.contains("session=abc"));
+}
+
+#[test]
+fn binary_bodies_are_base64_and_headers_optional() {
+    let req = request();
+    let resp = ResponseHeader::build(200, None).unwrap();
+    let body = Captured { bytes: vec![0xff, 0x00, 0x10], truncated: false };
+    let mut o = opts(Format::Json);
+    o.include_headers = false;
+    let v: serde_json::Value = serde_json::from_slice(&encode_entry(&exchange(&req, &resp, &body), &o)).unwrap();
+    assert_eq!(v["request"]["body"], "/wAQ");
+    assert_eq!(v["request"]["body_encoding"], "base64");
+    assert!(v["request"].get("headers").is_none());
+}
+
+#[test]
+fn cloudevents_headers_and_traceparent() {
+    let req = request();
+    let resp = ResponseHeader::build(200, None).unwrap();
+    let body = Captured::default();
+    let x = exchange(&req, &resp, &body);
+    let h = record_headers(&x, &opts(Format::Cloudevents));
+    let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| String::from_utf8(v.clone()).unwrap());
+    assert_eq!(get("ce_specversion").as_deref(), Some("1.0"));
+    assert_eq!(get("ce_id").as_deref(), Some(x.id));
+    assert_eq!(get("ce_source").as_deref(), Some("/routes/orders"));
+    assert_eq!(get("ce_type").as_deref(), Some("io.sluice.http.exchange"));
+    assert_eq!(get("ce_time").as_deref(), Some("2023-11-14T22:13:20.123Z"));
+    assert_eq!(get("content-type").as_deref(), Some("application/json"));
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    assert_eq!(get("traceparent").as_deref(), Some(tp));
+    assert_eq!(get("ce_traceparent").as_deref(), Some(tp));
+    let plain = record_headers(&x, &opts(Format::Json));
+    assert!(plain.iter().all(|(n, _)| !n.starts_with("ce_")));
+}
+
+#[test]
+fn malformed_traceparent_is_not_carried() {
+    assert!(valid_traceparent(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
+    assert!(!valid_traceparent(b"00-00000000000000000000000000000000-b7ad6b7169203331-01"));
+    assert!(!valid_traceparent(b"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"));
+    assert!(!valid_traceparent(b"garbage\r\nx: y"));
+}

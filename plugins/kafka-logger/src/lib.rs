@@ -1,0 +1,236 @@
+//! The `kafka-logger` plugin: mirrors every request/response exchange of its route to
+//! Kafka as **one record per request** (never an array of many), built in the log
+//! phase and handed to the cluster's shared producer with a non-blocking enqueue. The
+//! proxied response never waits on Kafka; when the producer queue is full the event is
+//! discarded and counted (`sluice_kafka_events_total{outcome="discarded"}`).
+//!
+//! Split as in Vector: [`config`] (the user-facing schema), [`capture`] (capped body
+//! capture), [`encoder`] (entry JSON and record headers), and the plugin here.
+
+pub mod capture;
+pub mod config;
+pub mod encoder;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora_error::{Error, Result};
+use pingora_proxy::Session;
+use sluice_core::config::decode::FieldError;
+use sluice_core::config::path::FieldPath;
+use sluice_core::template::{RequestData, Template};
+use sluice_core::{BuildScope, Plugin, PluginSpec, RequestCtx};
+use sluice_kafka::event::valid_topic;
+use sluice_kafka::{Cluster, EventCounters, KafkaRuntime, OutgoingEvent};
+
+use capture::LoggerState;
+use config::KafkaLoggerConfig;
+use encoder::{encode_entry, record_headers, EncodeOptions, Exchange};
+
+/// The plugin factory; holds the Kafka runtime whose clusters instances send to.
+pub struct KafkaLogger {
+    kafka: Arc<KafkaRuntime>,
+}
+
+impl KafkaLogger {
+    /// A factory sending to the clusters of `kafka`.
+    pub fn new(kafka: Arc<KafkaRuntime>) -> Self {
+        Self { kafka }
+    }
+}
+
+/// One configured instance (one route).
+pub struct KafkaLoggerPlugin {
+    cluster: Arc<Cluster>,
+    topic: Template,
+    key: Option<Template>,
+    opts: EncodeOptions,
+    req_cap: Option<usize>,
+    resp_cap: Option<usize>,
+    counters: Arc<EventCounters>,
+}
+
+impl PluginSpec for KafkaLogger {
+    const NAME: &'static str = "kafka-logger";
+    type Config = KafkaLoggerConfig;
+
+    fn build(
+        &self,
+        c: KafkaLoggerConfig,
+        at: &FieldPath,
+        scope: &BuildScope<'_>,
+    ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let cluster = self.kafka.cluster(&c.cluster);
+        if cluster.is_none() && !scope.declared_clusters.contains(&c.cluster) {
+            errors.push(FieldError::value(
+                at.key("cluster"),
+                format!("unknown cluster `{}` (define it under kafka.clusters)", c.cluster),
+            ));
+        }
+        let topic = Template::parse(&c.topic)
+            .map_err(|e| errors.push(FieldError::value(at.key("topic"), e)))
+            .ok();
+        if let Some(lit) = topic.as_ref().and_then(Template::as_literal) {
+            if !valid_topic(lit) {
+                errors.push(FieldError::value(
+                    at.key("topic"),
+                    format!("{lit:?} is not a valid Kafka topic name ([a-zA-Z0-9._-], 1-249 chars)"),
+                ));
+            }
+        }
+        let key = match c.key.as_deref().map(Template::parse).transpose() {
+            Ok(k) => k,
+            Err(e) => {
+                errors.push(FieldError::value(at.key("key"), e));
+                None
+            }
+        };
+        let mut redact = Vec::new();
+        for (i, h) in c.redact_headers.iter().enumerate() {
+            match http::HeaderName::from_bytes(h.as_bytes()) {
+                Ok(n) => redact.push(n.as_str().to_string()),
+                Err(_) => errors.push(FieldError::value(
+                    at.key("redact_headers").index(i),
+                    format!("{h:?} is not a header name"),
+                )),
+            }
+        }
+        for (field, cap) in [
+            ("max_req_body_bytes", c.max_req_body_bytes.0),
+            ("max_resp_body_bytes", c.max_resp_body_bytes.0),
+        ] {
+            if cap > 64 << 20 {
+                errors.push(FieldError::value(at.key(field), "must be at most 64MiB"));
+            }
+        }
+        let (Some(cluster), Some(topic), true) = (cluster, topic, errors.is_empty()) else {
+            return Err(errors);
+        };
+        Ok(Arc::new(KafkaLoggerPlugin {
+            cluster,
+            topic,
+            key,
+            opts: EncodeOptions {
+                redact,
+                include_headers: c.include_headers,
+                format: c.format,
+                ce_source: c.ce_source.unwrap_or_else(|| format!("/routes/{}", scope.route_id)),
+                ce_type: c.ce_type,
+            },
+            req_cap: c.include_req_body.then_some(c.max_req_body_bytes.0 as usize),
+            resp_cap: c.include_resp_body.then_some(c.max_resp_body_bytes.0 as usize),
+            counters: Arc::new(EventCounters::new(scope.route_id, Self::NAME)),
+        }))
+    }
+}
+
+impl KafkaLoggerPlugin {
+    /// The instance's event counters (for tests and introspection).
+    pub fn counters(&self) -> &Arc<EventCounters> {
+        &self.counters
+    }
+
+    fn with_state(ctx: &mut RequestCtx, f: impl FnOnce(&mut LoggerState)) {
+        match ctx.ext.get_mut::<LoggerState>() {
+            Some(s) => f(s),
+            None => {
+                let mut s = LoggerState::default();
+                f(&mut s);
+                ctx.ext.insert(s);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Plugin for KafkaLoggerPlugin {
+    fn name(&self) -> &'static str {
+        KafkaLogger::NAME
+    }
+
+    fn priority(&self) -> i32 {
+        // APISIX's kafka-logger priority.
+        403
+    }
+
+    async fn request_body(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(cap), Some(chunk)) = (self.req_cap, body.as_ref()) {
+            Self::with_state(ctx, |s| s.request.push(chunk, cap));
+        }
+        Ok(())
+    }
+
+    fn response_body(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let (Some(cap), Some(chunk)) = (self.resp_cap, body.as_ref()) {
+            Self::with_state(ctx, |s| s.response.push(chunk, cap));
+        }
+        Ok(())
+    }
+
+    async fn log(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+        let state = ctx.ext.remove::<LoggerState>();
+        let req = session.req_header();
+        let data = RequestData {
+            route_id: ctx.route_id(),
+            request_id: &ctx.request_id,
+            client_ip: ctx.client_ip,
+            req,
+        };
+        let topic = self.topic.render(&data);
+        if !valid_topic(&topic) {
+            self.counters.discarded_unsent("invalid_topic");
+            return;
+        }
+        let key = self
+            .key
+            .as_ref()
+            .map(|k| k.render(&data))
+            .filter(|k| !k.is_empty())
+            .map(String::into_bytes);
+        let id = uuid::Uuid::now_v7().to_string();
+        let error_kind = error.map(|e| e.etype().as_str());
+        let exchange = Exchange {
+            id: &id,
+            started_at: ctx.started_at,
+            route_id: ctx.route_id(),
+            request_id: &ctx.request_id,
+            client_ip: ctx.client_ip,
+            request: req,
+            request_size: session.body_bytes_read() as u64,
+            request_body: self.req_cap.and(state.as_ref().map(|s| &s.request)),
+            response: session.response_written(),
+            response_size: session.body_bytes_sent() as u64,
+            response_body: self.resp_cap.and(state.as_ref().map(|s| &s.response)),
+            upstream: ctx.upstream.addr.as_deref(),
+            error: error_kind,
+            total_seconds: ctx.started.elapsed().as_secs_f64(),
+            upstream_seconds: ctx.upstream_seconds(),
+        };
+        let event = OutgoingEvent {
+            topic,
+            key,
+            value: encode_entry(&exchange, &self.opts),
+            headers: record_headers(&exchange, &self.opts),
+            timestamp_ms: ctx
+                .started_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_millis() as i64),
+        };
+        self.cluster.send(&event, &self.counters);
+    }
+}
