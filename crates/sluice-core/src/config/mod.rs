@@ -80,6 +80,8 @@ pub struct ConfigDoc {
     declared_clusters: BTreeSet<String>,
     declared_upstreams: BTreeSet<String>,
     errors: Vec<FieldError>,
+    /// Strings whose `${VAR}` could not be expanded: other errors there are follow-ups.
+    unexpanded: BTreeSet<FieldPath>,
 }
 
 impl ConfigDoc {
@@ -124,6 +126,7 @@ impl ConfigDoc {
             declared_clusters: BTreeSet::new(),
             declared_upstreams: BTreeSet::new(),
             errors: Vec::new(),
+            unexpanded: BTreeSet::new(),
         };
         if value.is_null() {
             value = Value::Mapping(Default::default());
@@ -134,11 +137,10 @@ impl ConfigDoc {
         }
         let mut env_errors = Vec::new();
         expand_tree(&mut value, &FieldPath::root(), env, &mut env_errors);
-        doc.errors.extend(
-            env_errors
-                .into_iter()
-                .map(|(p, m)| FieldError::value(p, m)),
-        );
+        for (p, m) in env_errors {
+            doc.unexpanded.insert(p.clone());
+            doc.errors.push(FieldError::value(p, m));
+        }
         doc.decode_sections(&value);
         validate::check(&mut doc);
         Ok(doc)
@@ -268,9 +270,13 @@ impl ConfigDoc {
 
     /// Every error so far, positioned and in file order.
     pub fn errors(&self) -> ConfigErrors {
+        let follow_up = |e: &FieldError| {
+            self.unexpanded.contains(&e.path) && !e.message.starts_with("environment variable")
+        };
         let mut out: Vec<ConfigError> = self
             .errors
             .iter()
+            .filter(|e| !follow_up(e))
             .map(|e| {
                 let (line, col) = self.positions.locate(&e.path, e.anchor);
                 ConfigError {

@@ -59,6 +59,9 @@ enum Frame {
     Map {
         path: FieldPath,
         key: Option<(String, Pos)>,
+        /// No key seen yet: a block mapping's start mark is after its first key, so the
+        /// first key's position is the better start.
+        first: bool,
     },
     Seq {
         path: FieldPath,
@@ -88,11 +91,16 @@ impl Recorder {
                 *next += 1;
                 Some((p, None))
             }
-            Some(Frame::Map { path, key }) => match key.take() {
+            Some(Frame::Map { path, key, first }) => match key.take() {
                 Some((k, key_pos)) => Some((path.key(k), Some(key_pos))),
                 None => {
                     // A key. Complex (non-scalar) keys are not used by Sluice configs.
                     *key = Some((scalar.unwrap_or("?").to_string(), at));
+                    if std::mem::take(first) {
+                        if let Some(node) = self.nodes.get_mut(path) {
+                            node.1 = node.1.min(at);
+                        }
+                    }
                     None
                 }
             },
@@ -121,7 +129,11 @@ impl MarkedEventReceiver for Recorder {
                     .unwrap_or_else(|| (FieldPath::root().key("?"), None));
                 self.nodes.insert(path.clone(), (key, at));
                 self.stack.push(if is_map {
-                    Frame::Map { path, key: None }
+                    Frame::Map {
+                        path,
+                        key: None,
+                        first: true,
+                    }
                 } else {
                     Frame::Seq { path, next: 0 }
                 });
@@ -265,6 +277,6 @@ mod tests {
         assert_eq!(p.locate(&path0, Anchor::Value), (5, 22));
         // Unknown paths fall back to the nearest ancestor.
         let missing = FieldPath::root().key("routes").index(0).key("nope");
-        assert_eq!(p.locate(&missing, Anchor::Key), (4, 7));
+        assert_eq!(p.locate(&missing, Anchor::Key), (4, 5));
     }
 }
