@@ -91,7 +91,9 @@ impl Extensions {
 
     /// The stored value of type `T`.
     pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
-        self.map.get(&TypeId::of::<T>()).and_then(|b| b.downcast_ref())
+        self.map
+            .get(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref())
     }
 
     /// The stored value of type `T`, mutably.

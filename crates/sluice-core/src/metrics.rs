@@ -7,8 +7,8 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
 
 /// Latency buckets in seconds (OpenTelemetry's HTTP server defaults, plus finer low end).
 pub const LATENCY_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5,
-    5.0, 7.5, 10.0,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
+    7.5, 10.0,
 ];
 
 /// The HTTP metrics.
@@ -29,7 +29,10 @@ impl HttpMetrics {
     fn register() -> Result<Self, prometheus::Error> {
         let m = Self {
             requests: IntCounterVec::new(
-                Opts::new("sluice_http_requests_total", "HTTP requests by route, method and status"),
+                Opts::new(
+                    "sluice_http_requests_total",
+                    "HTTP requests by route, method and status",
+                ),
                 &["route", "method", "status"],
             )?,
             request_duration: HistogramVec::new(
@@ -77,7 +80,9 @@ pub fn http() -> Option<&'static HttpMetrics> {
 /// Register the metrics now; the binary calls this at start-up and refuses to run if
 /// it fails.
 pub fn init() -> Result<(), String> {
-    HTTP.as_ref().map(|_| ()).map_err(|e| format!("registering HTTP metrics: {e}"))
+    HTTP.as_ref()
+        .map(|_| ())
+        .map_err(|e| format!("registering HTTP metrics: {e}"))
 }
 
 /// A bounded method label: the standard methods as-is, anything else `OTHER`.

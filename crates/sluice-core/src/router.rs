@@ -83,8 +83,7 @@ impl HostPattern {
         let lower = s.to_ascii_lowercase();
         let valid = |h: &str| {
             !h.is_empty()
-                && h
-                    .chars()
+                && h.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == ':')
         };
         if let Some(rest) = lower.strip_prefix("*.") {
@@ -245,13 +244,24 @@ pub fn has_dot_segments(path: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn route(id: &str, paths: &[&str], methods: &[&str], hosts: &[&str]) -> (Arc<Route>, RouteMatch) {
+    fn route(
+        id: &str,
+        paths: &[&str],
+        methods: &[&str],
+        hosts: &[&str],
+    ) -> (Arc<Route>, RouteMatch) {
         (
             Arc::new(Route::new(id, Some("u"), vec![])),
             RouteMatch {
-                paths: paths.iter().map(|p| PathPattern::parse(p).unwrap()).collect(),
+                paths: paths
+                    .iter()
+                    .map(|p| PathPattern::parse(p).unwrap())
+                    .collect(),
                 methods: methods.iter().map(|m| m.to_string()).collect(),
-                hosts: hosts.iter().map(|h| HostPattern::parse(h).unwrap()).collect(),
+                hosts: hosts
+                    .iter()
+                    .map(|h| HostPattern::parse(h).unwrap())
+                    .collect(),
             },
         )
     }
@@ -276,10 +286,19 @@ mod tests {
         ]);
         assert_eq!(found(&r, "x", "/api/orders", "GET"), "orders-exact");
         assert_eq!(found(&r, "x", "/api/orders/1", "GET"), "orders-prefix");
-        assert_eq!(found(&r, "x", "/api/orders/archive/2", "GET"), "orders-deep");
+        assert_eq!(
+            found(&r, "x", "/api/orders/archive/2", "GET"),
+            "orders-deep"
+        );
         assert_eq!(found(&r, "x", "/other", "GET"), "catch-all");
-        assert_eq!(found(&r, "a.tenant.example", "/api/orders", "GET"), "tenant");
-        assert_eq!(found(&r, "ADMIN.example", "/api/orders", "DELETE"), "admin-host");
+        assert_eq!(
+            found(&r, "a.tenant.example", "/api/orders", "GET"),
+            "tenant"
+        );
+        assert_eq!(
+            found(&r, "ADMIN.example", "/api/orders", "DELETE"),
+            "admin-host"
+        );
         // A method the exact route lacks falls through to the less specific prefix.
         assert_eq!(found(&r, "x", "/api/orders", "DELETE"), "catch-all");
     }
@@ -306,8 +325,14 @@ mod tests {
 
     #[test]
     fn parses_patterns() {
-        assert_eq!(PathPattern::parse("/a/*").unwrap(), PathPattern::Prefix("/a/".into()));
-        assert_eq!(PathPattern::parse("/a").unwrap(), PathPattern::Exact("/a".into()));
+        assert_eq!(
+            PathPattern::parse("/a/*").unwrap(),
+            PathPattern::Prefix("/a/".into())
+        );
+        assert_eq!(
+            PathPattern::parse("/a").unwrap(),
+            PathPattern::Exact("/a".into())
+        );
         assert!(PathPattern::parse("a").is_err());
         assert!(PathPattern::parse("/a/*/b").is_err());
         assert!(HostPattern::parse("bad host").is_err());

@@ -155,7 +155,14 @@ impl Template {
                     }
                 }
                 Part::Segment(n) => {
-                    if let Some(seg) = d.req.uri.path().split('/').filter(|s| !s.is_empty()).nth(*n) {
+                    if let Some(seg) = d
+                        .req
+                        .uri
+                        .path()
+                        .split('/')
+                        .filter(|s| !s.is_empty())
+                        .nth(*n)
+                    {
                         out.push_str(&percent_decode(seg));
                     }
                 }
@@ -169,7 +176,11 @@ impl Template {
 pub fn request_host(req: &RequestHeader) -> &str {
     req.uri
         .host()
-        .or_else(|| req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()))
+        .or_else(|| {
+            req.headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
         .unwrap_or("")
 }
 
@@ -234,8 +245,14 @@ mod tests {
         let uri = "/api/orders/42%20x?user=bob%40x&flag";
         assert_eq!(render("{route_id}", uri), "orders");
         assert_eq!(render("{header.x-tenant}-{path.2}", uri), "acme-42 x");
-        assert_eq!(render("{query.user}|{query.flag}|{query.none}", uri), "bob@x||");
-        assert_eq!(render("{client_ip}/{method}/{request_id}", uri), "10.1.2.3/POST/rid-1");
+        assert_eq!(
+            render("{query.user}|{query.flag}|{query.none}", uri),
+            "bob@x||"
+        );
+        assert_eq!(
+            render("{client_ip}/{method}/{request_id}", uri),
+            "10.1.2.3/POST/rid-1"
+        );
         assert_eq!(render("{host}", uri), "api.example:8080");
         assert_eq!(render("{path}", uri), "/api/orders/42%20x");
         assert_eq!(render("lit-{{x}}", uri), "lit-{x}");
@@ -244,12 +261,17 @@ mod tests {
 
     #[test]
     fn rejects_bad_templates() {
-        assert!(Template::parse("{nope}").unwrap_err().contains("unknown placeholder"));
+        assert!(Template::parse("{nope}")
+            .unwrap_err()
+            .contains("unknown placeholder"));
         assert!(Template::parse("{path.x}").is_err());
         assert!(Template::parse("{route_id").is_err());
         assert!(Template::parse("a}b").is_err());
         assert!(Template::parse("{header.bad header}").is_err());
-        assert_eq!(Template::parse("plain").unwrap().as_literal(), Some("plain"));
+        assert_eq!(
+            Template::parse("plain").unwrap().as_literal(),
+            Some("plain")
+        );
         assert_eq!(Template::parse("{route_id}").unwrap().as_literal(), None);
     }
 

@@ -155,9 +155,15 @@ mod tests {
         c.discarded_unsent("invalid_topic");
         let s = c.snapshot();
         assert_eq!(s.attempted, 6);
-        assert_eq!((s.acked, s.failed, s.discarded, s.in_flight()), (2, 1, 2, 1));
+        assert_eq!(
+            (s.acked, s.failed, s.discarded, s.in_flight()),
+            (2, 1, 2, 1)
+        );
         let m = kafka().unwrap();
-        assert_eq!(m.in_flight.with_label_values(&["acct-test", "test"]).get(), 1);
+        assert_eq!(
+            m.in_flight.with_label_values(&["acct-test", "test"]).get(),
+            1
+        );
         assert_eq!(
             m.outcomes
                 .with_label_values(&["acct-test", "test", "discarded", "queue_full"])

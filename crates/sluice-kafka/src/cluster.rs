@@ -102,7 +102,12 @@ impl Cluster {
         let producer: ThreadedProducer<SluiceContext> = self
             .client_config(&bootstrap)
             .create_with_context(context)
-            .map_err(|e| format!("kafka cluster `{}`: cannot create the producer: {e}", self.name))?;
+            .map_err(|e| {
+                format!(
+                    "kafka cluster `{}`: cannot create the producer: {e}",
+                    self.name
+                )
+            })?;
         let _ = self.producer.set(producer);
         let _ = self.bootstrap.set(bootstrap);
         Ok(())
@@ -162,9 +167,12 @@ impl Cluster {
         if let Some(ts) = event.timestamp_ms {
             record = record.timestamp(ts);
         }
+        // Counted before the send: the delivery report may arrive before `send` returns.
+        self.health.in_flight.fetch_add(1, Ordering::AcqRel);
         match producer.send(record) {
             Ok(()) => Ok(()),
             Err((e, _record)) => {
+                self.health.in_flight.fetch_sub(1, Ordering::AcqRel);
                 let why = reason(&e);
                 counters.discarded(&why);
                 Err(why)
@@ -179,11 +187,15 @@ impl Cluster {
         let Some(p) = self.producer.get() else {
             return FlushOutcome::default();
         };
-        let before = p.in_flight_count().max(0) as u64;
+        let queued = || self.health.in_flight.load(Ordering::Acquire);
+        let before = queued();
         let outcome = match p.flush(self.config.flush_timeout.0) {
-            Ok(()) => FlushOutcome { queued: before, purged: 0 },
+            Ok(()) => FlushOutcome {
+                queued: before,
+                purged: 0,
+            },
             Err(_) => {
-                let left = p.in_flight_count().max(0) as u64;
+                let left = queued();
                 log::warn!(
                     "kafka cluster `{}`: {left} events still queued after {}; purging them (counted as failed)",
                     self.name,
@@ -192,7 +204,10 @@ impl Cluster {
                 p.purge(PurgeConfig::default().queue().inflight());
                 // Serve the purge reports so every event is counted before exit.
                 let _ = p.flush(Duration::from_secs(2));
-                FlushOutcome { queued: before, purged: left }
+                FlushOutcome {
+                    queued: before,
+                    purged: left,
+                }
             }
         };
         if let Some(f) = lock(&self.forwarder).take() {
@@ -225,9 +240,18 @@ pub fn producer_config(c: &ClusterConfig, bootstrap: &str) -> ClientConfig {
     cfg.set("bootstrap.servers", bootstrap)
         .set("client.id", "sluice")
         .set("statistics.interval.ms", "1000")
-        .set("queue.buffering.max.kbytes", (c.queue_max_bytes.0 / 1024).max(1).to_string())
-        .set("queue.buffering.max.messages", c.queue_max_messages.to_string())
-        .set("message.timeout.ms", c.delivery_timeout.0.as_millis().to_string())
+        .set(
+            "queue.buffering.max.kbytes",
+            (c.queue_max_bytes.0 / 1024).max(1).to_string(),
+        )
+        .set(
+            "queue.buffering.max.messages",
+            c.queue_max_messages.to_string(),
+        )
+        .set(
+            "message.timeout.ms",
+            c.delivery_timeout.0.as_millis().to_string(),
+        )
         .set("linger.ms", c.linger.0.as_millis().to_string());
     match c.acks {
         Acks::All => {

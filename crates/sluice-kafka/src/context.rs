@@ -43,6 +43,8 @@ pub struct ClusterHealth {
     pub brokers_up: AtomicUsize,
     /// Whether a statistics report arrived at all.
     pub reported: std::sync::atomic::AtomicBool,
+    /// Events handed to the producer whose delivery report has not arrived yet.
+    pub in_flight: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) struct SluiceContext {
@@ -57,14 +59,20 @@ impl ClientContext for SluiceContext {
         let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         m.queue_messages.with_label_values(&[c]).set(g(s.msg_cnt));
         m.queue_bytes.with_label_values(&[c]).set(g(s.msg_size));
-        m.queue_max_messages.with_label_values(&[c]).set(g(s.msg_max));
-        m.queue_max_bytes.with_label_values(&[c]).set(g(s.msg_size_max));
+        m.queue_max_messages
+            .with_label_values(&[c])
+            .set(g(s.msg_max));
+        m.queue_max_bytes
+            .with_label_values(&[c])
+            .set(g(s.msg_size_max));
         let mut up = 0;
         for b in s.brokers.values().filter(|b| b.nodeid >= 0) {
             let is_up = b.state == "UP";
             up += usize::from(is_up);
             let name = b.nodename.as_str();
-            m.broker_up.with_label_values(&[c, name]).set(i64::from(is_up));
+            m.broker_up
+                .with_label_values(&[c, name])
+                .set(i64::from(is_up));
             if let Some(rtt) = &b.rtt {
                 m.broker_rtt_p99
                     .with_label_values(&[c, name])
@@ -76,7 +84,8 @@ impl ClientContext for SluiceContext {
     }
 
     fn error(&self, error: KafkaError, detail: &str) {
-        log::warn!("kafka cluster `{}`: {error}: {detail}", self.cluster);
+        // librdkafka logs these itself; here they are only counted.
+        log::debug!("kafka cluster `{}`: {error}: {detail}", self.cluster);
         if let Some(m) = kafka() {
             m.client_errors
                 .with_label_values(&[&self.cluster, &reason(&error)])
@@ -89,6 +98,7 @@ impl ProducerContext for SluiceContext {
     type DeliveryOpaque = Box<Ticket>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, ticket: Box<Ticket>) {
+        self.health.in_flight.fetch_sub(1, Ordering::AcqRel);
         let report = match result {
             Ok(msg) => {
                 ticket.counters.acked();

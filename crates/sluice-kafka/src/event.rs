@@ -24,7 +24,8 @@ pub fn valid_topic(t: &str) -> bool {
         && t.len() <= 249
         && t != "."
         && t != ".."
-        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
 /// A metric-label reason for a Kafka error: the error code in snake case
@@ -60,9 +61,14 @@ mod tests {
     #[test]
     fn reasons_are_snake_case() {
         assert_eq!(code_reason(RDKafkaErrorCode::QueueFull), "queue_full");
-        assert_eq!(code_reason(RDKafkaErrorCode::MessageTimedOut), "message_timed_out");
         assert_eq!(
-            reason(&KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge)),
+            code_reason(RDKafkaErrorCode::MessageTimedOut),
+            "message_timed_out"
+        );
+        assert_eq!(
+            reason(&KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageSizeTooLarge
+            )),
             "message_size_too_large"
         );
     }

@@ -32,7 +32,9 @@ pub struct KafkaMetrics {
 
 impl KafkaMetrics {
     fn register() -> Result<Self, prometheus::Error> {
-        let gauge = |name: &str, help: &str, labels: &[&str]| IntGaugeVec::new(Opts::new(name, help), labels);
+        let gauge = |name: &str, help: &str, labels: &[&str]| {
+            IntGaugeVec::new(Opts::new(name, help), labels)
+        };
         let m = Self {
             attempted: IntCounterVec::new(
                 Opts::new("sluice_kafka_events_attempted_total", "Events plugins tried to send to Kafka"),
@@ -96,5 +98,8 @@ pub fn kafka() -> Option<&'static KafkaMetrics> {
 
 /// Register now; the binary refuses to start if this fails.
 pub fn init() -> Result<(), String> {
-    KAFKA.as_ref().map(|_| ()).map_err(|e| format!("registering Kafka metrics: {e}"))
+    KAFKA
+        .as_ref()
+        .map(|_| ())
+        .map_err(|e| format!("registering Kafka metrics: {e}"))
 }

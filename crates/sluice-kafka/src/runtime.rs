@@ -103,7 +103,10 @@ pub fn validate_properties(configs: &BTreeMap<String, ClusterConfig>) -> Vec<Fie
         }
         if c.properties.is_empty() {
             if let Err(e) = producer_config(c, "127.0.0.1:9092").create_native_config() {
-                errors.push(FieldError::value(at, format!("rejected by librdkafka: {e}")));
+                errors.push(FieldError::value(
+                    at,
+                    format!("rejected by librdkafka: {e}"),
+                ));
             }
         }
     }
@@ -115,7 +118,11 @@ pub struct KafkaService(pub Arc<KafkaRuntime>);
 
 #[async_trait]
 impl BackgroundService for KafkaService {
-    async fn start_with_ready_notifier(&self, mut shutdown: ShutdownWatch, ready: ServiceReadyNotifier) {
+    async fn start_with_ready_notifier(
+        &self,
+        mut shutdown: ShutdownWatch,
+        ready: ServiceReadyNotifier,
+    ) {
         if let Err(e) = self.0.start().await {
             log::error!("{e}");
             // Without producers the gateway would silently discard every event.

@@ -34,17 +34,28 @@ pub fn run(opts: &TailOptions, out: &mut dyn Write) -> Result<(), String> {
         let md = consumer
             .fetch_metadata(Some(&opts.topic), Duration::from_secs(5))
             .map_err(|e| format!("cannot read metadata from {}: {e}", opts.brokers))?;
-        let n = md.topics().first().map(|t| t.partitions().len()).unwrap_or(0);
+        let n = md
+            .topics()
+            .first()
+            .map(|t| t.partitions().len())
+            .unwrap_or(0);
         if n > 0 {
             break n;
         }
         if Instant::now() > deadline {
-            return Err(format!("topic `{}` has no partitions (does it exist?)", opts.topic));
+            return Err(format!(
+                "topic `{}` has no partitions (does it exist?)",
+                opts.topic
+            ));
         }
         std::thread::sleep(Duration::from_millis(500));
     };
     let mut tpl = TopicPartitionList::new();
-    let start = if opts.from_end { Offset::End } else { Offset::Beginning };
+    let start = if opts.from_end {
+        Offset::End
+    } else {
+        Offset::Beginning
+    };
     for p in 0..partitions {
         tpl.add_partition_offset(&opts.topic, p as i32, start)
             .map_err(|e| e.to_string())?;
@@ -62,15 +73,24 @@ pub fn run(opts: &TailOptions, out: &mut dyn Write) -> Result<(), String> {
             msg.topic(),
             msg.partition(),
             msg.offset(),
-            msg.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_else(|| "(none)".into())
+            msg.key()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .unwrap_or_else(|| "(none)".into())
         );
         if let Some(h) = msg.headers() {
             for header in h.iter() {
-                let v = header.value.map(String::from_utf8_lossy).unwrap_or_default();
+                let v = header
+                    .value
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
                 let _ = writeln!(out, "{}: {}", header.key, v);
             }
         }
-        let _ = writeln!(out, "{}", String::from_utf8_lossy(msg.payload().unwrap_or_default()));
+        let _ = writeln!(
+            out,
+            "{}",
+            String::from_utf8_lossy(msg.payload().unwrap_or_default())
+        );
         let _ = out.flush();
         seen += 1;
     }

@@ -45,10 +45,13 @@ fn read_all(bootstrap: &str, topic: &str, expect: usize) -> Vec<Record> {
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
-    let md = c.fetch_metadata(Some(topic), Duration::from_secs(5)).unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in md.topics()[0].partitions() {
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
     }
     c.assign(&tpl).unwrap();
     let mut out = Vec::new();
@@ -57,7 +60,11 @@ fn read_all(bootstrap: &str, topic: &str, expect: usize) -> Vec<Record> {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
             let headers = m
                 .headers()
-                .map(|h| h.iter().map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec())).collect())
+                .map(|h| {
+                    h.iter()
+                        .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
+                        .collect()
+                })
                 .unwrap_or_default();
             out.push((
                 m.key().unwrap_or_default().to_vec(),
@@ -81,16 +88,24 @@ async fn delivers_records_with_key_headers_and_timestamp() {
     for i in 0..20 {
         cluster.send(&event("events", i), &counters);
     }
-    wait_until("20 acks", Duration::from_secs(20), || counters.snapshot().acked == 20);
+    wait_until("20 acks", Duration::from_secs(20), || {
+        counters.snapshot().acked == 20
+    });
     let s = counters.snapshot();
-    assert_eq!((s.attempted, s.failed, s.discarded, s.in_flight()), (20, 0, 0, 0));
+    assert_eq!(
+        (s.attempted, s.failed, s.discarded, s.in_flight()),
+        (20, 0, 0, 0)
+    );
     let mut records = read_all(&bootstrap, "events", 20);
     assert_eq!(records.len(), 20);
     records.sort_by_key(|r| r.3);
     for (i, (key, value, headers, ts)) in records.iter().enumerate() {
         assert_eq!(key, format!("k{i}").as_bytes());
         assert_eq!(value, format!("{{\"n\":{i}}}").as_bytes());
-        assert_eq!(headers, &vec![("traceparent".to_string(), b"00-abc-def-01".to_vec())]);
+        assert_eq!(
+            headers,
+            &vec![("traceparent".to_string(), b"00-abc-def-01".to_vec())]
+        );
         assert_eq!(*ts, 1_700_000_000_000 + i as i64);
     }
     assert_eq!(cluster.shutdown().purged, 0);
@@ -110,8 +125,14 @@ async fn broker_down_events_fail_and_are_counted_without_blocking() {
         cluster.send(&event("down", i), &counters);
     }
     // Enqueueing never waits on the broker.
-    assert!(start.elapsed() < Duration::from_millis(200), "send blocked: {:?}", start.elapsed());
-    wait_until("all 50 settled", Duration::from_secs(15), || counters.snapshot().in_flight() == 0);
+    assert!(
+        start.elapsed() < Duration::from_millis(200),
+        "send blocked: {:?}",
+        start.elapsed()
+    );
+    wait_until("all 50 settled", Duration::from_secs(15), || {
+        counters.snapshot().in_flight() == 0
+    });
     let s = counters.snapshot();
     assert_eq!(s.attempted, 50);
     assert_eq!(s.acked + s.failed + s.discarded, 50);
@@ -119,7 +140,9 @@ async fn broker_down_events_fail_and_are_counted_without_blocking() {
     assert_eq!(s.failed, 50);
     let m = sluice_kafka::metrics::kafka().unwrap();
     assert_eq!(
-        m.outcomes.with_label_values(&["down", "test", "failed", "message_timed_out"]).get(),
+        m.outcomes
+            .with_label_values(&["down", "test", "failed", "message_timed_out"])
+            .get(),
         50
     );
 }
@@ -131,7 +154,10 @@ async fn full_queue_discards_and_counts() {
     mock.create_topic("full", 1, 1).unwrap();
     let cluster = Cluster::new(
         "default",
-        config(&bootstrap, "queue_max_messages: 10\ndelivery_timeout: 30s\nflush_timeout: 1s"),
+        config(
+            &bootstrap,
+            "queue_max_messages: 10\ndelivery_timeout: 30s\nflush_timeout: 1s",
+        ),
     );
     cluster.start().await.unwrap();
     mock.broker_down(1).unwrap();
@@ -145,13 +171,17 @@ async fn full_queue_discards_and_counts() {
     assert_eq!(s.in_flight(), 10);
     let m = sluice_kafka::metrics::kafka().unwrap();
     assert_eq!(
-        m.outcomes.with_label_values(&["full", "test", "discarded", "queue_full"]).get(),
+        m.outcomes
+            .with_label_values(&["full", "test", "discarded", "queue_full"])
+            .get(),
         90
     );
     // Shutdown with the broker still down: the 10 queued events are purged and counted.
     let flush = cluster.shutdown();
     assert_eq!(flush.purged, 10);
-    wait_until("purge reports", Duration::from_secs(5), || counters.snapshot().in_flight() == 0);
+    wait_until("purge reports", Duration::from_secs(5), || {
+        counters.snapshot().in_flight() == 0
+    });
     let s = counters.snapshot();
     assert_eq!((s.acked, s.failed, s.discarded), (0, 10, 90));
     // After shutdown, new events are discarded, never queued.

@@ -65,7 +65,11 @@ impl ServeHttp for AdminApp {
                 let mut buf = Vec::new();
                 let encoder = TextEncoder::new();
                 if let Err(e) = encoder.encode(&prometheus::gather(), &mut buf) {
-                    return response(500, "text/plain", format!("encoding metrics: {e}\n").into_bytes());
+                    return response(
+                        500,
+                        "text/plain",
+                        format!("encoding metrics: {e}\n").into_bytes(),
+                    );
                 }
                 response(200, encoder.format_type(), buf)
             }
@@ -74,7 +78,11 @@ impl ServeHttp for AdminApp {
                 let (status, body) = self.readiness();
                 response(status, "application/json", body)
             }
-            _ => response(404, "text/plain", b"not found; try /metrics, /healthz, /readyz\n".to_vec()),
+            _ => response(
+                404,
+                "text/plain",
+                b"not found; try /metrics, /healthz, /readyz\n".to_vec(),
+            ),
         }
     }
 }

@@ -47,8 +47,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match cli.command {
-        Some(Command::Tail { brokers, topic, max, from_end }) => {
-            let opts = sluice_kafka::tail::TailOptions { brokers, topic, max, from_end };
+        Some(Command::Tail {
+            brokers,
+            topic,
+            max,
+            from_end,
+        }) => {
+            let opts = sluice_kafka::tail::TailOptions {
+                brokers,
+                topic,
+                max,
+                from_end,
+            };
             match sluice_kafka::tail::run(&opts, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

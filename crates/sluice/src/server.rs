@@ -65,7 +65,10 @@ pub fn run(file: &str, test_only: bool) -> ExitCode {
         Ok(l) => l,
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!("sluice: {file}: {} error(s); nothing started", errors.0.len());
+            eprintln!(
+                "sluice: {file}: {} error(s); nothing started",
+                errors.0.len()
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -78,7 +81,12 @@ pub fn run(file: &str, test_only: bool) -> ExitCode {
 }
 
 fn serve(loaded: Loaded) {
-    let Loaded { config, kafka, state, health_checks } = loaded;
+    let Loaded {
+        config,
+        kafka,
+        state,
+        health_checks,
+    } = loaded;
     let conf = ServerConf {
         threads: config.server.threads,
         grace_period_seconds: Some(config.server.grace_period.0.as_secs()),

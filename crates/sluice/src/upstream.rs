@@ -9,10 +9,12 @@ use std::sync::Arc;
 use pingora_core::services::background::background_service;
 use pingora_core::services::ServiceWithDependents;
 use pingora_core::upstreams::peer::HttpPeer;
-use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck, TcpHealthCheck};
-use pingora_load_balancing::selection::{consistent::KetamaHashing, BackendIter, BackendSelection, RoundRobin};
-use pingora_load_balancing::{Backend, Backends, LoadBalancer};
 use pingora_load_balancing::discovery::Static;
+use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck, TcpHealthCheck};
+use pingora_load_balancing::selection::{
+    consistent::KetamaHashing, BackendIter, BackendSelection, RoundRobin,
+};
+use pingora_load_balancing::{Backend, Backends, LoadBalancer};
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::{Balance, ConfigDoc, HealthCheckKind, UpstreamConfig};
 use sluice_core::template::Template;

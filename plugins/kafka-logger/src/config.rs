@@ -77,8 +77,15 @@ const fn default_true() -> bool {
 }
 /// The default redaction list.
 pub fn default_redact() -> Vec<String> {
-    ["authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "apikey"]
-        .into_iter()
-        .map(String::from)
-        .collect()
+    [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "apikey",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
 }

@@ -205,7 +205,11 @@ pub fn encode_entry(x: &Exchange<'_>, opts: &EncodeOptions) -> Vec<u8> {
 /// A W3C `traceparent` value if well formed (`00-<32 hex>-<16 hex>-<2 hex>`, not all zero).
 pub fn valid_traceparent(v: &[u8]) -> bool {
     let parts: Vec<&[u8]> = v.split(|b| *b == b'-').collect();
-    let hex = |p: &[u8], n: usize| p.len() == n && p.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
+    let hex = |p: &[u8], n: usize| {
+        p.len() == n
+            && p.iter()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    };
     let nonzero = |p: &[u8]| p.iter().any(|b| *b != b'0');
     parts.len() == 4
         && hex(parts[0], 2)

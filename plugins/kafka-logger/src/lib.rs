@@ -66,7 +66,10 @@ impl PluginSpec for KafkaLogger {
         if cluster.is_none() && !scope.declared_clusters.contains(&c.cluster) {
             errors.push(FieldError::value(
                 at.key("cluster"),
-                format!("unknown cluster `{}` (define it under kafka.clusters)", c.cluster),
+                format!(
+                    "unknown cluster `{}` (define it under kafka.clusters)",
+                    c.cluster
+                ),
             ));
         }
         let topic = Template::parse(&c.topic)
@@ -76,7 +79,9 @@ impl PluginSpec for KafkaLogger {
             if !valid_topic(lit) {
                 errors.push(FieldError::value(
                     at.key("topic"),
-                    format!("{lit:?} is not a valid Kafka topic name ([a-zA-Z0-9._-], 1-249 chars)"),
+                    format!(
+                        "{lit:?} is not a valid Kafka topic name ([a-zA-Z0-9._-], 1-249 chars)"
+                    ),
                 ));
             }
         }
@@ -116,11 +121,17 @@ impl PluginSpec for KafkaLogger {
                 redact,
                 include_headers: c.include_headers,
                 format: c.format,
-                ce_source: c.ce_source.unwrap_or_else(|| format!("/routes/{}", scope.route_id)),
+                ce_source: c
+                    .ce_source
+                    .unwrap_or_else(|| format!("/routes/{}", scope.route_id)),
                 ce_type: c.ce_type,
             },
-            req_cap: c.include_req_body.then_some(c.max_req_body_bytes.0 as usize),
-            resp_cap: c.include_resp_body.then_some(c.max_resp_body_bytes.0 as usize),
+            req_cap: c
+                .include_req_body
+                .then_some(c.max_req_body_bytes.0 as usize),
+            resp_cap: c
+                .include_resp_body
+                .then_some(c.max_resp_body_bytes.0 as usize),
             counters: Arc::new(EventCounters::new(scope.route_id, Self::NAME)),
         }))
     }

@@ -61,16 +61,25 @@ impl PluginSpec for Mocking {
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
         let mut errors = Vec::new();
         if !(100..=599).contains(&c.status) {
-            errors.push(FieldError::value(at.key("status"), "must be an HTTP status (100-599)"));
+            errors.push(FieldError::value(
+                at.key("status"),
+                "must be an HTTP status (100-599)",
+            ));
         }
         if http::HeaderValue::from_str(&c.content_type).is_err() {
-            errors.push(FieldError::value(at.key("content_type"), "not a valid header value"));
+            errors.push(FieldError::value(
+                at.key("content_type"),
+                "not a valid header value",
+            ));
         }
         for (name, value) in &c.headers {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err()
                 || http::HeaderValue::from_str(value).is_err()
             {
-                errors.push(FieldError::value(at.key("headers").key(name), "not a valid header"));
+                errors.push(FieldError::value(
+                    at.key("headers").key(name),
+                    "not a valid header",
+                ));
             }
         }
         if !errors.is_empty() {

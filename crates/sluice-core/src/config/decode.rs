@@ -110,7 +110,10 @@ fn remove_key(root: &mut Value, holder: &FieldPath, field: &str) -> bool {
                 None => return false,
             },
             (Seg::Key(k), Value::Mapping(map)) => {
-                match map.iter_mut().find(|(mk, _)| key_seg(mk) == Seg::Key(k.clone())) {
+                match map
+                    .iter_mut()
+                    .find(|(mk, _)| key_seg(mk) == Seg::Key(k.clone()))
+                {
                     Some((_, v)) => v,
                     None => return false,
                 }
@@ -171,7 +174,11 @@ mod tests {
         let errs = decode::<Outer>(&v, &FieldPath::root()).unwrap_err();
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].path.to_string(), "inner.a");
-        assert!(errs[0].message.contains("wrong type"), "{}", errs[0].message);
+        assert!(
+            errs[0].message.contains("wrong type"),
+            "{}",
+            errs[0].message
+        );
     }
 
     #[test]

@@ -132,8 +132,10 @@ impl ConfigDoc {
             value = Value::Mapping(Default::default());
         }
         if let Err(e) = value.apply_merge() {
-            doc.errors
-                .push(FieldError::value(FieldPath::root(), format!("invalid merge key: {e}")));
+            doc.errors.push(FieldError::value(
+                FieldPath::root(),
+                format!("invalid merge key: {e}"),
+            ));
         }
         let mut env_errors = Vec::new();
         expand_tree(&mut value, &FieldPath::root(), env, &mut env_errors);
@@ -151,7 +153,13 @@ impl ConfigDoc {
         let Some(top) = self.take(decode::<TopLevel>(value, &root)) else {
             return;
         };
-        let or_empty = |v: Value| if v.is_null() { Value::Mapping(Default::default()) } else { v };
+        let or_empty = |v: Value| {
+            if v.is_null() {
+                Value::Mapping(Default::default())
+            } else {
+                v
+            }
+        };
         if let Some(s) = self.take(decode(&or_empty(top.server), &root.key("server"))) {
             self.config.server = s;
         }
@@ -183,7 +191,8 @@ impl ConfigDoc {
         let routes: Vec<Value> = if top.routes.is_null() {
             Vec::new()
         } else {
-            self.take(decode(&top.routes, &routes_path)).unwrap_or_default()
+            self.take(decode(&top.routes, &routes_path))
+                .unwrap_or_default()
         };
         for (i, v) in routes.iter().enumerate() {
             if let Some(r) = self.take(decode::<RouteConfig>(v, &routes_path.index(i))) {

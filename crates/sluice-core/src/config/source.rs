@@ -165,8 +165,8 @@ pub fn expand_env(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            let valid = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
                 return Err(format!("invalid environment variable name {name:?}"));
             }
@@ -256,7 +256,9 @@ mod tests {
         assert_eq!(expand_env("${EMPTY}", &env).unwrap(), "");
         assert_eq!(expand_env("a$${HOST}b", &env).unwrap(), "a${HOST}b");
         assert_eq!(expand_env("cost $5", &env).unwrap(), "cost $5");
-        assert!(expand_env("${NOPE}", &env).unwrap_err().contains("`NOPE` is not set"));
+        assert!(expand_env("${NOPE}", &env)
+            .unwrap_err()
+            .contains("`NOPE` is not set"));
         assert!(expand_env("${BAD-NAME}", &env).is_err());
         assert!(expand_env("${OPEN", &env).is_err());
     }

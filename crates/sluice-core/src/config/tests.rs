@@ -45,7 +45,10 @@ impl PluginSpec for Probe {
         _scope: &BuildScope<'_>,
     ) -> Result<Arc<dyn Plugin>, Vec<FieldError>> {
         if c.topic.is_empty() {
-            return Err(vec![FieldError::value(at.key("topic"), "must not be empty")]);
+            return Err(vec![FieldError::value(
+                at.key("topic"),
+                "must not be empty",
+            )]);
         }
         Ok(Arc::new(ProbePlugin(c.answer)))
     }

@@ -14,7 +14,9 @@ impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)
             .map_err(|_| serde::de::Error::custom("expected a duration such as `5s` or `250ms`"))?;
-        parse_duration(&s).map(HumanDuration).map_err(serde::de::Error::custom)
+        parse_duration(&s)
+            .map(HumanDuration)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -47,7 +49,9 @@ impl<'de> Deserialize<'de> for ByteSize {
             serde::de::Error::custom("expected a size such as `64MiB` or a number of bytes")
         })? {
             Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => parse_bytes(&s).map(ByteSize).map_err(serde::de::Error::custom),
+            Raw::S(s) => parse_bytes(&s)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
         }
     }
 }
@@ -61,9 +65,7 @@ impl fmt::Display for ByteSize {
 /// Parse `512KiB`, `64MiB`, `1GB`, `1000`.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: u64 = num
         .parse()
@@ -76,7 +78,11 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "KB" | "kB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        other => return Err(format!("unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB)"
+            ))
+        }
     };
     n.checked_mul(mult)
         .ok_or_else(|| format!("size {s:?} is too large"))

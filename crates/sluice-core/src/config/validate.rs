@@ -55,12 +55,26 @@ pub(super) fn check(doc: &mut ConfigDoc) {
             ids.insert(r.id.as_str(), first);
             errors.push(FieldError::value(
                 at.key("id"),
-                format!("duplicate route id `{}` (first used at {})", r.id, doc.route_path(first)),
+                format!(
+                    "duplicate route id `{}` (first used at {})",
+                    r.id,
+                    doc.route_path(first)
+                ),
             ));
         }
-        let mut methods = r.matcher.methods.iter().map(|m| m.to_ascii_uppercase()).collect::<Vec<_>>();
+        let mut methods = r
+            .matcher
+            .methods
+            .iter()
+            .map(|m| m.to_ascii_uppercase())
+            .collect::<Vec<_>>();
         methods.sort();
-        let mut hosts = r.matcher.hosts.iter().map(|h| h.to_ascii_lowercase()).collect::<Vec<_>>();
+        let mut hosts = r
+            .matcher
+            .hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect::<Vec<_>>();
         hosts.sort();
         for p in &r.matcher.paths {
             let key = (p.clone(), methods.clone(), hosts.clone());
@@ -82,7 +96,10 @@ pub(super) fn check(doc: &mut ConfigDoc) {
 
 fn server(s: &ServerConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
     if s.listen.is_empty() {
-        errors.push(FieldError::value(at.key("listen"), "at least one listen address is needed"));
+        errors.push(FieldError::value(
+            at.key("listen"),
+            "at least one listen address is needed",
+        ));
     }
     for (i, l) in s.listen.iter().enumerate() {
         if l.parse::<SocketAddr>().is_err() {
@@ -93,7 +110,10 @@ fn server(s: &ServerConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
         }
     }
     if !(1..=256).contains(&s.threads) {
-        errors.push(FieldError::value(at.key("threads"), "must be between 1 and 256"));
+        errors.push(FieldError::value(
+            at.key("threads"),
+            "must be between 1 and 256",
+        ));
     }
 }
 
@@ -144,10 +164,16 @@ fn cluster(c: &ClusterConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
         ));
     }
     if c.queue_max_messages == 0 {
-        errors.push(FieldError::value(at.key("queue_max_messages"), "must be at least 1"));
+        errors.push(FieldError::value(
+            at.key("queue_max_messages"),
+            "must be at least 1",
+        ));
     }
     if c.delivery_timeout.0.is_zero() {
-        errors.push(FieldError::value(at.key("delivery_timeout"), "must be greater than 0"));
+        errors.push(FieldError::value(
+            at.key("delivery_timeout"),
+            "must be greater than 0",
+        ));
     }
     if c.linger.0.as_millis() > 900_000 {
         errors.push(FieldError::value(at.key("linger"), "must be at most 15m"));
@@ -156,7 +182,10 @@ fn cluster(c: &ClusterConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
 
 fn upstream(u: &UpstreamConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
     if u.nodes.is_empty() {
-        errors.push(FieldError::value(at.key("nodes"), "at least one node is needed"));
+        errors.push(FieldError::value(
+            at.key("nodes"),
+            "at least one node is needed",
+        ));
     }
     for (i, n) in u.nodes.iter().enumerate() {
         let ok = n
@@ -208,13 +237,22 @@ fn upstream(u: &UpstreamConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
     if let Some(hc) = &u.health_check {
         let hat = at.key("health_check");
         if hc.interval.0.is_zero() {
-            errors.push(FieldError::value(hat.key("interval"), "must be greater than 0"));
+            errors.push(FieldError::value(
+                hat.key("interval"),
+                "must be greater than 0",
+            ));
         }
         if hc.healthy_threshold == 0 {
-            errors.push(FieldError::value(hat.key("healthy_threshold"), "must be at least 1"));
+            errors.push(FieldError::value(
+                hat.key("healthy_threshold"),
+                "must be at least 1",
+            ));
         }
         if hc.unhealthy_threshold == 0 {
-            errors.push(FieldError::value(hat.key("unhealthy_threshold"), "must be at least 1"));
+            errors.push(FieldError::value(
+                hat.key("unhealthy_threshold"),
+                "must be at least 1",
+            ));
         }
         if !hc.path.starts_with('/') {
             errors.push(FieldError::value(hat.key("path"), "must start with `/`"));
@@ -222,10 +260,17 @@ fn upstream(u: &UpstreamConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
     }
 }
 
-fn route(r: &RouteConfig, at: &FieldPath, upstreams: &BTreeSet<String>, errors: &mut Vec<FieldError>) {
+fn route(
+    r: &RouteConfig,
+    at: &FieldPath,
+    upstreams: &BTreeSet<String>,
+    errors: &mut Vec<FieldError>,
+) {
     let id_ok = !r.id.is_empty()
         && r.id.len() <= 128
-        && r.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        && r.id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if !id_ok {
         errors.push(FieldError::value(
             at.key("id"),
@@ -234,7 +279,10 @@ fn route(r: &RouteConfig, at: &FieldPath, upstreams: &BTreeSet<String>, errors: 
     }
     let m = at.key("match");
     if r.matcher.paths.is_empty() {
-        errors.push(FieldError::value(m.key("paths"), "at least one path is needed"));
+        errors.push(FieldError::value(
+            m.key("paths"),
+            "at least one path is needed",
+        ));
     }
     for (i, p) in r.matcher.paths.iter().enumerate() {
         if let Err(e) = PathPattern::parse(p) {

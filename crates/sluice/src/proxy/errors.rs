@@ -9,7 +9,9 @@ pub fn status_for(e: &Error) -> u16 {
     use ErrorType::*;
     match e.etype() {
         HTTPStatus(c) => *c,
-        ConnectTimedout | ReadTimedout | WriteTimedout if e.esource() == &ErrorSource::Upstream => 504,
+        ConnectTimedout | ReadTimedout | WriteTimedout if e.esource() == &ErrorSource::Upstream => {
+            504
+        }
         _ => match e.esource() {
             ErrorSource::Upstream => 502,
             ErrorSource::Downstream => match e.etype() {

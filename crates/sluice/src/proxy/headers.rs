@@ -71,7 +71,11 @@ pub fn upstream_request(
         req.remove_header("connection");
     }
     if let Some(ip) = client_ip {
-        let xff = match req.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let xff = match req
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
             Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
             _ => ip.to_string(),
         };
@@ -110,7 +114,8 @@ mod tests {
     fn strips_hop_by_hop_and_sets_forwarding() {
         let mut r = RequestHeader::build("GET", b"/x", None).unwrap();
         r.append_header("Host", "api.example").unwrap();
-        r.append_header("Connection", "keep-alive, X-Secret-Hop").unwrap();
+        r.append_header("Connection", "keep-alive, X-Secret-Hop")
+            .unwrap();
         r.append_header("X-Secret-Hop", "1").unwrap();
         r.append_header("Keep-Alive", "timeout=5").unwrap();
         r.append_header("Proxy-Authorization", "Basic x").unwrap();
@@ -119,7 +124,13 @@ mod tests {
         r.append_header("X-Forwarded-Proto", "https").unwrap();
         upstream_request(&mut r, Some("10.0.0.9".parse().unwrap()), "rid", false).unwrap();
         let h = &r.headers;
-        for gone in ["connection", "x-secret-hop", "keep-alive", "proxy-authorization", "te"] {
+        for gone in [
+            "connection",
+            "x-secret-hop",
+            "keep-alive",
+            "proxy-authorization",
+            "te",
+        ] {
             assert!(!h.contains_key(gone), "{gone} was forwarded");
         }
         assert_eq!(h["x-forwarded-for"], "203.0.113.1, 10.0.0.9");

@@ -88,11 +88,18 @@ impl ProxyHttp for Gateway {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut GatewayCtx) -> Result<bool> {
         let req = session.req_header();
-        ctx.req.client_ip = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        ctx.req.client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
         ctx.req.request_id = headers::request_id(req);
         let path = req.uri.path();
         if has_dot_segments(path) {
-            let r = HttpResponse::problem(400, "the path has `.` or `..` segments", &ctx.req.request_id);
+            let r = HttpResponse::problem(
+                400,
+                "the path has `.` or `..` segments",
+                &ctx.req.request_id,
+            );
             return respond(session, ctx, r).await;
         }
         let state = self.state.load();
@@ -100,12 +107,17 @@ impl ProxyHttp for Gateway {
         let route = match state.router.find(host, path, req.method.as_str()) {
             RouteResult::Found(r) => r.clone(),
             RouteResult::MethodNotAllowed(allowed) => {
-                let r = HttpResponse::problem(405, "method not allowed on this route", &ctx.req.request_id)
-                    .with_header("allow", allowed.join(", "));
+                let r = HttpResponse::problem(
+                    405,
+                    "method not allowed on this route",
+                    &ctx.req.request_id,
+                )
+                .with_header("allow", allowed.join(", "));
                 return respond(session, ctx, r).await;
             }
             RouteResult::NotFound => {
-                let r = HttpResponse::problem(404, "no route matches the request", &ctx.req.request_id);
+                let r =
+                    HttpResponse::problem(404, "no route matches the request", &ctx.req.request_id);
                 return respond(session, ctx, r).await;
             }
         };
@@ -134,9 +146,16 @@ impl ProxyHttp for Gateway {
         Ok(false)
     }
 
-    async fn upstream_peer(&self, session: &mut Session, ctx: &mut GatewayCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(
+        &self,
+        session: &mut Session,
+        ctx: &mut GatewayCtx,
+    ) -> Result<Box<HttpPeer>> {
         let Some(up) = ctx.upstream.clone() else {
-            return Err(Error::explain(ErrorType::HTTPStatus(502), "route has no upstream"));
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(502),
+                "route has no upstream",
+            ));
         };
         ctx.req.upstream.started.get_or_insert_with(Instant::now);
         ctx.req.upstream.tries += 1;
@@ -150,7 +169,10 @@ impl ProxyHttp for Gateway {
             None => String::new(),
         };
         let Some(backend) = up.select(key.as_bytes(), &ctx.tried) else {
-            return Err(Error::explain(ErrorType::HTTPStatus(503), "no healthy upstream node"));
+            return Err(Error::explain(
+                ErrorType::HTTPStatus(503),
+                "no healthy upstream node",
+            ));
         };
         if let Some(a) = backend.addr.as_inet() {
             ctx.tried.push(*a);
@@ -211,15 +233,24 @@ impl ProxyHttp for Gateway {
         )?;
         if let Some(up) = &ctx.upstream {
             use sluice_core::config::PassHost;
-            match (up.config.pass_host, &up.config.upstream_host, &ctx.req.upstream.addr) {
-                (PassHost::Rewrite, Some(h), _) => upstream_request.insert_header("host", h.as_str())?,
-                (PassHost::Node, _, Some(addr)) => upstream_request.insert_header("host", addr.as_str())?,
+            match (
+                up.config.pass_host,
+                &up.config.upstream_host,
+                &ctx.req.upstream.addr,
+            ) {
+                (PassHost::Rewrite, Some(h), _) => {
+                    upstream_request.insert_header("host", h.as_str())?
+                }
+                (PassHost::Node, _, Some(addr)) => {
+                    upstream_request.insert_header("host", addr.as_str())?
+                }
                 _ => {}
             }
         }
         if let Some(route) = ctx.req.route.clone() {
             for p in &route.plugins {
-                p.upstream_request(session, upstream_request, &mut ctx.req).await?;
+                p.upstream_request(session, upstream_request, &mut ctx.req)
+                    .await?;
             }
         }
         Ok(())
@@ -234,7 +265,8 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         if let Some(route) = ctx.req.route.clone() {
             for p in &route.plugins {
-                p.request_body(session, body, end_of_stream, &mut ctx.req).await?;
+                p.request_body(session, body, end_of_stream, &mut ctx.req)
+                    .await?;
             }
         }
         Ok(())
@@ -280,7 +312,12 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut GatewayCtx) -> FailToProxy {
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut GatewayCtx,
+    ) -> FailToProxy {
         let code = errors::status_for(e);
         ctx.error_status = code;
         if code > 0 && session.response_written().is_none() {
@@ -311,7 +348,12 @@ impl ProxyHttp for Gateway {
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(ctx.error_status);
-        let route = ctx.req.route.as_deref().map(|r| r.id.as_ref()).unwrap_or("_none");
+        let route = ctx
+            .req
+            .route
+            .as_deref()
+            .map(|r| r.id.as_ref())
+            .unwrap_or("_none");
         let method = method_label(session.req_header().method.as_str());
         m.requests
             .with_label_values(&[route, method, &status.to_string()])

@@ -14,15 +14,24 @@ fn opts(format: Format) -> EncodeOptions {
 fn request() -> RequestHeader {
     let mut r = RequestHeader::build("POST", b"/api/orders?x=1", None).unwrap();
     r.append_header("Host", "api.example").unwrap();
-    r.append_header("Authorization", "Bearer secret-token").unwrap();
+    r.append_header("Authorization", "Bearer secret-token")
+        .unwrap();
     r.append_header("Cookie", "session=abc").unwrap();
     r.append_header("X-Multi", "a").unwrap();
     r.append_header("X-Multi", "b").unwrap();
-    r.append_header("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+    r.append_header(
+        "traceparent",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    )
+    .unwrap();
     r
 }
 
-fn exchange<'a>(req: &'a RequestHeader, resp: &'a ResponseHeader, body: &'a Captured) -> Exchange<'a> {
+fn exchange<'a>(
+    req: &'a RequestHeader,
+    resp: &'a ResponseHeader,
+    body: &'a Captured,
+) -> Exchange<'a> {
     Exchange {
         id: "0190e0a0-0000-7000-8000-000000000001",
         started_at: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),
@@ -47,10 +56,17 @@ fn entry_has_documented_fields_and_redacts_credentials() {
     let req = request();
     let mut resp = ResponseHeader::build(201, None).unwrap();
     resp.append_header("Set-Cookie", "s=1").unwrap();
-    resp.append_header("Content-Type", "application/json").unwrap();
-    let body = Captured { bytes: b"{\"qty\":2}".to_vec(), truncated: true };
-    let v: serde_json::Value =
-        serde_json::from_slice(&encode_entry(&exchange(&req, &resp, &body), &opts(Format::Json))).unwrap();
+    resp.append_header("Content-Type", "application/json")
+        .unwrap();
+    let body = Captured {
+        bytes: b"{\"qty\":2}".to_vec(),
+        truncated: true,
+    };
+    let v: serde_json::Value = serde_json::from_slice(&encode_entry(
+        &exchange(&req, &resp, &body),
+        &opts(Format::Json),
+    ))
+    .unwrap();
     assert_eq!(v["id"], "0190e0a0-0000-7000-8000-000000000001");
     assert_eq!(v["time"], "2023-11-14T22:13:20.123Z");
     assert_eq!(v["route_id"], "orders");
@@ -74,7 +90,11 @@ fn entry_has_documented_fields_and_redacts_credentials() {
     assert_eq!(v["latency_seconds"]["upstream"], 0.008);
     let gw = v["latency_seconds"]["gateway"].as_f64().unwrap();
     assert!((gw - 0.002).abs() < 1e-9);
-    let text = String::from_utf8(encode_entry(&exchange(&req, &resp, &body), &opts(Format::Json))).unwrap();
+    let text = String::from_utf8(encode_entry(
+        &exchange(&req, &resp, &body),
+        &opts(Format::Json),
+    ))
+    .unwrap();
     assert!(!text.contains("secret-token") && !text.contains("session=abc"));
 }
 
@@ -82,10 +102,14 @@ fn entry_has_documented_fields_and_redacts_credentials() {
 fn binary_bodies_are_base64_and_headers_optional() {
     let req = request();
     let resp = ResponseHeader::build(200, None).unwrap();
-    let body = Captured { bytes: vec![0xff, 0x00, 0x10], truncated: false };
+    let body = Captured {
+        bytes: vec![0xff, 0x00, 0x10],
+        truncated: false,
+    };
     let mut o = opts(Format::Json);
     o.include_headers = false;
-    let v: serde_json::Value = serde_json::from_slice(&encode_entry(&exchange(&req, &resp, &body), &o)).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&encode_entry(&exchange(&req, &resp, &body), &o)).unwrap();
     assert_eq!(v["request"]["body"], "/wAQ");
     assert_eq!(v["request"]["body_encoding"], "base64");
     assert!(v["request"].get("headers").is_none());
@@ -98,7 +122,11 @@ fn cloudevents_headers_and_traceparent() {
     let body = Captured::default();
     let x = exchange(&req, &resp, &body);
     let h = record_headers(&x, &opts(Format::Cloudevents));
-    let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| String::from_utf8(v.clone()).unwrap());
+    let get = |k: &str| {
+        h.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| String::from_utf8(v.clone()).unwrap())
+    };
     assert_eq!(get("ce_specversion").as_deref(), Some("1.0"));
     assert_eq!(get("ce_id").as_deref(), Some(x.id));
     assert_eq!(get("ce_source").as_deref(), Some("/routes/orders"));
@@ -114,8 +142,14 @@ fn cloudevents_headers_and_traceparent() {
 
 #[test]
 fn malformed_traceparent_is_not_carried() {
-    assert!(valid_traceparent(b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
-    assert!(!valid_traceparent(b"00-00000000000000000000000000000000-b7ad6b7169203331-01"));
-    assert!(!valid_traceparent(b"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"));
+    assert!(valid_traceparent(
+        b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    ));
+    assert!(!valid_traceparent(
+        b"00-00000000000000000000000000000000-b7ad6b7169203331-01"
+    ));
+    assert!(!valid_traceparent(
+        b"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"
+    ));
     assert!(!valid_traceparent(b"garbage\r\nx: y"));
 }

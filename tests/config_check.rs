@@ -1,0 +1,122 @@
+//! `sluice -t -c FILE` with the real binary: a valid file exits 0; a bad file exits 1
+//! and prints every error as `FILE:LINE:COL: path: message`, plugin errors included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use sluice_e2e::gateway::run_sluice;
+use sluice_e2e::scratch_dir;
+
+fn check(yaml: &str) -> (bool, String, String) {
+    let f = scratch_dir("check").join("conf.yaml");
+    std::fs::write(&f, yaml).unwrap();
+    let out = run_sluice(&["-t", "-c", f.to_str().unwrap()]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).replace(f.to_str().unwrap(), "FILE"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn quickstart_and_reference_configs_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for f in ["conf/quickstart.yaml", "conf/reference.yaml"] {
+        let p = root.join(f);
+        let out = run_sluice(&["-t", "-c", p.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
+    }
+}
+
+#[test]
+fn bad_file_reports_every_error_and_exits_1() {
+    let yaml = r#"server:
+  listen: ["0.0.0.0:80x"]
+kafka:
+  clusters:
+    default:
+      brokers: ["127.0.0.1:9092"]
+      properties: { no.such.property: 1, compression.type: lz4 }
+upstreams:
+  orders: { nodes: ["127.0.0.1:9000"] }
+routes:
+  - id: orders
+    match: { paths: ["/api/*"] }
+    upstream: orders
+    plugins:
+      kafka-logger: { cluster: nope, topic: "bad topic!", kee: "{route_id}" }
+  - id: orders
+    match: { paths: ["/b"] }
+    upstream: nowhere
+    plugins:
+      kafka-logger: { topic: "{header.x-t", max_req_body_bytes: lots }
+      mocking: { status: 99 }
+      rate-limit: {}
+"#;
+    let (ok, stderr, _) = check(yaml);
+    assert!(!ok, "a bad file must fail the check");
+    let expected = [
+        "FILE:2:12: server.listen[0]: \"0.0.0.0:80x\" is not an `ip:port` address",
+        "FILE:7:39: kafka.clusters.default.properties.no.such.property: rejected by librdkafka",
+        "FILE:15:59: routes[0].plugins.kafka-logger.kee: unknown field `kee`",
+        "FILE:16:9: routes[1].id: duplicate route id `orders` (first used at routes[0])",
+        "FILE:18:15: routes[1].upstream: unknown upstream `nowhere` (defined: orders)",
+        "FILE:20:65: routes[1].plugins.kafka-logger.max_req_body_bytes: invalid size \"lots\"",
+        "FILE:21:26: routes[1].plugins.mocking.status: must be an HTTP status (100-599)",
+        "FILE:22:7: routes[1].plugins.rate-limit: unknown plugin `rate-limit` (known: kafka-logger, mocking)",
+    ];
+    let lines: Vec<&str> = stderr.lines().collect();
+    for e in expected {
+        assert!(
+            lines.iter().any(|l| l.starts_with(e)),
+            "missing: {e}\nstderr:\n{stderr}"
+        );
+    }
+    // Every error line is positioned; the summary line counts them.
+    let errors: Vec<&&str> = lines.iter().filter(|l| l.starts_with("FILE:")).collect();
+    assert_eq!(errors.len(), expected.len(), "stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("{} error(s)", expected.len())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn plugin_semantic_errors_are_reported_together() {
+    let yaml = r#"kafka:
+  clusters:
+    default: { brokers: ["127.0.0.1:9092"] }
+upstreams:
+  u: { nodes: ["127.0.0.1:9000"] }
+routes:
+  - id: r
+    match: { paths: ["/r"] }
+    upstream: u
+    plugins:
+      kafka-logger: { cluster: other, topic: "bad topic!", key: "{nope}", redact_headers: ["bad header"] }
+"#;
+    let (ok, stderr, _) = check(yaml);
+    assert!(!ok);
+    for e in [
+        "FILE:11:32: routes[0].plugins.kafka-logger.cluster: unknown cluster `other`",
+        "FILE:11:46: routes[0].plugins.kafka-logger.topic: \"bad topic!\" is not a valid Kafka topic name",
+        "FILE:11:65: routes[0].plugins.kafka-logger.key: unknown placeholder `{nope}`",
+        "FILE:11:92: routes[0].plugins.kafka-logger.redact_headers[0]: \"bad header\" is not a header name",
+    ] {
+        assert!(stderr.lines().any(|l| l.starts_with(e)), "missing: {e}\nstderr:\n{stderr}");
+    }
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let out = run_sluice(&["-t", "-c", "/nonexistent/sluice.yaml"]);
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("/nonexistent/sluice.yaml:1:1: cannot read the file"),
+        "{e}"
+    );
+}

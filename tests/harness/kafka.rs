@@ -1,0 +1,196 @@
+//! Kafka for tests: a Tansu broker process (memory storage, random port) and a reader
+//! that assigns every partition of a topic directly and collects records.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::{free_port, scratch_dir, wait_for};
+
+/// Where the `tansu` binary is: `$TANSU_BIN`, `tansu` on `PATH`, or `~/.cargo/bin/tansu`.
+pub fn tansu_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("TANSU_BIN") {
+        return PathBuf::from(p);
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("tansu"))
+                .find(|p| p.exists())
+        })
+        .unwrap_or_default();
+    let home = std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin/tansu"));
+    on_path
+        .or(home.filter(|p| p.exists()))
+        .expect("tansu not found: install it with `cargo install tansu --locked --features dynostore,libsql` (scripts/test does this)")
+}
+
+/// A running Tansu broker; killed when dropped.
+pub struct Tansu {
+    /// `127.0.0.1:PORT`.
+    pub bootstrap: String,
+    child: Child,
+}
+
+impl Tansu {
+    /// Start a broker with in-memory storage.
+    pub fn start() -> Self {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let dir = scratch_dir("tansu");
+        let child = Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .current_dir(&dir)
+            .stdout(Stdio::from(
+                std::fs::File::create(dir.join("tansu.log")).unwrap(),
+            ))
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("tansu.err")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        wait_for("tansu to listen", Duration::from_secs(20), || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Self {
+            bootstrap: format!("127.0.0.1:{port}"),
+            child,
+        }
+    }
+
+    /// Create a topic (Tansu's CLI), and wait until its metadata shows the partitions.
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let out = Command::new(tansu_bin())
+            .args([
+                "topic",
+                "create",
+                "--broker",
+                &format!("tcp://{}", self.bootstrap),
+            ])
+            .args(["--partitions", &partitions.to_string(), name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tansu topic create failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let c = consumer(&self.bootstrap);
+        wait_for("topic metadata", Duration::from_secs(20), || {
+            let md = c.fetch_metadata(Some(name), Duration::from_secs(2)).ok()?;
+            (md.topics().first()?.partitions().len() == partitions as usize).then_some(())
+        });
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A record as read back.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// Partition.
+    pub partition: i32,
+    /// Key.
+    pub key: Option<Vec<u8>>,
+    /// Value.
+    pub value: Vec<u8>,
+    /// Headers in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// Timestamp (ms).
+    pub timestamp: Option<i64>,
+}
+
+impl Record {
+    /// The value as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.value).unwrap()
+    }
+
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+fn consumer(bootstrap: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "sluice-e2e")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap()
+}
+
+/// Read every record of `topic` from the beginning until `expect` records arrived, then
+/// keep polling for `settle` to catch extra records. Panics after `limit`.
+pub fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    expect: usize,
+    settle: Duration,
+    limit: Duration,
+) -> Vec<Record> {
+    let c = consumer(bootstrap);
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let start = Instant::now();
+    let mut reached: Option<Instant> = None;
+    loop {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            out.push(Record {
+                partition: m.partition(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().unwrap_or_default().to_vec(),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                timestamp: m.timestamp().to_millis(),
+            });
+        }
+        if out.len() >= expect && reached.is_none() {
+            reached = Some(Instant::now());
+        }
+        if reached.is_some_and(|r| r.elapsed() >= settle) {
+            return out;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "read {} of {expect} records from `{topic}` within {limit:?}",
+            out.len()
+        );
+    }
+}
