@@ -11,6 +11,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the proxy allocates small, short-lived buffers per request; glibc malloc
+/// showed up at ~10% of CPU under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Sluice: an HTTP ⇄ Kafka event gateway on Pingora.
 #[derive(Parser, Debug)]
 #[command(version, about)]

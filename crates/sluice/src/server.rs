@@ -92,6 +92,7 @@ fn serve(loaded: Loaded) {
         grace_period_seconds: Some(config.server.grace_period.0.as_secs()),
         graceful_shutdown_timeout_seconds: Some(5),
         upstream_keepalive_pool_size: config.server.upstream_keepalive_pool_size,
+        work_stealing: config.server.work_stealing,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);

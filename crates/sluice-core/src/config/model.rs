@@ -24,6 +24,10 @@ pub struct ServerConfig {
     /// Idle upstream connections kept for reuse, across all upstreams. Default `128`.
     #[serde(default = "default_pool")]
     pub upstream_keepalive_pool_size: usize,
+    /// Let idle worker threads steal work from busy ones (one shared runtime) instead of
+    /// one independent runtime per thread (nginx-style workers). Default `true`.
+    #[serde(default = "default_true")]
+    pub work_stealing: bool,
 }
 
 impl Default for ServerConfig {
@@ -33,6 +37,7 @@ impl Default for ServerConfig {
             threads: default_threads(),
             grace_period: default_grace(),
             upstream_keepalive_pool_size: default_pool(),
+            work_stealing: true,
         }
     }
 }
@@ -48,6 +53,9 @@ const fn default_grace() -> HumanDuration {
 }
 const fn default_pool() -> usize {
     128
+}
+const fn default_true() -> bool {
+    true
 }
 
 /// `admin:` — the listener for `/metrics`, `/healthz` and `/readyz`.
