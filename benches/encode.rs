@@ -20,14 +20,21 @@ fn bench(c: &mut Criterion) {
         ("content-type", "application/json"),
         ("authorization", "Bearer abc.def.ghi"),
         ("x-tenant", "acme"),
-        ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
     ] {
         req.append_header(k, v).unwrap();
     }
     let mut resp = ResponseHeader::build(201, None).unwrap();
-    resp.append_header("content-type", "application/json").unwrap();
+    resp.append_header("content-type", "application/json")
+        .unwrap();
     resp.append_header("content-length", "1024").unwrap();
-    let body = Captured { bytes: vec![b'x'; 1024], truncated: false };
+    let body = Captured {
+        bytes: vec![b'x'; 1024],
+        truncated: false,
+    };
     for (name, format, with_body) in [
         ("json_no_body", Format::Json, false),
         ("json_1k_bodies", Format::Json, true),

@@ -13,19 +13,36 @@ fn router() -> Router {
         let (paths, hosts): (Vec<String>, Vec<String>) = match i % 4 {
             0 => (vec![format!("/api/v1/svc{i}")], vec![]),
             1 => (vec![format!("/api/v1/svc{i}/*")], vec![]),
-            2 => (vec![format!("/api/v2/svc{i}/*")], vec![format!("tenant{i}.example.com")]),
+            2 => (
+                vec![format!("/api/v2/svc{i}/*")],
+                vec![format!("tenant{i}.example.com")],
+            ),
             _ => (vec![format!("/events/{i}/*")], vec!["*.example.org".into()]),
         };
         let m = RouteMatch {
-            paths: paths.iter().map(|p| PathPattern::parse(p).unwrap()).collect(),
-            methods: if i % 2 == 0 { vec!["GET".into(), "POST".into()] } else { vec![] },
-            hosts: hosts.iter().map(|h| HostPattern::parse(h).unwrap()).collect(),
+            paths: paths
+                .iter()
+                .map(|p| PathPattern::parse(p).unwrap())
+                .collect(),
+            methods: if i % 2 == 0 {
+                vec!["GET".into(), "POST".into()]
+            } else {
+                vec![]
+            },
+            hosts: hosts
+                .iter()
+                .map(|h| HostPattern::parse(h).unwrap())
+                .collect(),
         };
         routes.push((Arc::new(Route::new(&format!("r{i}"), Some("u"), vec![])), m));
     }
     routes.push((
         Arc::new(Route::new("catch-all", Some("u"), vec![])),
-        RouteMatch { paths: vec![PathPattern::parse("/*").unwrap()], methods: vec![], hosts: vec![] },
+        RouteMatch {
+            paths: vec![PathPattern::parse("/*").unwrap()],
+            methods: vec![],
+            hosts: vec![],
+        },
     ));
     Router::new(routes)
 }
@@ -40,10 +57,12 @@ fn bench(c: &mut Criterion) {
         ("fallthrough", "api.example.com", "/unknown/path"),
     ] {
         g.bench_function(name, |b| {
-            b.iter(|| match r.find(black_box(host), black_box(path), black_box("GET")) {
-                RouteResult::Found(r) => r.id.len(),
-                _ => 0,
-            })
+            b.iter(
+                || match r.find(black_box(host), black_box(path), black_box("GET")) {
+                    RouteResult::Found(r) => r.id.len(),
+                    _ => 0,
+                },
+            )
         });
     }
     g.finish();

@@ -7,7 +7,7 @@ use std::time::Duration;
 use sluice_e2e::client::{get, request};
 use sluice_e2e::free_port;
 use sluice_e2e::gateway::Gateway;
-use sluice_e2e::metrics::scrape;
+use sluice_e2e::metrics::wait_sum;
 use sluice_e2e::origin::Origin;
 
 fn gateway(origin: u16, extra_upstreams: &str, extra_routes: &str) -> Gateway {
@@ -50,7 +50,7 @@ fn unmatched_requests_get_json_404_and_405() {
         origin.seen().is_empty(),
         "the origin must not see rejected requests"
     );
-    let m = scrape(gw.admin);
+    let m = wait_sum(gw.admin, "sluice_http_requests_total", &[], 3.0);
     assert_eq!(
         m.sum(
             "sluice_http_requests_total",
@@ -106,7 +106,7 @@ fn proxies_with_forwarding_headers_and_request_id() {
     );
     assert_eq!(r.header("x-request-id"), Some("client-id-1"));
     assert_eq!(origin.seen()[1].header("x-request-id"), Some("client-id-1"));
-    let m = scrape(gw.admin);
+    let m = wait_sum(gw.admin, "sluice_http_requests_total", &[], 2.0);
     assert_eq!(
         m.sum(
             "sluice_http_requests_total",
@@ -159,7 +159,7 @@ fn upstream_failures_are_502_and_504_json() {
         r.elapsed
     );
     assert_eq!(r.header("content-type"), Some("application/problem+json"));
-    let m = scrape(gw.admin);
+    let m = wait_sum(gw.admin, "sluice_http_requests_total", &[], 2.0);
     assert_eq!(
         m.sum(
             "sluice_upstream_errors_total",
@@ -207,7 +207,7 @@ fn connection_failures_are_retried_on_the_next_node() {
         assert_eq!(r.status, 200, "{method} /pair/{i}: {}", r.text());
     }
     assert_eq!(origin.seen().len(), 6);
-    let m = scrape(gw.admin);
+    let m = wait_sum(gw.admin, "sluice_http_requests_total", &[], 6.0);
     assert!(
         m.sum(
             "sluice_upstream_errors_total",

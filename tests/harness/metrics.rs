@@ -78,3 +78,18 @@ pub fn events(s: &Scrape, route: &str, plugin: &str) -> (f64, f64, f64, f64, f64
         s.sum("sluice_kafka_events_in_flight", &l),
     )
 }
+
+/// Wait until the sum of `name{labels}` equals `expected` (requests are counted after
+/// their response was sent, so a scrape right after a response can be early).
+pub fn wait_sum(admin: u16, name: &str, labels: &[(&str, &str)], expected: f64) -> Scrape {
+    let mut last = f64::NAN;
+    crate::wait_for(
+        &format!("{name}{labels:?} == {expected} (last {last})"),
+        std::time::Duration::from_secs(10),
+        || {
+            let s = scrape(admin);
+            last = s.sum(name, labels);
+            (last == expected).then_some(s)
+        },
+    )
+}

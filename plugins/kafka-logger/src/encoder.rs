@@ -7,7 +7,6 @@
 //! `response {status, headers, size, body?, ...}`, `upstream`, `error`,
 //! `latency_seconds {total, upstream, gateway}`.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
@@ -75,7 +74,7 @@ struct Entry<'a> {
     request_id: &'a str,
     client_ip: Option<String>,
     request: RequestPart<'a>,
-    response: ResponsePart,
+    response: ResponsePart<'a>,
     upstream: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
@@ -89,25 +88,25 @@ struct RequestPart<'a> {
     path: &'a str,
     query: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    headers: Option<BTreeMap<String, String>>,
+    headers: Option<Headers<'a>>,
     size: u64,
     #[serde(flatten)]
-    body: Option<Body>,
+    body: Option<Body<'a>>,
 }
 
 #[derive(Serialize)]
-struct ResponsePart {
+struct ResponsePart<'a> {
     status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    headers: Option<BTreeMap<String, String>>,
+    headers: Option<Headers<'a>>,
     size: u64,
     #[serde(flatten)]
-    body: Option<Body>,
+    body: Option<Body<'a>>,
 }
 
 #[derive(Serialize)]
-struct Body {
-    body: String,
+struct Body<'a> {
+    body: std::borrow::Cow<'a, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     body_encoding: Option<&'static str>,
     body_truncated: bool,
@@ -122,40 +121,64 @@ struct Latency {
 
 const REDACTED: &str = "[REDACTED]";
 
-fn headers(map: &HeaderMap, opts: &EncodeOptions) -> Option<BTreeMap<String, String>> {
-    if !opts.include_headers {
-        return None;
-    }
-    let mut out: BTreeMap<String, String> = BTreeMap::new();
-    for (name, value) in map {
-        let key = name.as_str();
-        let v = if opts.redact.iter().any(|r| r == key) {
-            REDACTED.to_string()
-        } else {
-            String::from_utf8_lossy(value.as_bytes()).into_owned()
-        };
-        out.entry(key.to_string())
-            .and_modify(|e| {
-                if e != REDACTED {
-                    e.push_str(", ");
-                    e.push_str(&v);
-                }
-            })
-            .or_insert(v);
-    }
-    Some(out)
+/// A header map serialized as a JSON object without copying it first: one entry per
+/// name (lower-case), repeated values joined with `, `, redacted values replaced.
+struct Headers<'a> {
+    map: &'a HeaderMap,
+    redact: &'a [String],
 }
 
-fn body(c: Option<&Captured>) -> Option<Body> {
+impl Serialize for Headers<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.map.keys_len()))?;
+        for name in self.map.keys() {
+            let key = name.as_str();
+            if self.redact.iter().any(|r| r == key) {
+                m.serialize_entry(key, REDACTED)?;
+                continue;
+            }
+            let mut values = self.map.get_all(name).iter();
+            let first = values.next().map(|v| String::from_utf8_lossy(v.as_bytes()));
+            match (first, values.next()) {
+                (Some(v), None) => m.serialize_entry(key, &v)?,
+                (first, second) => {
+                    let joined: Vec<_> = first
+                        .into_iter()
+                        .chain(
+                            second
+                                .into_iter()
+                                .chain(values)
+                                .map(|v| String::from_utf8_lossy(v.as_bytes())),
+                        )
+                        .collect();
+                    m.serialize_entry(key, &joined.join(", "))?
+                }
+            }
+        }
+        m.end()
+    }
+}
+
+fn headers<'a>(map: &'a HeaderMap, opts: &'a EncodeOptions) -> Option<Headers<'a>> {
+    opts.include_headers.then_some(Headers {
+        map,
+        redact: &opts.redact,
+    })
+}
+
+fn body(c: Option<&Captured>) -> Option<Body<'_>> {
     let c = c?;
     Some(match std::str::from_utf8(&c.bytes) {
         Ok(s) => Body {
-            body: s.to_string(),
+            body: s.into(),
             body_encoding: None,
             body_truncated: c.truncated,
         },
         Err(_) => Body {
-            body: base64::engine::general_purpose::STANDARD.encode(&c.bytes),
+            body: base64::engine::general_purpose::STANDARD
+                .encode(&c.bytes)
+                .into(),
             body_encoding: Some("base64"),
             body_truncated: c.truncated,
         },
