@@ -24,12 +24,9 @@ struct Sent {
     tenant: String,
 }
 
-#[test]
-fn every_logged_request_is_one_record_matching_what_was_sent() {
-    let tansu = Tansu::start();
-    tansu.create_topic("http-log", 3);
-    let origin = Origin::start();
-    let gw = Gateway::start(&format!(
+/// A gateway sending to `tansu`, proxying to `origin`, with these routes.
+fn gateway(tansu: &Tansu, origin: &Origin, routes: &str) -> Gateway {
+    Gateway::start(&format!(
         r#"
 server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 1s }}
 admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
@@ -38,23 +35,35 @@ kafka:
     default: {{ brokers: ["{}"], linger: 1ms }}
 upstreams:
   origin: {{ nodes: ["127.0.0.1:{}"] }}
-routes:
+routes:{routes}"#,
+        tansu.bootstrap, origin.port
+    ))
+}
+
+#[test]
+fn every_logged_request_is_one_record_matching_what_was_sent() {
+    let tansu = Tansu::start();
+    tansu.create_topic("http-log", 3);
+    let origin = Origin::start();
+    let gw = gateway(
+        &tansu,
+        &origin,
+        r#"
   - id: logged
-    match: {{ paths: ["/api/*", "/status/*"] }}
+    match: { paths: ["/api/*", "/status/*"] }
     upstream: origin
     plugins:
       kafka-logger:
         topic: http-log
-        key: "{{header.x-tenant}}"
+        key: "{header.x-tenant}"
         include_req_body: true
         include_resp_body: true
         max_req_body_bytes: 64
   - id: quiet
-    match: {{ paths: ["/quiet/*"] }}
+    match: { paths: ["/quiet/*"] }
     upstream: origin
 "#,
-        tansu.bootstrap, origin.port
-    ));
+    );
 
     let mut sent: HashMap<String, Sent> = HashMap::new();
     for i in 0..N {
@@ -219,24 +228,17 @@ fn cloudevents_format_sets_ce_headers() {
     let tansu = Tansu::start();
     tansu.create_topic("ce-log", 1);
     let origin = Origin::start();
-    let gw = Gateway::start(&format!(
+    let gw = gateway(
+        &tansu,
+        &origin,
         r#"
-server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 1s }}
-admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
-kafka:
-  clusters:
-    default: {{ brokers: ["{}"], linger: 1ms }}
-upstreams:
-  origin: {{ nodes: ["127.0.0.1:{}"] }}
-routes:
   - id: ce
-    match: {{ paths: ["/api/*"] }}
+    match: { paths: ["/api/*"] }
     upstream: origin
     plugins:
-      kafka-logger: {{ topic: "ce-{{path.1}}", format: cloudevents }}
+      kafka-logger: { topic: "ce-{path.1}", format: cloudevents }
 "#,
-        tansu.bootstrap, origin.port
-    ));
+    );
     // The topic template renders `ce-log` from the path.
     let r = request(
         gw.port,

@@ -11,26 +11,33 @@ use sluice_e2e::gateway::Gateway;
 use sluice_e2e::metrics::scrape;
 use sluice_e2e::origin::Origin;
 
-#[test]
-fn health_checks_keep_traffic_off_a_dead_node() {
-    let origin = Origin::start();
-    let dead = free_port();
-    let gw = Gateway::start(&format!(
+/// A gateway with one route `/*` to the upstream defined by `upstream` (YAML flow map).
+fn gateway(name: &str, upstream: &str) -> Gateway {
+    Gateway::start(&format!(
         r#"
 server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 0s }}
 admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
 upstreams:
-  pair:
-    nodes: ["127.0.0.1:{dead}", "127.0.0.1:{}"]
-    retries: 0
-    health_check: {{ kind: tcp, interval: 100ms }}
+  {name}: {upstream}
 routes:
-  - id: pair
+  - id: {name}
     match: {{ paths: ["/*"] }}
-    upstream: pair
-"#,
-        origin.port
-    ));
+    upstream: {name}
+"#
+    ))
+}
+
+#[test]
+fn health_checks_keep_traffic_off_a_dead_node() {
+    let origin = Origin::start();
+    let dead = free_port();
+    let gw = gateway(
+        "pair",
+        &format!(
+            "{{ nodes: [\"127.0.0.1:{dead}\", \"127.0.0.1:{}\"], retries: 0, health_check: {{ kind: tcp, interval: 100ms }} }}",
+            origin.port
+        ),
+    );
     // Give the first checks time to run (they mark the dead node down).
     std::thread::sleep(Duration::from_millis(600));
     let before = scrape(gw.admin).sum("sluice_upstream_errors_total", &[("route", "pair")]);
@@ -52,19 +59,13 @@ fn without_health_checks_round_robin_hits_the_dead_node() {
     // The control for the test above: the same setup without checks fails half the time.
     let origin = Origin::start();
     let dead = free_port();
-    let gw = Gateway::start(&format!(
-        r#"
-server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 0s }}
-admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
-upstreams:
-  pair: {{ nodes: ["127.0.0.1:{dead}", "127.0.0.1:{}"], retries: 0 }}
-routes:
-  - id: pair
-    match: {{ paths: ["/*"] }}
-    upstream: pair
-"#,
-        origin.port
-    ));
+    let gw = gateway(
+        "pair",
+        &format!(
+            "{{ nodes: [\"127.0.0.1:{dead}\", \"127.0.0.1:{}\"], retries: 0 }}",
+            origin.port
+        ),
+    );
     let failures = (0..20)
         .filter(|i| request(gw.port, "GET", &format!("/x/{i}"), &[], b"").status == 502)
         .count();
@@ -74,22 +75,13 @@ routes:
 #[test]
 fn consistent_hashing_pins_a_key_to_one_node() {
     let (a, b) = (Origin::start(), Origin::start());
-    let gw = Gateway::start(&format!(
-        r#"
-server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 0s }}
-admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
-upstreams:
-  users:
-    nodes: ["127.0.0.1:{}", "127.0.0.1:{}"]
-    balance: consistent_hash
-    hash_key: "{{header.x-user}}"
-routes:
-  - id: users
-    match: {{ paths: ["/*"] }}
-    upstream: users
-"#,
-        a.port, b.port
-    ));
+    let gw = gateway(
+        "users",
+        &format!(
+            "{{ nodes: [\"127.0.0.1:{}\", \"127.0.0.1:{}\"], balance: consistent_hash, hash_key: \"{{header.x-user}}\" }}",
+            a.port, b.port
+        ),
+    );
     for i in 0..10 {
         assert_eq!(
             request(
