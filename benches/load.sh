@@ -4,8 +4,10 @@
 #   2. nginx as a tuned reverse proxy (the reference: keep-alive upstream, same workers)
 #   3. Sluice with no plugins
 #   4. Sluice with kafka-logger, to a Tansu broker
-# and the ratios between them. The targets are measured in interleaved rounds and the
-# median round is reported, because a shared 2-core machine is noisy.
+# and the ratios between them. Both Sluice variants are routes of one Sluice process
+# (`/plain/*` without plugins, `/logged/*` with kafka-logger). The targets are measured
+# in interleaved rounds; ratios are taken within each round and the median reported,
+# because a shared 2-core machine drifts.
 # Usage: benches/load.sh [DURATION_S] [CONNECTIONS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +21,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-ORIGIN=18081; NGINX=18082; SLUICE=18083; SLUICE_LOG=18084; KAFKA=19093
-ADMIN1=19181; ADMIN2=19182
+ORIGIN=18081; NGINX=18082; SLUICE=18083; KAFKA=19093; ADMIN=19181
 
 mkdir -p "$work/nginx"
 cat > "$work/nginx/nginx.conf" <<NGX
@@ -55,47 +56,44 @@ tansu broker --listener-url tcp://127.0.0.1:$KAFKA --advertised-listener-url tcp
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$KAFKA) 2>/dev/null && break; sleep 0.1; done
 tansu topic create --broker tcp://127.0.0.1:$KAFKA --partitions 3 bench-log >/dev/null
 
-sluice_conf() { # port admin plugins
-  cat <<YML
-server: { listen: ["127.0.0.1:$1"], threads: $THREADS, grace_period: 0s }
-admin: { listen: "127.0.0.1:$2" }
+cat > "$work/sluice.yaml" <<YML
+server: { listen: ["127.0.0.1:$SLUICE"], threads: $THREADS, grace_period: 0s }
+admin: { listen: "127.0.0.1:$ADMIN" }
 kafka: { clusters: { default: { brokers: ["127.0.0.1:$KAFKA"] } } }
 upstreams: { origin: { nodes: ["127.0.0.1:$ORIGIN"] } }
 routes:
-  - id: bench
-    match: { paths: ["/*"] }
+  - id: plain
+    match: { paths: ["/plain/*"] }
     upstream: origin
-$3
+  - id: logged
+    match: { paths: ["/logged/*"] }
+    upstream: origin
+    plugins: { kafka-logger: { topic: bench-log, key: "{client_ip}" } }
 YML
-}
-sluice_conf $SLUICE $ADMIN1 "" > "$work/plain.yaml"
-sluice_conf $SLUICE_LOG $ADMIN2 "    plugins: { kafka-logger: { topic: bench-log, key: \"{client_ip}\" } }" > "$work/logger.yaml"
-RUST_LOG=warn target/release/sluice -c "$work/plain.yaml" >"$work/plain.log" 2>&1 & pids+=($!)
-RUST_LOG=warn target/release/sluice -c "$work/logger.yaml" >"$work/logger.log" 2>&1 & pids+=($!)
-for port in $ADMIN1 $ADMIN2; do
-  for _ in $(seq 200); do curl -sf "127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
-done
+RUST_LOG=warn target/release/sluice -c "$work/sluice.yaml" >"$work/sluice.log" 2>&1 & pids+=($!)
+for _ in $(seq 200); do curl -sf "127.0.0.1:$ADMIN/readyz" >/dev/null && break; sleep 0.1; done
 
-run() { # name port -> "name rps p50_ms p99_ms"
-  wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$2/api/orders" > "$work/$1.wrk"
+run() { # name port path -> "name rps p50_ms p99_ms"
+  wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$2$3" > "$work/$1.wrk"
   awk -v name="$1" '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /Requests\/sec/ { rps=$2 } / 50%/ { p50=ms($2) } / 99%/ { p99=ms($2) }
     END { printf "%s %.0f %.3f %.3f\n", name, rps, p50, p99 }' "$work/$1.wrk"
 }
 
-targets=("origin $ORIGIN" "nginx $NGINX" "sluice $SLUICE" "sluice+kafka-logger $SLUICE_LOG")
-for t in "${targets[@]}"; do  # warm-up: connections, pools, JIT-free but caches
-  set -- $t; wrk -t"$THREADS" -c"$CONNS" -d1s "http://127.0.0.1:$2/api/orders" >/dev/null 2>&1
+targets=("origin $ORIGIN /api/orders" "nginx $NGINX /api/orders" "sluice $SLUICE /plain/orders" "sluice+kafka-logger $SLUICE /logged/orders")
+for t in "${targets[@]}"; do  # warm-up: connections and upstream pools
+  set -- $t; wrk -t"$THREADS" -c"$CONNS" -d1s "http://127.0.0.1:$2$3" >/dev/null 2>&1
 done
-all=$(for r in $(seq "$ROUNDS"); do for t in "${targets[@]}"; do set -- $t; run "$1" "$2"; done; done)
-# Per target, the round with the median throughput.
-results=$(for t in "${targets[@]}"; do
-  set -- $t
-  echo "$all" | awk -v n="$1" '$1 == n' | sort -k2,2n | awk -v r="$ROUNDS" 'NR == int((r + 1) / 2)'
-done)
+all=$(for r in $(seq "$ROUNDS"); do for t in "${targets[@]}"; do set -- $t; echo "$r $(run "$1" "$2" "$3")"; done; done)
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+col() { echo "$all" | awk -v n="$1" -v c="$2" '$2 == n { print $c }' | median; }
+ratio() { # per-round ratio of column c: a / b, median over rounds
+  echo "$all" | awk -v a="$1" -v b="$2" -v c="$3" '$2 == a { x[$1] = $c } $2 == b { y[$1] = $c }
+    END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' | median
+}
 sleep 2
-events=$(curl -s "127.0.0.1:$ADMIN2/metrics" | awk '
+events=$(curl -s "127.0.0.1:$ADMIN/metrics" | awk '
   /^sluice_kafka_events_attempted_total/ { a+=$2 }
   /^sluice_kafka_events_total.*outcome="acked"/ { k+=$2 }
   /^sluice_kafka_events_total.*outcome="failed"/ { f+=$2 }
@@ -104,18 +102,18 @@ events=$(curl -s "127.0.0.1:$ADMIN2/metrics" | awk '
 
 cpu=$(awk -F: '/model name/ { print $2; exit }' /proc/cpuinfo | sed 's/^ *//')
 echo "# Sluice load benchmark — $(date -u +%Y-%m-%d), $(nproc) cores ($cpu)"
-echo "# wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS interleaved rounds (median round shown), GET /api/orders,"
-echo "# 47-byte JSON body; origin, proxies, broker and wrk all on this machine"
+echo "# wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS interleaved rounds (medians over rounds),"
+echo "# GET, 47-byte JSON body from the origin; origin, proxies, Tansu and wrk all on this machine"
 echo
 echo "| target | requests/s | p50 ms | p99 ms |"
 echo "|---|---:|---:|---:|"
-echo "$results" | awk '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }'
+for t in origin nginx sluice sluice+kafka-logger; do
+  printf "| %s | %.0f | %.3f | %.3f |\n" "$t" "$(col $t 3)" "$(col $t 4)" "$(col $t 5)"
+done
 echo
-echo "$results" | awk '
-  { rps[$1]=$2; p99[$1]=$4 }
-  END {
-    printf "- sluice / nginx throughput: %.2f\n", rps["sluice"]/rps["nginx"]
-    printf "- sluice / origin direct throughput: %.2f\n", rps["sluice"]/rps["origin"]
-    printf "- kafka-logger cost: %.1f%% throughput, %+.3f ms p99 (vs sluice without plugins)\n", 100*(1-rps["sluice+kafka-logger"]/rps["sluice"]), p99["sluice+kafka-logger"]-p99["sluice"]
-  }'
+printf -- "- sluice / nginx throughput: %.2f (per-round median)\n" "$(ratio sluice nginx 3)"
+printf -- "- sluice / origin direct throughput: %.2f\n" "$(ratio sluice origin 3)"
+printf -- "- kafka-logger throughput cost: %.1f%% (1 - logged/plain, per-round median)\n" \
+  "$(awk -v r="$(ratio sluice+kafka-logger sluice 3)" 'BEGIN { print 100 * (1 - r) }')"
+printf -- "- kafka-logger p99 added: %+.3f ms (median over rounds of logged - plain)\n" "$(echo "$all" | awk '$2 == "sluice" { p[$1] = $5 } $2 == "sluice+kafka-logger" { q[$1] = $5 } END { for (r in p) print q[r] - p[r] }' | median)"
 echo "- kafka-logger events: $events"
