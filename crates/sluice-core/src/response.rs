@@ -28,6 +28,9 @@ struct Problem<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     request_id: &'a str,
+    /// Extension members (RFC 9457 §3.2), e.g. `kafka_error`.
+    #[serde(flatten)]
+    extensions: std::collections::BTreeMap<&'a str, &'a str>,
 }
 
 impl HttpResponse {
@@ -49,6 +52,16 @@ impl HttpResponse {
     /// An `application/problem+json` error. `detail` is serialized as a JSON string, so
     /// request data in it cannot break out of the document.
     pub fn problem(status: u16, detail: &str, request_id: &str) -> Self {
+        Self::problem_with(status, detail, request_id, &[])
+    }
+
+    /// An `application/problem+json` error with extension members.
+    pub fn problem_with(
+        status: u16,
+        detail: &str,
+        request_id: &str,
+        extensions: &[(&str, &str)],
+    ) -> Self {
         let title = http::StatusCode::from_u16(status)
             .ok()
             .and_then(|s| s.canonical_reason())
@@ -61,6 +74,7 @@ impl HttpResponse {
                 status,
                 detail,
                 request_id,
+                extensions: extensions.iter().copied().collect(),
             },
         )
         .with_content_type("application/problem+json")
@@ -109,6 +123,19 @@ impl HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn problem_extension_members() {
+        let r = HttpResponse::problem_with(
+            502,
+            "broker refused",
+            "",
+            &[("kafka_error", "unknown_topic")],
+        );
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["kafka_error"], "unknown_topic");
+        assert!(v.get("request_id").is_none());
+    }
 
     #[test]
     fn problem_escapes_detail() {

@@ -1,9 +1,15 @@
-//! One Kafka cluster: its producer (shared by every route and plugin that names the
+//! One Kafka cluster: its producers (shared by every route and plugin that names the
 //! cluster), the non-blocking enqueue plugins call, and the shutdown flush.
 //!
-//! The producer queue is bounded in bytes and messages from the config, so memory is
-//! bounded: when the queue is full an event is discarded and counted, never waited for.
+//! There is one producer with the cluster's `delivery_timeout`, plus one per other
+//! delivery timeout that routes asked for before start (a route that answers only after
+//! the broker acknowledged wants librdkafka to give up when it gives up): librdkafka's
+//! `message.timeout.ms` is per producer, not per message.
+//!
+//! Each producer queue is bounded in bytes and messages from the config, so memory is
+//! bounded: when a queue is full an event is discarded and counted, never waited for.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -19,11 +25,26 @@ use crate::context::{ClusterHealth, DeliveryReport, SluiceContext, Ticket};
 use crate::dev_broker::{forward, DevBroker};
 use crate::event::{reason, OutgoingEvent};
 
-/// A configured cluster and, once started, its producer.
+type Sender = ThreadedProducer<SluiceContext>;
+
+/// The producers of a started cluster.
+struct Producers {
+    default: Sender,
+    by_timeout: BTreeMap<Duration, Sender>,
+}
+
+impl Producers {
+    fn all(&self) -> impl Iterator<Item = &Sender> {
+        std::iter::once(&self.default).chain(self.by_timeout.values())
+    }
+}
+
+/// A configured cluster and, once started, its producers.
 pub struct Cluster {
     name: String,
     config: ClusterConfig,
-    producer: OnceLock<ThreadedProducer<SluiceContext>>,
+    timeouts: Mutex<BTreeSet<Duration>>,
+    producers: OnceLock<Producers>,
     bootstrap: OnceLock<String>,
     health: Arc<ClusterHealth>,
     dev: Mutex<Option<DevBroker>>,
@@ -37,7 +58,8 @@ impl Cluster {
         Self {
             name: name.to_string(),
             config,
-            producer: OnceLock::new(),
+            timeouts: Mutex::new(BTreeSet::new()),
+            producers: OnceLock::new(),
             bootstrap: OnceLock::new(),
             health: Arc::default(),
             dev: Mutex::new(None),
@@ -61,9 +83,17 @@ impl Cluster {
         self.bootstrap.get().map(String::as_str)
     }
 
-    /// True once the producer exists.
+    /// True once the producers exist.
     pub fn is_started(&self) -> bool {
-        self.producer.get().is_some()
+        self.producers.get().is_some()
+    }
+
+    /// Ask for a producer whose events time out after `timeout` (must be called before
+    /// [`Self::start`]; the cluster's own `delivery_timeout` needs no registration).
+    pub fn register_delivery_timeout(&self, timeout: Duration) {
+        if timeout != self.config.delivery_timeout.0 {
+            lock(&self.timeouts).insert(timeout);
+        }
     }
 
     /// Brokers whose connection was up at the last statistics report.
@@ -75,6 +105,29 @@ impl Cluster {
     /// pass-through `properties`.
     pub fn client_config(&self, bootstrap: &str) -> ClientConfig {
         producer_config(&self.config, bootstrap)
+    }
+
+    fn create_producer(
+        &self,
+        bootstrap: &str,
+        slot: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Sender, String> {
+        let mut cfg = self.client_config(bootstrap);
+        if let Some(t) = timeout {
+            cfg.set("message.timeout.ms", t.as_millis().max(1).to_string());
+        }
+        let context = SluiceContext {
+            cluster: self.name.clone(),
+            slot,
+            health: self.health.clone(),
+        };
+        cfg.create_with_context(context).map_err(|e| {
+            format!(
+                "kafka cluster `{}`: cannot create a producer: {e}",
+                self.name
+            )
+        })
     }
 
     /// Start the dev broker (if configured) and the producer.
@@ -95,20 +148,16 @@ impl Cluster {
                 addr
             }
         };
-        let context = SluiceContext {
-            cluster: self.name.clone(),
-            health: self.health.clone(),
-        };
-        let producer: ThreadedProducer<SluiceContext> = self
-            .client_config(&bootstrap)
-            .create_with_context(context)
-            .map_err(|e| {
-                format!(
-                    "kafka cluster `{}`: cannot create the producer: {e}",
-                    self.name
-                )
-            })?;
-        let _ = self.producer.set(producer);
+        let default = self.create_producer(&bootstrap, 0, None)?;
+        let mut by_timeout = BTreeMap::new();
+        let timeouts = lock(&self.timeouts).clone();
+        for (i, t) in timeouts.into_iter().enumerate() {
+            by_timeout.insert(t, self.create_producer(&bootstrap, i + 1, Some(t))?);
+        }
+        let _ = self.producers.set(Producers {
+            default,
+            by_timeout,
+        });
         let _ = self.bootstrap.set(bootstrap);
         Ok(())
     }
@@ -117,18 +166,22 @@ impl Cluster {
     /// failed when the delivery report arrives, discarded at once if the event cannot be
     /// queued (queue full, not started, shutting down, ...).
     pub fn send(&self, event: &OutgoingEvent, counters: &Arc<EventCounters>) {
-        let _ = self.enqueue(event, counters, None);
+        let _ = self.enqueue(event, counters, None, None);
     }
 
     /// Enqueue an event and get a receiver for its delivery report (for routes that
-    /// answer only after the broker acknowledged). `Err` carries the discard reason.
+    /// answer only after the broker acknowledged). With `timeout`, the event goes through
+    /// the producer registered for that delivery timeout. `Err` carries the discard
+    /// reason (`queue_full`, `not_started`, ...).
     pub fn send_acked(
         &self,
         event: &OutgoingEvent,
         counters: &Arc<EventCounters>,
+        timeout: Option<Duration>,
     ) -> Result<oneshot::Receiver<DeliveryReport>, String> {
         let (tx, rx) = oneshot::channel();
-        self.enqueue(event, counters, Some(tx)).map(|()| rx)
+        self.enqueue(event, counters, Some(tx), timeout)
+            .map(|()| rx)
     }
 
     fn enqueue(
@@ -136,16 +189,20 @@ impl Cluster {
         event: &OutgoingEvent,
         counters: &Arc<EventCounters>,
         reply: Option<oneshot::Sender<DeliveryReport>>,
+        timeout: Option<Duration>,
     ) -> Result<(), String> {
         counters.attempted();
         if self.closed.load(Ordering::Acquire) {
             counters.discarded("shutting_down");
             return Err("shutting_down".into());
         }
-        let Some(producer) = self.producer.get() else {
+        let Some(producers) = self.producers.get() else {
             counters.discarded("not_started");
             return Err("not_started".into());
         };
+        let producer = timeout
+            .and_then(|t| producers.by_timeout.get(&t))
+            .unwrap_or(&producers.default);
         let mut headers = OwnedHeaders::new_with_capacity(event.headers.len());
         for (k, v) in &event.headers {
             headers = headers.insert(Header {
@@ -184,30 +241,38 @@ impl Cluster {
     /// then purge what is left (each purged event is counted as failed).
     pub fn shutdown(&self) -> FlushOutcome {
         self.closed.store(true, Ordering::Release);
-        let Some(p) = self.producer.get() else {
+        let Some(producers) = self.producers.get() else {
             return FlushOutcome::default();
         };
         let queued = || self.health.in_flight.load(Ordering::Acquire);
         let before = queued();
-        let outcome = match p.flush(self.config.flush_timeout.0) {
-            Ok(()) => FlushOutcome {
+        let deadline = std::time::Instant::now() + self.config.flush_timeout.0;
+        let flushed = producers.all().all(|p| {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            p.flush(left).is_ok()
+        });
+        let outcome = if flushed {
+            FlushOutcome {
                 queued: before,
                 purged: 0,
-            },
-            Err(_) => {
-                let left = queued();
-                log::warn!(
-                    "kafka cluster `{}`: {left} events still queued after {}; purging them (counted as failed)",
-                    self.name,
-                    humantime_secs(self.config.flush_timeout.0)
-                );
+            }
+        } else {
+            let left = queued();
+            log::warn!(
+                "kafka cluster `{}`: {left} events still queued after {}; purging them (counted as failed)",
+                self.name,
+                humantime_secs(self.config.flush_timeout.0)
+            );
+            for p in producers.all() {
                 p.purge(PurgeConfig::default().queue().inflight());
-                // Serve the purge reports so every event is counted before exit.
+            }
+            // Serve the purge reports so every event is counted before exit.
+            for p in producers.all() {
                 let _ = p.flush(Duration::from_secs(2));
-                FlushOutcome {
-                    queued: before,
-                    purged: left,
-                }
+            }
+            FlushOutcome {
+                queued: before,
+                purged: left,
             }
         };
         if let Some(f) = lock(&self.forwarder).take() {

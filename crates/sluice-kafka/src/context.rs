@@ -1,9 +1,11 @@
-//! The librdkafka client context of a cluster's producer: delivery reports settle each
+//! The librdkafka client context of a cluster's producers: delivery reports settle each
 //! event's accounting (and wake a waiting request, for acknowledged modes); statistics
-//! become the queue and broker gauges; client errors are counted.
+//! become the queue and broker gauges (summed over the cluster's producers); client
+//! errors are counted.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -36,9 +38,22 @@ pub struct Ticket {
     pub reply: Option<oneshot::Sender<DeliveryReport>>,
 }
 
-/// Shared state the context updates for readiness checks.
+/// The last statistics of one producer of a cluster.
+#[derive(Default, Debug, Clone)]
+struct ProducerStats {
+    msg_cnt: u64,
+    msg_size: u64,
+    msg_max: u64,
+    msg_size_max: u64,
+    /// Broker name -> (up, rtt p99 in µs).
+    brokers: BTreeMap<String, (bool, Option<i64>)>,
+}
+
+/// Shared state the contexts of a cluster's producers update.
 #[derive(Default, Debug)]
 pub struct ClusterHealth {
+    /// Last statistics per producer (index = the producer's slot).
+    stats: Mutex<Vec<ProducerStats>>,
     /// Brokers with an UP connection in the last statistics report.
     pub brokers_up: AtomicUsize,
     /// Whether a statistics report arrived at all.
@@ -49,38 +64,80 @@ pub struct ClusterHealth {
 
 pub(crate) struct SluiceContext {
     pub cluster: String,
+    /// This producer's slot in `health.stats`.
+    pub slot: usize,
     pub health: Arc<ClusterHealth>,
+}
+
+impl ClusterHealth {
+    /// Record one producer's statistics and publish the cluster's totals.
+    fn publish(&self, cluster: &str, slot: usize, s: ProducerStats) {
+        let mut all = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        if all.len() <= slot {
+            all.resize(slot + 1, ProducerStats::default());
+        }
+        all[slot] = s;
+        let sum = |f: fn(&ProducerStats) -> u64| {
+            i64::try_from(all.iter().map(f).sum::<u64>()).unwrap_or(i64::MAX)
+        };
+        let mut brokers: BTreeMap<&str, (bool, Option<i64>)> = BTreeMap::new();
+        for p in all.iter() {
+            for (name, (up, rtt)) in &p.brokers {
+                let e = brokers.entry(name).or_insert((false, None));
+                e.0 |= *up;
+                e.1 = e.1.max(*rtt);
+            }
+        }
+        let up = brokers.values().filter(|b| b.0).count();
+        self.brokers_up.store(up, Ordering::Relaxed);
+        self.reported.store(true, Ordering::Relaxed);
+        let Some(m) = kafka() else { return };
+        m.queue_messages
+            .with_label_values(&[cluster])
+            .set(sum(|p| p.msg_cnt));
+        m.queue_bytes
+            .with_label_values(&[cluster])
+            .set(sum(|p| p.msg_size));
+        m.queue_max_messages
+            .with_label_values(&[cluster])
+            .set(sum(|p| p.msg_max));
+        m.queue_max_bytes
+            .with_label_values(&[cluster])
+            .set(sum(|p| p.msg_size_max));
+        for (name, (is_up, rtt)) in brokers {
+            m.broker_up
+                .with_label_values(&[cluster, name])
+                .set(i64::from(is_up));
+            if let Some(rtt) = rtt {
+                m.broker_rtt_p99
+                    .with_label_values(&[cluster, name])
+                    .set(rtt as f64 / 1e6);
+            }
+        }
+    }
 }
 
 impl ClientContext for SluiceContext {
     fn stats(&self, s: Statistics) {
-        let Some(m) = kafka() else { return };
-        let c = self.cluster.as_str();
-        let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        m.queue_messages.with_label_values(&[c]).set(g(s.msg_cnt));
-        m.queue_bytes.with_label_values(&[c]).set(g(s.msg_size));
-        m.queue_max_messages
-            .with_label_values(&[c])
-            .set(g(s.msg_max));
-        m.queue_max_bytes
-            .with_label_values(&[c])
-            .set(g(s.msg_size_max));
-        let mut up = 0;
-        for b in s.brokers.values().filter(|b| b.nodeid >= 0) {
-            let is_up = b.state == "UP";
-            up += usize::from(is_up);
-            let name = b.nodename.as_str();
-            m.broker_up
-                .with_label_values(&[c, name])
-                .set(i64::from(is_up));
-            if let Some(rtt) = &b.rtt {
-                m.broker_rtt_p99
-                    .with_label_values(&[c, name])
-                    .set(rtt.p99 as f64 / 1e6);
-            }
-        }
-        self.health.brokers_up.store(up, Ordering::Relaxed);
-        self.health.reported.store(true, Ordering::Relaxed);
+        let brokers = s
+            .brokers
+            .values()
+            .filter(|b| b.nodeid >= 0)
+            .map(|b| {
+                (
+                    b.nodename.clone(),
+                    (b.state == "UP", b.rtt.as_ref().map(|r| r.p99)),
+                )
+            })
+            .collect();
+        let stats = ProducerStats {
+            msg_cnt: s.msg_cnt,
+            msg_size: s.msg_size,
+            msg_max: s.msg_max,
+            msg_size_max: s.msg_size_max,
+            brokers,
+        };
+        self.health.publish(&self.cluster, self.slot, stats);
     }
 
     fn error(&self, error: KafkaError, detail: &str) {

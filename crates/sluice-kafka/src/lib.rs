@@ -19,5 +19,6 @@ pub mod tail;
 
 pub use accounting::EventCounters;
 pub use cluster::Cluster;
+pub use context::{Acked, DeliveryReport};
 pub use event::OutgoingEvent;
 pub use runtime::KafkaRuntime;

@@ -188,3 +188,62 @@ async fn full_queue_discards_and_counts() {
     cluster.send(&event("full", 0), &counters);
     assert_eq!(counters.snapshot().discarded, 91);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_delivery_timeouts_get_their_own_producer() {
+    let mock = MockCluster::new(1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    mock.create_topic("acked", 1, 1).unwrap();
+    let cluster = Cluster::new(
+        "default",
+        config(&bootstrap, "delivery_timeout: 60s\nflush_timeout: 1s"),
+    );
+    let short = Duration::from_millis(800);
+    cluster.register_delivery_timeout(short);
+    cluster.start().await.unwrap();
+    let counters = Arc::new(EventCounters::new("acked", "test"));
+    // With the broker up, an acknowledged send reports partition and offset.
+    let rx = cluster
+        .send_acked(&event("acked", 0), &counters, Some(short))
+        .unwrap();
+    let ack = tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!((ack.partition, ack.offset), (0, 0));
+
+    mock.broker_down(1).unwrap();
+    let started = Instant::now();
+    let short_rx = cluster
+        .send_acked(&event("acked", 1), &counters, Some(short))
+        .unwrap();
+    let long_rx = cluster
+        .send_acked(&event("acked", 2), &counters, None)
+        .unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(10), short_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    let err = report.expect_err("the broker is down");
+    assert_eq!(sluice_kafka::event::reason(&err), "message_timed_out");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "gave up after {:?}",
+        started.elapsed()
+    );
+    // The default producer (60 s) still holds the other event.
+    assert_eq!(counters.snapshot().in_flight(), 1);
+    let flush = cluster.shutdown();
+    assert_eq!(flush.purged, 1);
+    let purged = tokio::time::timeout(Duration::from_secs(5), long_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(purged.is_err());
+    let s = counters.snapshot();
+    assert_eq!(
+        (s.attempted, s.acked, s.failed, s.in_flight()),
+        (3, 1, 2, 0)
+    );
+}

@@ -55,7 +55,11 @@ pub fn load(file: &str) -> Result<Loaded, sluice_core::config::ConfigErrors> {
 
 /// `sluice [-t] -c FILE`.
 pub fn run(file: &str, test_only: bool) -> ExitCode {
-    for init in [sluice_core::metrics::init, sluice_kafka::metrics::init] {
+    for init in [
+        sluice_core::metrics::init,
+        sluice_kafka::metrics::init,
+        sluice_plugin_kafka_divert::metrics::init,
+    ] {
         if let Err(e) = init() {
             eprintln!("sluice: {e}");
             return ExitCode::FAILURE;

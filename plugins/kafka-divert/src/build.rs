@@ -1,0 +1,147 @@
+//! Building a `kafka-divert` instance from its config: every meaning check, and the
+//! registration of the route's delivery timeout with the cluster.
+
+use std::sync::Arc;
+
+use sluice_core::config::decode::FieldError;
+use sluice_core::config::path::FieldPath;
+use sluice_core::template::Template;
+use sluice_core::{BuildScope, Plugin, PluginSpec};
+use sluice_kafka::event::valid_topic;
+use sluice_kafka::EventCounters;
+
+use super::*;
+
+impl PluginSpec for KafkaDivert {
+    const NAME: &'static str = "kafka-divert";
+    type Config = KafkaDivertConfig;
+
+    fn build(
+        &self,
+        c: KafkaDivertConfig,
+        at: &FieldPath,
+        scope: &BuildScope<'_>,
+    ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let cluster = self.kafka.cluster(&c.cluster);
+        match &cluster {
+            None if !scope.declared_clusters.contains(&c.cluster) => errors.push(FieldError::value(
+                at.key("cluster"),
+                format!("unknown cluster `{}` (define it under kafka.clusters)", c.cluster),
+            )),
+            Some(cl) if cl.config().acks == ClusterAcks::None && c.acks == DivertAcks::All => {
+                errors.push(FieldError::value(
+                    at.key("acks"),
+                    format!(
+                        "cluster `{}` has `acks: none`, so the broker never acknowledges; use `acks: none` here too or change the cluster",
+                        c.cluster
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        let topic = Template::parse(&c.topic)
+            .map_err(|e| errors.push(FieldError::value(at.key("topic"), e)))
+            .ok();
+        if let Some(lit) = topic.as_ref().and_then(Template::as_literal) {
+            if !valid_topic(lit) {
+                errors.push(FieldError::value(
+                    at.key("topic"),
+                    format!(
+                        "{lit:?} is not a valid Kafka topic name ([a-zA-Z0-9._-], 1-249 chars)"
+                    ),
+                ));
+            }
+        }
+        let key = match c.key.as_deref().map(Template::parse).transpose() {
+            Ok(k) => k,
+            Err(e) => {
+                errors.push(FieldError::value(at.key("key"), e));
+                None
+            }
+        };
+        let mut forward = Vec::new();
+        for (i, h) in c.forward_headers.iter().enumerate() {
+            let at_h = at.key("forward_headers").index(i);
+            match http::HeaderName::from_bytes(h.as_bytes()) {
+                Err(_) => errors.push(FieldError::value(
+                    at_h,
+                    format!("{h:?} is not a header name"),
+                )),
+                Ok(n) if record::HOP_BY_HOP.contains(&n.as_str()) => {
+                    errors.push(FieldError::value(
+                        at_h,
+                        format!(
+                        "`{n}` describes the HTTP connection, not the event; it is never copied"
+                    ),
+                    ))
+                }
+                Ok(n) => forward.push(n),
+            }
+        }
+        let key_header = http::HeaderName::from_bytes(c.idempotency.header.as_bytes())
+            .map_err(|_| {
+                errors.push(FieldError::value(
+                    at.key("idempotency").key("header"),
+                    format!("{:?} is not a header name", c.idempotency.header),
+                ))
+            })
+            .ok();
+        let timeout = c.timeout.0;
+        if timeout < std::time::Duration::from_millis(10)
+            || timeout > std::time::Duration::from_secs(300)
+        {
+            errors.push(FieldError::value(
+                at.key("timeout"),
+                "must be between 10ms and 5m",
+            ));
+        }
+        if c.max_body_bytes.0 == 0 || c.max_body_bytes.0 > 64 << 20 {
+            errors.push(FieldError::value(
+                at.key("max_body_bytes"),
+                "must be between 1 byte and 64MiB",
+            ));
+        }
+        if c.idempotency.max_entries == 0 {
+            errors.push(FieldError::value(
+                at.key("idempotency").key("max_entries"),
+                "must be at least 1",
+            ));
+        }
+        if c.idempotency.ttl.0.is_zero() {
+            errors.push(FieldError::value(
+                at.key("idempotency").key("ttl"),
+                "must be greater than 0",
+            ));
+        }
+        let (Some(cluster), Some(topic), Some(key_header), true) =
+            (cluster, topic, key_header, errors.is_empty())
+        else {
+            return Err(errors);
+        };
+        if c.acks == DivertAcks::All {
+            cluster.register_delivery_timeout(timeout);
+        }
+        Ok(Arc::new(KafkaDivertPlugin {
+            cluster,
+            topic,
+            key,
+            spec: RecordSpec {
+                ce_source: c
+                    .ce_source
+                    .unwrap_or_else(|| format!("/routes/{}", scope.route_id)),
+                ce_type: c.ce_type,
+                forward,
+            },
+            acks: c.acks,
+            timeout,
+            max_body: c.max_body_bytes.0 as usize,
+            allow_empty: c.allow_empty_body,
+            retry_after_secs: c.retry_after.0.as_secs_f64().ceil() as u64,
+            key_header,
+            key_required: c.idempotency.required,
+            store: Store::new(c.idempotency.ttl.0, c.idempotency.max_entries),
+            counters: Arc::new(EventCounters::new(scope.route_id, Self::NAME)),
+        }))
+    }
+}

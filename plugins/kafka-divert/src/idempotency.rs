@@ -1,0 +1,191 @@
+//! A bounded in-memory idempotency store with TTL (IETF `Idempotency-Key`).
+//!
+//! Invariants:
+//! - A key is either *in flight* (its first request is being produced) or *done* (its
+//!   `202` response is stored until `ttl` after completion).
+//! - At most `max_entries` keys are held. When full, the oldest *done* keys are
+//!   forgotten first; in-flight keys are never evicted, so a store full of in-flight
+//!   keys refuses new ones ([`Begin::Full`]).
+//! - Only accepted requests are remembered: a claim dropped without
+//!   [`Claim::complete`] (an error answer, a client that went away) frees its key, so a
+//!   retry produces again — with the same deterministic event id, so consumers can
+//!   deduplicate.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use sluice_core::HttpResponse;
+
+/// What to do with a request carrying a key.
+pub enum Begin {
+    /// First use of the key: go ahead, then complete (or drop) the claim.
+    Proceed(Claim),
+    /// The key was used before with the same payload: answer this again.
+    Replay(HttpResponse),
+    /// The key's first request is still being processed (`409`).
+    InFlight,
+    /// The key was used with a different payload (`422`).
+    Mismatch,
+    /// The store is full of in-flight keys (`503`).
+    Full,
+}
+
+enum State {
+    InFlight,
+    /// Expiry is tracked by the `done` queue.
+    Done {
+        response: HttpResponse,
+    },
+}
+
+struct Entry {
+    fingerprint: [u8; 32],
+    generation: u64,
+    state: State,
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<String, Entry>,
+    /// Done keys in completion order (oldest first), with their generation.
+    done: VecDeque<(String, u64, Instant)>,
+    next_generation: u64,
+}
+
+/// The store of one route.
+pub struct Store {
+    inner: Mutex<Inner>,
+    ttl: Duration,
+    max_entries: usize,
+}
+
+/// The right to process a key's first request.
+pub struct Claim {
+    store: Arc<Store>,
+    key: String,
+    generation: u64,
+    completed: bool,
+}
+
+impl Store {
+    /// A store remembering at most `max_entries` keys for `ttl` each.
+    pub fn new(ttl: Duration, max_entries: usize) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Mutex::new(Inner::default()),
+            ttl,
+            max_entries: max_entries.max(1),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keys currently held (in flight or done and not expired at the last call).
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// True when no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Start processing `key` for a request whose payload hashes to `fingerprint`.
+    pub fn begin(self: &Arc<Self>, key: &str, fingerprint: [u8; 32], now: Instant) -> Begin {
+        let mut g = self.lock();
+        g.expire(now);
+        if let Some(e) = g.entries.get(key) {
+            if e.fingerprint != fingerprint {
+                return Begin::Mismatch;
+            }
+            return match &e.state {
+                State::InFlight => Begin::InFlight,
+                State::Done { response } => Begin::Replay(response.clone()),
+            };
+        }
+        while g.entries.len() >= self.max_entries {
+            if !g.evict_oldest_done() {
+                return Begin::Full;
+            }
+        }
+        let generation = g.next_generation;
+        g.next_generation += 1;
+        g.entries.insert(
+            key.to_string(),
+            Entry {
+                fingerprint,
+                generation,
+                state: State::InFlight,
+            },
+        );
+        Begin::Proceed(Claim {
+            store: self.clone(),
+            key: key.to_string(),
+            generation,
+            completed: false,
+        })
+    }
+}
+
+impl Inner {
+    /// Forget done keys whose time is up (the queue is in completion order).
+    fn expire(&mut self, now: Instant) {
+        while let Some((_, _, expires)) = self.done.front() {
+            if *expires > now {
+                break;
+            }
+            self.evict_oldest_done();
+        }
+    }
+
+    /// Forget the oldest done key; false when there is none.
+    fn evict_oldest_done(&mut self) -> bool {
+        while let Some((key, generation, _)) = self.done.pop_front() {
+            if self
+                .entries
+                .get(&key)
+                .is_some_and(|e| e.generation == generation)
+            {
+                self.entries.remove(&key);
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl Claim {
+    /// The request was accepted: remember `response` for replays.
+    pub fn complete(mut self, response: HttpResponse, now: Instant) {
+        self.completed = true;
+        let expires = now + self.store.ttl;
+        let mut g = self.store.lock();
+        if let Some(e) = g.entries.get_mut(&self.key) {
+            if e.generation == self.generation {
+                e.state = State::Done { response };
+                g.done
+                    .push_back((self.key.clone(), self.generation, expires));
+            }
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if self.completed {
+            return;
+        }
+        let mut g = self.store.lock();
+        if g.entries
+            .get(&self.key)
+            .is_some_and(|e| e.generation == self.generation)
+        {
+            g.entries.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

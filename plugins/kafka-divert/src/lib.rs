@@ -1,0 +1,310 @@
+//! The `kafka-divert` plugin: on its route, a request is not proxied; its body becomes
+//! one Kafka record and the client is answered `202 Accepted` only after the broker
+//! acknowledged the record — never before (unless the route says `acks: none`). Not
+//! acknowledged in time, or refused: a `503` with `Retry-After` (or the fitting 4xx/502)
+//! and an `application/problem+json` body. `Idempotency-Key` replays the stored `202`
+//! without producing again, and derives the event id from the key.
+//!
+//! Split: [`config`] (user-facing schema), [`body`] (capped read), [`record`] (the Kafka
+//! record), [`idempotency`] (the key store), [`reply`] (statuses), [`metrics`].
+
+pub mod body;
+pub mod config;
+pub mod idempotency;
+pub mod metrics;
+pub mod record;
+pub mod reply;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora_error::Result;
+use pingora_proxy::Session;
+use sluice_core::config::Acks as ClusterAcks;
+use sluice_core::template::{RequestData, Template};
+use sluice_core::{Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+use sluice_kafka::event::valid_topic;
+use sluice_kafka::{Cluster, EventCounters, KafkaRuntime};
+
+use body::{read_capped, BodyError};
+use config::{DivertAcks, KafkaDivertConfig};
+use idempotency::{Begin, Store};
+use record::{RecordInput, RecordSpec};
+use reply::Rejection;
+
+/// The plugin factory; holds the Kafka runtime whose clusters instances produce to.
+pub struct KafkaDivert {
+    kafka: Arc<KafkaRuntime>,
+}
+
+impl KafkaDivert {
+    /// A factory producing to the clusters of `kafka`.
+    pub fn new(kafka: Arc<KafkaRuntime>) -> Self {
+        Self { kafka }
+    }
+}
+
+/// One configured instance (one route).
+pub struct KafkaDivertPlugin {
+    cluster: Arc<Cluster>,
+    topic: Template,
+    key: Option<Template>,
+    spec: RecordSpec,
+    acks: DivertAcks,
+    timeout: Duration,
+    max_body: usize,
+    allow_empty: bool,
+    retry_after_secs: u64,
+    key_header: http::HeaderName,
+    key_required: bool,
+    store: Arc<Store>,
+    counters: Arc<EventCounters>,
+}
+
+mod build;
+
+/// The validated idempotency key of a request, or why it is refused.
+fn idempotency_key(
+    header: Option<&http::HeaderValue>,
+    required: bool,
+) -> std::result::Result<Option<String>, Rejection> {
+    let Some(v) = header else {
+        return if required {
+            Err(Rejection::new(
+                400,
+                "idempotency_key_missing",
+                "this route requires an Idempotency-Key header",
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    let raw = v.as_bytes();
+    // RFC 8941 sf-string (`"..."`), or a bare token as many clients send.
+    let inner = raw
+        .strip_prefix(b"\"")
+        .and_then(|r| r.strip_suffix(b"\""))
+        .unwrap_or(raw);
+    let valid = !inner.is_empty()
+        && inner.len() <= 255
+        && inner
+            .iter()
+            .all(|b| (0x21..=0x7e).contains(b) && *b != b'"' && *b != b'\\');
+    if !valid {
+        return Err(Rejection::new(
+            400,
+            "idempotency_key_invalid",
+            "the Idempotency-Key must be 1-255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(String::from_utf8_lossy(inner).into_owned()))
+}
+
+impl KafkaDivertPlugin {
+    /// The instance's event counters.
+    pub fn counters(&self) -> &Arc<EventCounters> {
+        &self.counters
+    }
+
+    fn reject(&self, ctx: &RequestCtx, r: &Rejection) -> Flow {
+        metrics::count(ctx.route_id(), "rejected", &r.reason);
+        Flow::Respond(r.response(&ctx.request_id, self.retry_after_secs))
+    }
+
+    /// Produce and wait as the route asks; the `202`, or why not.
+    async fn produce(
+        &self,
+        event: &sluice_kafka::OutgoingEvent,
+        id: &str,
+        route: &str,
+    ) -> std::result::Result<HttpResponse, Rejection> {
+        let timeout = (self.acks == DivertAcks::All).then_some(self.timeout);
+        let rx = self
+            .cluster
+            .send_acked(event, &self.counters, timeout)
+            .map_err(|reason| reply::not_queued(&reason))?;
+        if self.acks == DivertAcks::None {
+            return Ok(reply::accepted(id, &event.topic, None));
+        }
+        let started = Instant::now();
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(Ok(ack))) => {
+                if let Some(m) = metrics::divert() {
+                    m.ack_duration
+                        .with_label_values(&[route])
+                        .observe(started.elapsed().as_secs_f64());
+                }
+                Ok(reply::accepted(id, &event.topic, Some(&ack)))
+            }
+            Ok(Ok(Err(e))) => Err(reply::broker_error(&e)),
+            // The delivery report never came (the producer is gone) or not in time.
+            Ok(Err(_)) | Err(_) => Err(Rejection::new(
+                503,
+                "not_acknowledged",
+                format!(
+                    "the broker did not acknowledge the event within {}",
+                    humantime::format_duration(self.timeout)
+                ),
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Plugin for KafkaDivertPlugin {
+    fn name(&self) -> &'static str {
+        KafkaDivert::NAME
+    }
+
+    fn priority(&self) -> i32 {
+        // Answers the request: after authentication and rate limiting (APISIX-style
+        // priorities above 2000), before loggers.
+        1000
+    }
+
+    fn answers_requests(&self) -> bool {
+        true
+    }
+
+    async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        let key = match idempotency_key(
+            session.req_header().headers.get(&self.key_header),
+            self.key_required,
+        ) {
+            Ok(k) => k,
+            Err(r) => return Ok(self.reject(ctx, &r)),
+        };
+        let body = match read_capped(session, self.max_body).await? {
+            Ok(b) => b,
+            Err(BodyError::TooLarge) => {
+                // The rest of the body is not read: close the connection after answering.
+                session.set_keepalive(None);
+                let r = Rejection::new(
+                    413,
+                    "body_too_large",
+                    format!("the body is larger than {} bytes", self.max_body),
+                );
+                return Ok(self.reject(ctx, &r));
+            }
+        };
+        if body.is_empty() && !self.allow_empty {
+            return Ok(self.reject(
+                ctx,
+                &Rejection::new(400, "empty_body", "the request has no body"),
+            ));
+        }
+        let req = session.req_header();
+        let route = ctx.route_id().to_string();
+        let claim = match &key {
+            None => None,
+            Some(k) => match self
+                .store
+                .begin(k, record::fingerprint(req, &body), Instant::now())
+            {
+                Begin::Proceed(c) => Some(c),
+                Begin::Replay(stored) => {
+                    metrics::count(&route, "replayed", "");
+                    return Ok(Flow::Respond(
+                        stored.with_header("idempotent-replayed", "true"),
+                    ));
+                }
+                Begin::InFlight => {
+                    let r = Rejection::new(
+                        409,
+                        "idempotency_conflict",
+                        "a request with this Idempotency-Key is still being processed",
+                    );
+                    return Ok(self.reject(ctx, &r));
+                }
+                Begin::Mismatch => {
+                    let r = Rejection::new(
+                        422,
+                        "idempotency_mismatch",
+                        "this Idempotency-Key was used with a different request",
+                    );
+                    return Ok(self.reject(ctx, &r));
+                }
+                Begin::Full => {
+                    let r = Rejection::new(
+                        503,
+                        "idempotency_store_full",
+                        "too many requests with idempotency keys in flight",
+                    );
+                    return Ok(self.reject(ctx, &r));
+                }
+            },
+        };
+        let data = RequestData {
+            route_id: &route,
+            request_id: &ctx.request_id,
+            client_ip: ctx.client_ip,
+            req,
+        };
+        let topic = self.topic.render(&data);
+        if !valid_topic(&topic) {
+            self.counters.discarded_unsent("invalid_topic");
+            let r = Rejection::new(
+                400,
+                "invalid_topic",
+                "the request does not name a valid topic",
+            );
+            return Ok(self.reject(ctx, &r));
+        }
+        let id = record::event_id(&route, key.as_deref());
+        let event = record::build(
+            &self.spec,
+            RecordInput {
+                topic,
+                key: self
+                    .key
+                    .as_ref()
+                    .map(|k| k.render(&data))
+                    .filter(|k| !k.is_empty())
+                    .map(String::into_bytes),
+                id: &id,
+                time: ctx.started_at,
+                req,
+                body: body.to_vec(),
+            },
+        );
+        match self.produce(&event, &id, &route).await {
+            Ok(resp) => {
+                metrics::count(&route, "accepted", "");
+                if let Some(c) = claim {
+                    c.complete(resp.clone(), Instant::now());
+                }
+                Ok(Flow::Respond(resp))
+            }
+            Err(r) => Ok(self.reject(ctx, &r)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(v: Option<&str>, required: bool) -> std::result::Result<Option<String>, u16> {
+        let hv = v.map(|s| http::HeaderValue::from_str(s).unwrap());
+        idempotency_key(hv.as_ref(), required).map_err(|r| r.status)
+    }
+
+    #[test]
+    fn idempotency_keys_are_validated() {
+        assert_eq!(key(None, false), Ok(None));
+        assert_eq!(key(None, true), Err(400));
+        assert_eq!(
+            key(Some("\"8e03978e-40d5-43e8-bc93-6894a57f9324\""), true),
+            Ok(Some("8e03978e-40d5-43e8-bc93-6894a57f9324".into()))
+        );
+        assert_eq!(key(Some("order-42"), false), Ok(Some("order-42".into())));
+        assert_eq!(key(Some("\"\""), false), Err(400));
+        assert_eq!(key(Some("has space"), false), Err(400));
+        assert_eq!(key(Some(&"x".repeat(256)), false), Err(400));
+        assert_eq!(
+            key(Some(&"x".repeat(255)), false).map(|k| k.map(|k| k.len())),
+            Ok(Some(255))
+        );
+    }
+}
