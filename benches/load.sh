@@ -4,6 +4,8 @@
 #   2. nginx as a tuned reverse proxy (the reference: keep-alive upstream, same workers)
 #   3. Sluice with no plugins
 #   4. Sluice with kafka-logger, to a Tansu broker
+#   5. Sluice proxying POSTs with 1 KiB bodies, and
+#   6. Sluice diverting the same POSTs into Kafka (kafka-divert, 202 after the ack)
 # and the ratios between them. Both Sluice variants are routes of one Sluice process
 # (`/plain/*` without plugins, `/logged/*` with kafka-logger). The targets are measured
 # in interleaved rounds; ratios are taken within each round and the median reported,
@@ -55,6 +57,12 @@ tansu broker --listener-url tcp://127.0.0.1:$KAFKA --advertised-listener-url tcp
   --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 & pids+=($!)
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$KAFKA) 2>/dev/null && break; sleep 0.1; done
 tansu topic create --broker tcp://127.0.0.1:$KAFKA --partitions 3 bench-log >/dev/null
+tansu topic create --broker tcp://127.0.0.1:$KAFKA --partitions 3 bench-divert >/dev/null
+cat > "$work/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("x", 1024)
+wrk.headers["Content-Type"] = "application/octet-stream"
+LUA
 
 cat > "$work/sluice.yaml" <<YML
 server: { listen: ["127.0.0.1:$SLUICE"], threads: $THREADS, grace_period: 0s }
@@ -69,23 +77,32 @@ routes:
     match: { paths: ["/logged/*"] }
     upstream: origin
     plugins: { kafka-logger: { topic: bench-log, key: "{client_ip}" } }
+  - id: divert
+    match: { paths: ["/divert/*"], methods: [POST] }
+    plugins: { kafka-divert: { topic: bench-divert, key: "{request_id}" } }
 YML
 RUST_LOG=warn target/release/sluice -c "$work/sluice.yaml" >"$work/sluice.log" 2>&1 & pids+=($!)
 for _ in $(seq 200); do curl -sf "127.0.0.1:$ADMIN/readyz" >/dev/null && break; sleep 0.1; done
 
-run() { # name port path -> "name rps p50_ms p99_ms"
-  wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$2$3" > "$work/$1.wrk"
-  awk -v name="$1" '
+run() { # name port path [wrk args] -> "name rps p50_ms p99_ms"
+  local name=$1 port=$2 path=$3; shift 3
+  wrk -t"$THREADS" -c"$CONNS" -d"${DUR}s" --latency "$@" "http://127.0.0.1:$port$path" > "$work/$name.wrk"
+  if grep -q "Non-2xx" "$work/$name.wrk"; then echo "benchmark: $name had non-2xx answers:" >&2; cat "$work/$name.wrk" >&2; fi
+  awk -v name="$name" '
     function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
     /Requests\/sec/ { rps=$2 } / 50%/ { p50=ms($2) } / 99%/ { p99=ms($2) }
-    END { printf "%s %.0f %.3f %.3f\n", name, rps, p50, p99 }' "$work/$1.wrk"
+    END { printf "%s %.0f %.3f %.3f\n", name, rps, p50, p99 }' "$work/$name.wrk"
 }
 
-targets=("origin $ORIGIN /api/orders" "nginx $NGINX /api/orders" "sluice $SLUICE /plain/orders" "sluice+kafka-logger $SLUICE /logged/orders")
+POST="-s $work/post.lua"
+targets=("origin $ORIGIN /api/orders" "nginx $NGINX /api/orders" "sluice $SLUICE /plain/orders"
+  "sluice+kafka-logger $SLUICE /logged/orders" "sluice-post-1KiB $SLUICE /plain/orders $POST"
+  "kafka-divert-1KiB $SLUICE /divert/orders $POST")
 for t in "${targets[@]}"; do  # warm-up: connections and upstream pools
-  set -- $t; wrk -t"$THREADS" -c"$CONNS" -d1s "http://127.0.0.1:$2$3" >/dev/null 2>&1
+  set -- $t; wrk -t"$THREADS" -c"$CONNS" -d1s "${@:4}" "http://127.0.0.1:$2$3" >/dev/null 2>&1
 done
-all=$(for r in $(seq "$ROUNDS"); do for t in "${targets[@]}"; do set -- $t; echo "$r $(run "$1" "$2" "$3")"; done; done)
+# shellcheck disable=SC2086
+all=$(for r in $(seq "$ROUNDS"); do for t in "${targets[@]}"; do set -- $t; echo "$r $(run "$@")"; done; done)
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 col() { echo "$all" | awk -v n="$1" -v c="$2" '$2 == n { print $c }' | median; }
 ratio() { # per-round ratio of column c: a / b, median over rounds
@@ -100,6 +117,9 @@ events=$(curl -s "127.0.0.1:$ADMIN/metrics" | awk '
   /^sluice_kafka_events_total.*outcome="discarded"/ { d+=$2 }
   END { printf "attempted=%d acked=%d failed=%d discarded=%d", a, k, f, d }')
 
+ack_mean=$(curl -s "127.0.0.1:$ADMIN/metrics" | awk '
+  /^sluice_divert_ack_duration_seconds_sum/ { s+=$2 } /^sluice_divert_ack_duration_seconds_count/ { c+=$2 }
+  END { if (c > 0) printf "%.3f", 1000 * s / c; else print "n/a" }')
 cpu=$(awk -F: '/model name/ { print $2; exit }' /proc/cpuinfo | sed 's/^ *//')
 echo "# Sluice load benchmark — $(date -u +%Y-%m-%d), $(nproc) cores ($cpu)"
 echo "# wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS interleaved rounds (medians over rounds),"
@@ -107,7 +127,7 @@ echo "# GET, 47-byte JSON body from the origin; origin, proxies, Tansu and wrk a
 echo
 echo "| target | requests/s | p50 ms | p99 ms |"
 echo "|---|---:|---:|---:|"
-for t in origin nginx sluice sluice+kafka-logger; do
+for t in origin nginx sluice sluice+kafka-logger sluice-post-1KiB kafka-divert-1KiB; do
   printf "| %s | %.0f | %.3f | %.3f |\n" "$t" "$(col $t 3)" "$(col $t 4)" "$(col $t 5)"
 done
 echo
@@ -116,4 +136,6 @@ printf -- "- sluice / origin direct throughput: %.2f\n" "$(ratio sluice origin 3
 printf -- "- kafka-logger throughput cost: %.1f%% (1 - logged/plain, per-round median)\n" \
   "$(awk -v r="$(ratio sluice+kafka-logger sluice 3)" 'BEGIN { print 100 * (1 - r) }')"
 printf -- "- kafka-logger p99 added: %+.3f ms (median over rounds of logged - plain)\n" "$(echo "$all" | awk '$2 == "sluice" { p[$1] = $5 } $2 == "sluice+kafka-logger" { q[$1] = $5 } END { for (r in p) print q[r] - p[r] }' | median)"
-echo "- kafka-logger events: $events"
+printf -- "- kafka-divert / plain proxy, POST 1 KiB: %.2f throughput (per-round median)\n" "$(ratio kafka-divert-1KiB sluice-post-1KiB 3)"
+echo "- kafka-divert mean wait for the broker's acknowledgement: $ack_mean ms (sluice_divert_ack_duration_seconds)"
+echo "- Kafka events (logger + divert): $events"

@@ -1,6 +1,7 @@
 //! The README's first command keeps working: `conf/quickstart.yaml` (ports moved to free
 //! ones) starts with its embedded dev broker, proxies to its demo origin, and the
-//! mirrored event can be read from the dev broker.
+//! mirrored event can be read from the dev broker; its divert route answers 202 and the
+//! event is in the dev broker.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;

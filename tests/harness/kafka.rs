@@ -35,15 +35,46 @@ pub fn tansu_bin() -> PathBuf {
 pub struct Tansu {
     /// `127.0.0.1:PORT`.
     pub bootstrap: String,
-    child: Child,
+    port: u16,
+    storage: String,
+    dir: PathBuf,
+    child: Option<Child>,
 }
 
 impl Tansu {
-    /// Start a broker with in-memory storage.
+    /// Start a broker with in-memory storage (topics auto-create on produce).
     pub fn start() -> Self {
+        Self::start_with("memory://tansu/")
+    }
+
+    /// Start a broker whose data survives [`Tansu::restart`] (SQLite in its scratch
+    /// directory; topics must be created).
+    pub fn start_persistent() -> Self {
+        Self::start_with("sqlite://tansu.db")
+    }
+
+    fn start_with(storage: &str) -> Self {
         let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let dir = scratch_dir("tansu");
+        let mut t = Self {
+            bootstrap: format!("127.0.0.1:{port}"),
+            port,
+            storage: storage.to_string(),
+            dir: scratch_dir("tansu"),
+            child: None,
+        };
+        t.spawn();
+        t
+    }
+
+    fn spawn(&mut self) {
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let log = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(name))
+                .unwrap()
+        };
         let child = Command::new(tansu_bin())
             .args([
                 "broker",
@@ -52,23 +83,37 @@ impl Tansu {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .current_dir(&dir)
-            .stdout(Stdio::from(
-                std::fs::File::create(dir.join("tansu.log")).unwrap(),
-            ))
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.join("tansu.err")).unwrap(),
-            ))
+            .args(["--storage-engine", &self.storage])
+            .current_dir(&self.dir)
+            .stdout(Stdio::from(log("tansu.log")))
+            .stderr(Stdio::from(log("tansu.err")))
             .spawn()
             .unwrap();
+        self.child = Some(child);
+        let port = self.port;
         wait_for("tansu to listen", Duration::from_secs(20), || {
             TcpStream::connect(("127.0.0.1", port)).ok()
         });
-        Self {
-            bootstrap: format!("127.0.0.1:{port}"),
-            child,
+    }
+
+    /// Kill the broker (SIGKILL) and wait until its port refuses connections.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
         }
+        let port = self.port;
+        wait_for("tansu to stop", Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port))
+                .is_err()
+                .then_some(())
+        });
+    }
+
+    /// Start the broker again on the same port and storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
     }
 
     /// Create a topic (Tansu's CLI), and wait until its metadata shows the partitions.
@@ -98,8 +143,10 @@ impl Tansu {
 
 impl Drop for Tansu {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -108,6 +155,8 @@ impl Drop for Tansu {
 pub struct Record {
     /// Partition.
     pub partition: i32,
+    /// Offset.
+    pub offset: i64,
     /// Key.
     pub key: Option<Vec<u8>>,
     /// Value.
@@ -168,6 +217,7 @@ pub fn read_topic(
         if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
             out.push(Record {
                 partition: m.partition(),
+                offset: m.offset(),
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().unwrap_or_default().to_vec(),
                 headers: m

@@ -1,10 +1,11 @@
 //! One Kafka cluster: its producers (shared by every route and plugin that names the
 //! cluster), the non-blocking enqueue plugins call, and the shutdown flush.
 //!
-//! There is one producer with the cluster's `delivery_timeout`, plus one per other
-//! delivery timeout that routes asked for before start (a route that answers only after
-//! the broker acknowledged wants librdkafka to give up when it gives up): librdkafka's
-//! `message.timeout.ms` is per producer, not per message.
+//! There is one producer with the cluster's `delivery_timeout` and `linger`, plus one per
+//! other [`Profile`] that routes asked for before start: a route that answers only after
+//! the broker acknowledged wants librdkafka to give up when it gives up, and not to
+//! linger; librdkafka's `message.timeout.ms` and `linger.ms` are per producer, not per
+//! message.
 //!
 //! Each producer queue is bounded in bytes and messages from the config, so memory is
 //! bounded: when a queue is full an event is discarded and counted, never waited for.
@@ -27,15 +28,24 @@ use crate::event::{reason, OutgoingEvent};
 
 type Sender = ThreadedProducer<SluiceContext>;
 
+/// The per-producer settings a route may need different from the cluster's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Profile {
+    /// `message.timeout.ms`: when an undelivered event counts as failed.
+    pub delivery_timeout: Duration,
+    /// `linger.ms`: how long to wait to fill a batch.
+    pub linger: Duration,
+}
+
 /// The producers of a started cluster.
 struct Producers {
     default: Sender,
-    by_timeout: BTreeMap<Duration, Sender>,
+    by_profile: BTreeMap<Profile, Sender>,
 }
 
 impl Producers {
     fn all(&self) -> impl Iterator<Item = &Sender> {
-        std::iter::once(&self.default).chain(self.by_timeout.values())
+        std::iter::once(&self.default).chain(self.by_profile.values())
     }
 }
 
@@ -43,7 +53,7 @@ impl Producers {
 pub struct Cluster {
     name: String,
     config: ClusterConfig,
-    timeouts: Mutex<BTreeSet<Duration>>,
+    profiles: Mutex<BTreeSet<Profile>>,
     producers: OnceLock<Producers>,
     bootstrap: OnceLock<String>,
     health: Arc<ClusterHealth>,
@@ -58,7 +68,7 @@ impl Cluster {
         Self {
             name: name.to_string(),
             config,
-            timeouts: Mutex::new(BTreeSet::new()),
+            profiles: Mutex::new(BTreeSet::new()),
             producers: OnceLock::new(),
             bootstrap: OnceLock::new(),
             health: Arc::default(),
@@ -88,11 +98,19 @@ impl Cluster {
         self.producers.get().is_some()
     }
 
-    /// Ask for a producer whose events time out after `timeout` (must be called before
-    /// [`Self::start`]; the cluster's own `delivery_timeout` needs no registration).
-    pub fn register_delivery_timeout(&self, timeout: Duration) {
-        if timeout != self.config.delivery_timeout.0 {
-            lock(&self.timeouts).insert(timeout);
+    /// The cluster's own profile (its `delivery_timeout` and `linger`).
+    pub fn default_profile(&self) -> Profile {
+        Profile {
+            delivery_timeout: self.config.delivery_timeout.0,
+            linger: self.config.linger.0,
+        }
+    }
+
+    /// Ask for a producer with `profile` (call before [`Self::start`]; the default
+    /// profile needs no registration).
+    pub fn register_profile(&self, profile: Profile) {
+        if profile != self.default_profile() {
+            lock(&self.profiles).insert(profile);
         }
     }
 
@@ -111,11 +129,15 @@ impl Cluster {
         &self,
         bootstrap: &str,
         slot: usize,
-        timeout: Option<Duration>,
+        profile: Option<Profile>,
     ) -> Result<Sender, String> {
         let mut cfg = self.client_config(bootstrap);
-        if let Some(t) = timeout {
-            cfg.set("message.timeout.ms", t.as_millis().max(1).to_string());
+        if let Some(p) = profile {
+            cfg.set(
+                "message.timeout.ms",
+                p.delivery_timeout.as_millis().max(1).to_string(),
+            )
+            .set("linger.ms", p.linger.as_millis().to_string());
         }
         let context = SluiceContext {
             cluster: self.name.clone(),
@@ -149,14 +171,14 @@ impl Cluster {
             }
         };
         let default = self.create_producer(&bootstrap, 0, None)?;
-        let mut by_timeout = BTreeMap::new();
-        let timeouts = lock(&self.timeouts).clone();
-        for (i, t) in timeouts.into_iter().enumerate() {
-            by_timeout.insert(t, self.create_producer(&bootstrap, i + 1, Some(t))?);
+        let mut by_profile = BTreeMap::new();
+        let profiles = lock(&self.profiles).clone();
+        for (i, p) in profiles.into_iter().enumerate() {
+            by_profile.insert(p, self.create_producer(&bootstrap, i + 1, Some(p))?);
         }
         let _ = self.producers.set(Producers {
             default,
-            by_timeout,
+            by_profile,
         });
         let _ = self.bootstrap.set(bootstrap);
         Ok(())
@@ -170,17 +192,17 @@ impl Cluster {
     }
 
     /// Enqueue an event and get a receiver for its delivery report (for routes that
-    /// answer only after the broker acknowledged). With `timeout`, the event goes through
-    /// the producer registered for that delivery timeout. `Err` carries the discard
+    /// answer only after the broker acknowledged). With `profile`, the event goes through
+    /// the producer registered for that profile. `Err` carries the discard
     /// reason (`queue_full`, `not_started`, ...).
     pub fn send_acked(
         &self,
         event: &OutgoingEvent,
         counters: &Arc<EventCounters>,
-        timeout: Option<Duration>,
+        profile: Option<Profile>,
     ) -> Result<oneshot::Receiver<DeliveryReport>, String> {
         let (tx, rx) = oneshot::channel();
-        self.enqueue(event, counters, Some(tx), timeout)
+        self.enqueue(event, counters, Some(tx), profile)
             .map(|()| rx)
     }
 
@@ -189,7 +211,7 @@ impl Cluster {
         event: &OutgoingEvent,
         counters: &Arc<EventCounters>,
         reply: Option<oneshot::Sender<DeliveryReport>>,
-        timeout: Option<Duration>,
+        profile: Option<Profile>,
     ) -> Result<(), String> {
         counters.attempted();
         if self.closed.load(Ordering::Acquire) {
@@ -200,8 +222,8 @@ impl Cluster {
             counters.discarded("not_started");
             return Err("not_started".into());
         };
-        let producer = timeout
-            .and_then(|t| producers.by_timeout.get(&t))
+        let producer = profile
+            .and_then(|p| producers.by_profile.get(&p))
             .unwrap_or(&producers.default);
         let mut headers = OwnedHeaders::new_with_capacity(event.headers.len());
         for (k, v) in &event.headers {
@@ -305,6 +327,9 @@ pub fn producer_config(c: &ClusterConfig, bootstrap: &str) -> ClientConfig {
     cfg.set("bootstrap.servers", bootstrap)
         .set("client.id", "sluice")
         .set("statistics.interval.ms", "1000")
+        // A gateway answers requests while Kafka recovers: reconnect within ~2 s instead
+        // of librdkafka's 10 s backoff ceiling (overridable in `properties`).
+        .set("reconnect.backoff.max.ms", "2000")
         .set(
             "queue.buffering.max.kbytes",
             (c.queue_max_bytes.0 / 1024).max(1).to_string(),

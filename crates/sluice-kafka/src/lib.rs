@@ -18,7 +18,7 @@ pub mod runtime;
 pub mod tail;
 
 pub use accounting::EventCounters;
-pub use cluster::Cluster;
+pub use cluster::{Cluster, Profile};
 pub use context::{Acked, DeliveryReport};
 pub use event::OutgoingEvent;
 pub use runtime::KafkaRuntime;

@@ -190,7 +190,7 @@ async fn full_queue_discards_and_counts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registered_delivery_timeouts_get_their_own_producer() {
+async fn registered_profiles_get_their_own_producer() {
     let mock = MockCluster::new(1).unwrap();
     let bootstrap = mock.bootstrap_servers();
     mock.create_topic("acked", 1, 1).unwrap();
@@ -198,8 +198,11 @@ async fn registered_delivery_timeouts_get_their_own_producer() {
         "default",
         config(&bootstrap, "delivery_timeout: 60s\nflush_timeout: 1s"),
     );
-    let short = Duration::from_millis(800);
-    cluster.register_delivery_timeout(short);
+    let short = sluice_kafka::Profile {
+        delivery_timeout: Duration::from_millis(800),
+        linger: Duration::ZERO,
+    };
+    cluster.register_profile(short);
     cluster.start().await.unwrap();
     let counters = Arc::new(EventCounters::new("acked", "test"));
     // With the broker up, an acknowledged send reports partition and offset.

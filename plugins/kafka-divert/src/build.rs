@@ -8,7 +8,7 @@ use sluice_core::config::path::FieldPath;
 use sluice_core::template::Template;
 use sluice_core::{BuildScope, Plugin, PluginSpec};
 use sluice_kafka::event::valid_topic;
-use sluice_kafka::EventCounters;
+use sluice_kafka::{EventCounters, Profile};
 
 use super::*;
 
@@ -96,6 +96,12 @@ impl PluginSpec for KafkaDivert {
                 "must be between 10ms and 5m",
             ));
         }
+        if c.linger.0 > std::time::Duration::from_secs(1) || c.linger.0 >= timeout {
+            errors.push(FieldError::value(
+                at.key("linger"),
+                "must be at most 1s and below `timeout`",
+            ));
+        }
         if c.max_body_bytes.0 == 0 || c.max_body_bytes.0 > 64 << 20 {
             errors.push(FieldError::value(
                 at.key("max_body_bytes"),
@@ -119,9 +125,11 @@ impl PluginSpec for KafkaDivert {
         else {
             return Err(errors);
         };
-        if c.acks == DivertAcks::All {
-            cluster.register_delivery_timeout(timeout);
-        }
+        let profile = Profile {
+            delivery_timeout: timeout,
+            linger: c.linger.0,
+        };
+        cluster.register_profile(profile);
         Ok(Arc::new(KafkaDivertPlugin {
             cluster,
             topic,
@@ -135,6 +143,7 @@ impl PluginSpec for KafkaDivert {
             },
             acks: c.acks,
             timeout,
+            profile,
             max_body: c.max_body_bytes.0 as usize,
             allow_empty: c.allow_empty_body,
             retry_after_secs: c.retry_after.0.as_secs_f64().ceil() as u64,

@@ -27,6 +27,11 @@ pub struct KafkaDivertConfig {
     /// producer's delivery timeout for this route (`message.timeout.ms`). Default `5s`.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
+    /// How long the producer waits to batch this route's records before sending
+    /// (`linger.ms`). `0ms` answers fastest; under load, records still share requests
+    /// while earlier ones are in flight. Default `0ms`.
+    #[serde(default = "default_linger")]
+    pub linger: HumanDuration,
     /// Largest accepted body; larger requests get `413` and nothing is produced.
     /// Keep it below the topic's `max.message.bytes` (1 MB by default). Default `900KiB`.
     #[serde(default = "default_max_body")]
@@ -98,6 +103,9 @@ fn default_cluster() -> String {
 }
 const fn default_timeout() -> HumanDuration {
     HumanDuration(Duration::from_secs(5))
+}
+const fn default_linger() -> HumanDuration {
+    HumanDuration(Duration::ZERO)
 }
 const fn default_max_body() -> ByteSize {
     ByteSize(900 * 1024)

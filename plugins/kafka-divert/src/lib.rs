@@ -53,6 +53,7 @@ pub struct KafkaDivertPlugin {
     spec: RecordSpec,
     acks: DivertAcks,
     timeout: Duration,
+    profile: sluice_kafka::Profile,
     max_body: usize,
     allow_empty: bool,
     retry_after_secs: u64,
@@ -119,10 +120,9 @@ impl KafkaDivertPlugin {
         id: &str,
         route: &str,
     ) -> std::result::Result<HttpResponse, Rejection> {
-        let timeout = (self.acks == DivertAcks::All).then_some(self.timeout);
         let rx = self
             .cluster
-            .send_acked(event, &self.counters, timeout)
+            .send_acked(event, &self.counters, Some(self.profile))
             .map_err(|reason| reply::not_queued(&reason))?;
         if self.acks == DivertAcks::None {
             return Ok(reply::accepted(id, &event.topic, None));
