@@ -7,6 +7,7 @@
 //!   `file:line:col: path: message`).
 //! - [`router`]: route matching (exact and prefix paths, methods, hosts; most specific wins).
 //! - [`template`]: key/topic templates over request data.
+//! - [`trace`]: W3C `traceparent` carried into Kafka headers.
 //! - [`response`]: small HTTP responses, including `application/problem+json` errors.
 //! - [`metrics`]: the HTTP-side Prometheus metrics.
 
@@ -17,6 +18,7 @@ pub mod plugin;
 pub mod response;
 pub mod router;
 pub mod template;
+pub mod trace;
 
 pub use context::{Extensions, RequestCtx};
 pub use plugin::{BuildScope, Flow, Plugin, PluginFactory, PluginSpec, Registry};

@@ -11,6 +11,7 @@
 pub mod accounting;
 pub mod cluster;
 mod context;
+pub mod destination;
 pub mod dev_broker;
 pub mod event;
 pub mod metrics;
@@ -20,5 +21,6 @@ pub mod tail;
 pub use accounting::EventCounters;
 pub use cluster::{Cluster, Profile};
 pub use context::{Acked, DeliveryReport};
+pub use destination::Destination;
 pub use event::OutgoingEvent;
 pub use runtime::KafkaRuntime;

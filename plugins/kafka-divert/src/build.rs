@@ -1,14 +1,12 @@
 //! Building a `kafka-divert` instance from its config: every meaning check, and the
-//! registration of the route's delivery timeout with the cluster.
+//! registration of the route's producer profile with the cluster.
 
 use std::sync::Arc;
 
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
-use sluice_core::template::Template;
 use sluice_core::{BuildScope, Plugin, PluginSpec};
-use sluice_kafka::event::valid_topic;
-use sluice_kafka::{EventCounters, Profile};
+use sluice_kafka::Profile;
 
 use super::*;
 
@@ -23,43 +21,26 @@ impl PluginSpec for KafkaDivert {
         scope: &BuildScope<'_>,
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let cluster = self.kafka.cluster(&c.cluster);
-        match &cluster {
-            None if !scope.declared_clusters.contains(&c.cluster) => errors.push(FieldError::value(
-                at.key("cluster"),
-                format!("unknown cluster `{}` (define it under kafka.clusters)", c.cluster),
-            )),
-            Some(cl) if cl.config().acks == ClusterAcks::None && c.acks == DivertAcks::All => {
+        let dest = Destination::build(
+            &self.kafka,
+            &c.cluster,
+            &c.topic,
+            c.key.as_deref(),
+            at,
+            scope,
+            &mut errors,
+        );
+        if let Some(d) = &dest {
+            if d.cluster.config().acks == ClusterAcks::None && c.acks == DivertAcks::All {
                 errors.push(FieldError::value(
                     at.key("acks"),
                     format!(
                         "cluster `{}` has `acks: none`, so the broker never acknowledges; use `acks: none` here too or change the cluster",
                         c.cluster
                     ),
-                ))
-            }
-            _ => {}
-        }
-        let topic = Template::parse(&c.topic)
-            .map_err(|e| errors.push(FieldError::value(at.key("topic"), e)))
-            .ok();
-        if let Some(lit) = topic.as_ref().and_then(Template::as_literal) {
-            if !valid_topic(lit) {
-                errors.push(FieldError::value(
-                    at.key("topic"),
-                    format!(
-                        "{lit:?} is not a valid Kafka topic name ([a-zA-Z0-9._-], 1-249 chars)"
-                    ),
                 ));
             }
         }
-        let key = match c.key.as_deref().map(Template::parse).transpose() {
-            Ok(k) => k,
-            Err(e) => {
-                errors.push(FieldError::value(at.key("key"), e));
-                None
-            }
-        };
         let mut forward = Vec::new();
         for (i, h) in c.forward_headers.iter().enumerate() {
             let at_h = at.key("forward_headers").index(i);
@@ -120,20 +101,16 @@ impl PluginSpec for KafkaDivert {
                 "must be greater than 0",
             ));
         }
-        let (Some(cluster), Some(topic), Some(key_header), true) =
-            (cluster, topic, key_header, errors.is_empty())
-        else {
+        let (Some(dest), Some(key_header), true) = (dest, key_header, errors.is_empty()) else {
             return Err(errors);
         };
         let profile = Profile {
             delivery_timeout: timeout,
             linger: c.linger.0,
         };
-        cluster.register_profile(profile);
+        dest.cluster.register_profile(profile);
         Ok(Arc::new(KafkaDivertPlugin {
-            cluster,
-            topic,
-            key,
+            dest,
             spec: RecordSpec {
                 ce_source: c
                     .ce_source

@@ -22,10 +22,9 @@ use async_trait::async_trait;
 use pingora_error::Result;
 use pingora_proxy::Session;
 use sluice_core::config::Acks as ClusterAcks;
-use sluice_core::template::{RequestData, Template};
+use sluice_core::template::RequestData;
 use sluice_core::{Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
-use sluice_kafka::event::valid_topic;
-use sluice_kafka::{Cluster, EventCounters, KafkaRuntime};
+use sluice_kafka::{Destination, EventCounters, KafkaRuntime};
 
 use body::{read_capped, BodyError};
 use config::{DivertAcks, KafkaDivertConfig};
@@ -47,9 +46,7 @@ impl KafkaDivert {
 
 /// One configured instance (one route).
 pub struct KafkaDivertPlugin {
-    cluster: Arc<Cluster>,
-    topic: Template,
-    key: Option<Template>,
+    dest: Destination,
     spec: RecordSpec,
     acks: DivertAcks,
     timeout: Duration,
@@ -121,6 +118,7 @@ impl KafkaDivertPlugin {
         route: &str,
     ) -> std::result::Result<HttpResponse, Rejection> {
         let rx = self
+            .dest
             .cluster
             .send_acked(event, &self.counters, Some(self.profile))
             .map_err(|reason| reply::not_queued(&reason))?;
@@ -241,8 +239,7 @@ impl Plugin for KafkaDivertPlugin {
             client_ip: ctx.client_ip,
             req,
         };
-        let topic = self.topic.render(&data);
-        if !valid_topic(&topic) {
+        let Some(topic) = self.dest.topic(&data) else {
             self.counters.discarded_unsent("invalid_topic");
             let r = Rejection::new(
                 400,
@@ -250,18 +247,13 @@ impl Plugin for KafkaDivertPlugin {
                 "the request does not name a valid topic",
             );
             return Ok(self.reject(ctx, &r));
-        }
+        };
         let id = record::event_id(&route, key.as_deref());
         let event = record::build(
             &self.spec,
             RecordInput {
                 topic,
-                key: self
-                    .key
-                    .as_ref()
-                    .map(|k| k.render(&data))
-                    .filter(|k| !k.is_empty())
-                    .map(String::into_bytes),
+                key: self.dest.key(&data),
                 id: &id,
                 time: ctx.started_at,
                 req,

@@ -83,25 +83,6 @@ pub struct RecordInput<'a> {
     pub body: Vec<u8>,
 }
 
-/// A valid W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero).
-pub fn valid_traceparent(v: &[u8]) -> bool {
-    let parts: Vec<&[u8]> = v.split(|b| *b == b'-').collect();
-    let hex = |p: &[u8], n: usize| {
-        p.len() == n
-            && p.iter()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-    };
-    let nonzero = |p: &[u8]| p.iter().any(|b| *b != b'0');
-    parts.len() == 4
-        && hex(parts[0], 2)
-        && parts[0] != b"ff"
-        && hex(parts[1], 32)
-        && nonzero(parts[1])
-        && hex(parts[2], 16)
-        && nonzero(parts[2])
-        && hex(parts[3], 2)
-}
-
 /// Build the record.
 pub fn build(spec: &RecordSpec, x: RecordInput<'_>) -> OutgoingEvent {
     let time = humantime::format_rfc3339_millis(x.time).to_string();
@@ -116,16 +97,7 @@ pub fn build(spec: &RecordSpec, x: RecordInput<'_>) -> OutgoingEvent {
     if let Some(ct) = h.get(http::header::CONTENT_TYPE) {
         headers.push(("content-type".into(), ct.as_bytes().to_vec()));
     }
-    if let Some(tp) = h
-        .get("traceparent")
-        .map(|v| v.as_bytes())
-        .filter(|v| valid_traceparent(v))
-    {
-        headers.push(("traceparent".into(), tp.to_vec()));
-        if let Some(ts) = h.get("tracestate") {
-            headers.push(("tracestate".into(), ts.as_bytes().to_vec()));
-        }
-    }
+    headers.extend(sluice_core::trace::trace_headers(x.req));
     for name in &spec.forward {
         for v in h.get_all(name) {
             headers.push((name.as_str().to_string(), v.as_bytes().to_vec()));

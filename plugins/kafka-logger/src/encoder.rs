@@ -15,6 +15,8 @@ use http::HeaderMap;
 use pingora_http::{RequestHeader, ResponseHeader};
 use serde::Serialize;
 
+use sluice_core::trace::{trace_headers, traceparent};
+
 use crate::capture::Captured;
 use crate::config::Format;
 
@@ -225,34 +227,10 @@ pub fn encode_entry(x: &Exchange<'_>, opts: &EncodeOptions) -> Vec<u8> {
     serde_json::to_vec(&entry).unwrap_or_default()
 }
 
-/// A W3C `traceparent` value if well formed (`00-<32 hex>-<16 hex>-<2 hex>`, not all zero).
-pub fn valid_traceparent(v: &[u8]) -> bool {
-    let parts: Vec<&[u8]> = v.split(|b| *b == b'-').collect();
-    let hex = |p: &[u8], n: usize| {
-        p.len() == n
-            && p.iter()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
-    };
-    let nonzero = |p: &[u8]| p.iter().any(|b| *b != b'0');
-    parts.len() == 4
-        && hex(parts[0], 2)
-        && parts[0] != b"ff"
-        && hex(parts[1], 32)
-        && nonzero(parts[1])
-        && hex(parts[2], 16)
-        && nonzero(parts[2])
-        && hex(parts[3], 2)
-}
-
 /// The record headers for an exchange.
 pub fn record_headers(x: &Exchange<'_>, opts: &EncodeOptions) -> Vec<(String, Vec<u8>)> {
     let mut h = Vec::with_capacity(8);
-    let trace = x
-        .request
-        .headers
-        .get("traceparent")
-        .map(|v| v.as_bytes())
-        .filter(|v| valid_traceparent(v));
+    let trace = traceparent(x.request);
     if opts.format == Format::Cloudevents {
         h.push(("ce_specversion".into(), b"1.0".to_vec()));
         h.push(("ce_id".into(), x.id.as_bytes().to_vec()));
@@ -264,12 +242,7 @@ pub fn record_headers(x: &Exchange<'_>, opts: &EncodeOptions) -> Vec<(String, Ve
         }
     }
     h.push(("content-type".into(), b"application/json".to_vec()));
-    if let Some(t) = trace {
-        h.push(("traceparent".into(), t.to_vec()));
-        if let Some(ts) = x.request.headers.get("tracestate") {
-            h.push(("tracestate".into(), ts.as_bytes().to_vec()));
-        }
-    }
+    h.extend(trace_headers(x.request));
     h
 }
 

@@ -19,10 +19,9 @@ use pingora_error::{Error, Result};
 use pingora_proxy::Session;
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
-use sluice_core::template::{RequestData, Template};
+use sluice_core::template::RequestData;
 use sluice_core::{BuildScope, Plugin, PluginSpec, RequestCtx};
-use sluice_kafka::event::valid_topic;
-use sluice_kafka::{Cluster, EventCounters, KafkaRuntime, OutgoingEvent};
+use sluice_kafka::{Destination, EventCounters, KafkaRuntime, OutgoingEvent};
 
 use capture::LoggerState;
 use config::KafkaLoggerConfig;
@@ -42,9 +41,7 @@ impl KafkaLogger {
 
 /// One configured instance (one route).
 pub struct KafkaLoggerPlugin {
-    cluster: Arc<Cluster>,
-    topic: Template,
-    key: Option<Template>,
+    dest: Destination,
     opts: EncodeOptions,
     req_cap: Option<usize>,
     resp_cap: Option<usize>,
@@ -62,36 +59,15 @@ impl PluginSpec for KafkaLogger {
         scope: &BuildScope<'_>,
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let cluster = self.kafka.cluster(&c.cluster);
-        if cluster.is_none() && !scope.declared_clusters.contains(&c.cluster) {
-            errors.push(FieldError::value(
-                at.key("cluster"),
-                format!(
-                    "unknown cluster `{}` (define it under kafka.clusters)",
-                    c.cluster
-                ),
-            ));
-        }
-        let topic = Template::parse(&c.topic)
-            .map_err(|e| errors.push(FieldError::value(at.key("topic"), e)))
-            .ok();
-        if let Some(lit) = topic.as_ref().and_then(Template::as_literal) {
-            if !valid_topic(lit) {
-                errors.push(FieldError::value(
-                    at.key("topic"),
-                    format!(
-                        "{lit:?} is not a valid Kafka topic name ([a-zA-Z0-9._-], 1-249 chars)"
-                    ),
-                ));
-            }
-        }
-        let key = match c.key.as_deref().map(Template::parse).transpose() {
-            Ok(k) => k,
-            Err(e) => {
-                errors.push(FieldError::value(at.key("key"), e));
-                None
-            }
-        };
+        let dest = Destination::build(
+            &self.kafka,
+            &c.cluster,
+            &c.topic,
+            c.key.as_deref(),
+            at,
+            scope,
+            &mut errors,
+        );
         let mut redact = Vec::new();
         for (i, h) in c.redact_headers.iter().enumerate() {
             match http::HeaderName::from_bytes(h.as_bytes()) {
@@ -110,13 +86,11 @@ impl PluginSpec for KafkaLogger {
                 errors.push(FieldError::value(at.key(field), "must be at most 64MiB"));
             }
         }
-        let (Some(cluster), Some(topic), true) = (cluster, topic, errors.is_empty()) else {
+        let (Some(dest), true) = (dest, errors.is_empty()) else {
             return Err(errors);
         };
         Ok(Arc::new(KafkaLoggerPlugin {
-            cluster,
-            topic,
-            key,
+            dest,
             opts: EncodeOptions {
                 redact,
                 include_headers: c.include_headers,
@@ -201,17 +175,11 @@ impl Plugin for KafkaLoggerPlugin {
             client_ip: ctx.client_ip,
             req,
         };
-        let topic = self.topic.render(&data);
-        if !valid_topic(&topic) {
+        let Some(topic) = self.dest.topic(&data) else {
             self.counters.discarded_unsent("invalid_topic");
             return;
-        }
-        let key = self
-            .key
-            .as_ref()
-            .map(|k| k.render(&data))
-            .filter(|k| !k.is_empty())
-            .map(String::into_bytes);
+        };
+        let key = self.dest.key(&data);
         let id = uuid::Uuid::now_v7().to_string();
         let error_kind = error.map(|e| e.etype().as_str());
         let exchange = Exchange {
@@ -242,6 +210,6 @@ impl Plugin for KafkaLoggerPlugin {
                 .ok()
                 .map(|d| d.as_millis() as i64),
         };
-        self.cluster.send(&event, &self.counters);
+        self.dest.cluster.send(&event, &self.counters);
     }
 }
