@@ -100,11 +100,6 @@ fn idempotency_key(
 }
 
 impl KafkaDivertPlugin {
-    /// The instance's event counters.
-    pub fn counters(&self) -> &Arc<EventCounters> {
-        &self.counters
-    }
-
     fn reject(&self, ctx: &RequestCtx, r: &Rejection) -> Flow {
         metrics::count(ctx.route_id(), "rejected", &r.reason);
         Flow::Respond(r.response(&ctx.request_id, self.retry_after_secs))

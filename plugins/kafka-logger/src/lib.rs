@@ -112,11 +112,6 @@ impl PluginSpec for KafkaLogger {
 }
 
 impl KafkaLoggerPlugin {
-    /// The instance's event counters (for tests and introspection).
-    pub fn counters(&self) -> &Arc<EventCounters> {
-        &self.counters
-    }
-
     fn with_state(ctx: &mut RequestCtx, f: impl FnOnce(&mut LoggerState)) {
         match ctx.ext.get_mut::<LoggerState>() {
             Some(s) => f(s),
