@@ -167,7 +167,7 @@ fn every_logged_request_is_one_record_matching_what_was_sent() {
         let n: usize = rid.trim_start_matches("req-").parse().unwrap();
         assert_eq!(
             rec.header("traceparent").as_deref(),
-            (n % 5 == 0).then_some(TRACEPARENT)
+            n.is_multiple_of(5).then_some(TRACEPARENT)
         );
         assert!(
             rec.timestamp.unwrap() > 1_700_000_000_000,

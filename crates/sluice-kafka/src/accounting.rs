@@ -1,8 +1,9 @@
 //! Event accounting per route and plugin. Every event a plugin hands over is counted
-//! exactly once as attempted, and then exactly once as acked, failed or discarded;
-//! until then it is in flight. So at any quiet moment
-//! `attempted == acked + failed + discarded + in_flight`, in the counters here and in
-//! the exported metrics (`sluice_kafka_events_*`).
+//! exactly once as attempted, and then exactly once as acked, failed, discarded or
+//! spooled (durably written to the cluster's disk spool, from where the spool's own
+//! counters take over); until then it is in flight. So at any quiet moment
+//! `attempted == acked + failed + discarded + spooled + in_flight`, in the counters here
+//! and in the exported metrics (`sluice_kafka_events_*`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,6 +20,7 @@ pub struct EventCounters {
     acked: AtomicU64,
     failed: AtomicU64,
     discarded: AtomicU64,
+    spooled: AtomicU64,
     m_attempted: Option<IntCounter>,
     m_acked: Option<IntCounter>,
     m_in_flight: Option<IntGauge>,
@@ -35,12 +37,14 @@ pub struct Snapshot {
     pub failed: u64,
     /// Never handed to the producer (queue full, no topic, shutdown...).
     pub discarded: u64,
+    /// Written to the disk spool (delivered later from there).
+    pub spooled: u64,
 }
 
 impl Snapshot {
     /// Events neither acked, failed nor discarded yet.
     pub fn in_flight(&self) -> u64 {
-        self.attempted - self.acked - self.failed - self.discarded
+        self.attempted - self.acked - self.failed - self.discarded - self.spooled
     }
 }
 
@@ -55,6 +59,7 @@ impl EventCounters {
             acked: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             discarded: AtomicU64::new(0),
+            spooled: AtomicU64::new(0),
             m_attempted: m.map(|m| m.attempted.with_label_values(&[route, plugin])),
             m_acked: m.map(|m| m.outcomes.with_label_values(&[route, plugin, "acked", ""])),
             m_in_flight: m.map(|m| m.in_flight.with_label_values(&[route, plugin])),
@@ -100,6 +105,13 @@ impl EventCounters {
         self.leave_flight();
     }
 
+    /// An in-flight event was written to the disk spool.
+    pub fn spooled(&self) {
+        self.spooled.fetch_add(1, Ordering::Relaxed);
+        self.outcome("spooled", "");
+        self.leave_flight();
+    }
+
     /// Count an event that is discarded before it was attempted (e.g. its topic template
     /// rendered to an invalid name): attempted and discarded at once.
     pub fn discarded_unsent(&self, reason: &str) {
@@ -128,12 +140,14 @@ impl EventCounters {
         let acked = self.acked.load(Ordering::Acquire);
         let failed = self.failed.load(Ordering::Acquire);
         let discarded = self.discarded.load(Ordering::Acquire);
+        let spooled = self.spooled.load(Ordering::Acquire);
         let attempted = self.attempted.load(Ordering::Acquire);
         Snapshot {
-            attempted: attempted.max(acked + failed + discarded),
+            attempted: attempted.max(acked + failed + discarded + spooled),
             acked,
             failed,
             discarded,
+            spooled,
         }
     }
 }

@@ -1,65 +1,59 @@
 //! One Kafka cluster: its producers (shared by every route and plugin that names the
-//! cluster), the non-blocking enqueue plugins call, and the shutdown flush.
-//!
-//! There is one producer with the cluster's `delivery_timeout` and `linger`, plus one per
-//! other [`Profile`] that routes asked for before start: a route that answers only after
-//! the broker acknowledged wants librdkafka to give up when it gives up, and not to
-//! linger; librdkafka's `message.timeout.ms` and `linger.ms` are per producer, not per
-//! message.
+//! cluster, see [`crate::producers`]), its optional disk spool, the non-blocking enqueue
+//! plugins call, and the shutdown flush.
 //!
 //! Each producer queue is bounded in bytes and messages from the config, so memory is
-//! bounded: when a queue is full an event is discarded and counted, never waited for.
+//! bounded: when a queue is full an event is discarded and counted (or spooled, for
+//! at-least-once routes), never waited for.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, PurgeConfig, ThreadedProducer};
-use sluice_core::config::{Acks, ClusterConfig};
+use rdkafka::producer::{BaseRecord, Producer, PurgeConfig};
+use sluice_core::config::{ClusterConfig, SpoolSync};
+use sluice_spool::{Spool, SpoolOptions, SyncPolicy};
 use tokio::sync::oneshot;
 
 use crate::accounting::EventCounters;
-use crate::context::{ClusterHealth, DeliveryReport, SluiceContext, Ticket};
+use crate::context::{ClusterHealth, DeliveryReport, Ticket};
 use crate::dev_broker::{forward, DevBroker};
 use crate::event::{reason, OutgoingEvent};
+pub use crate::producers::{producer_config, Profile};
+use crate::producers::{Producers, Sender};
 
-type Sender = ThreadedProducer<SluiceContext>;
-
-/// The per-producer settings a route may need different from the cluster's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Profile {
-    /// `message.timeout.ms`: when an undelivered event counts as failed.
-    pub delivery_timeout: Duration,
-    /// `linger.ms`: how long to wait to fill a batch.
-    pub linger: Duration,
-}
-
-/// The producers of a started cluster.
-struct Producers {
-    default: Sender,
-    by_profile: BTreeMap<Profile, Sender>,
-}
-
-impl Producers {
-    fn all(&self) -> impl Iterator<Item = &Sender> {
-        std::iter::once(&self.default).chain(self.by_profile.values())
-    }
-}
-
-/// A configured cluster and, once started, its producers.
+/// A configured cluster and, once started, its producers and spool.
 pub struct Cluster {
     name: String,
     config: ClusterConfig,
     profiles: Mutex<BTreeSet<Profile>>,
     producers: OnceLock<Producers>,
+    pub(crate) spool: OnceLock<Arc<Spool>>,
     bootstrap: OnceLock<String>,
-    health: Arc<ClusterHealth>,
+    pub(crate) health: Arc<ClusterHealth>,
     dev: Mutex<Option<DevBroker>>,
-    forwarder: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    pub(crate) tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     closed: AtomicBool,
+}
+
+/// What a shutdown flush did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlushOutcome {
+    /// Events queued when the flush started.
+    pub queued: u64,
+    /// Events still queued after the flush timeout (purged: spooled when the cluster has a
+    /// spool, else counted as failed).
+    pub purged: u64,
+    /// Whether purged events went to the spool.
+    pub spooled: bool,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Cluster {
@@ -70,10 +64,11 @@ impl Cluster {
             config,
             profiles: Mutex::new(BTreeSet::new()),
             producers: OnceLock::new(),
+            spool: OnceLock::new(),
             bootstrap: OnceLock::new(),
             health: Arc::default(),
             dev: Mutex::new(None),
-            forwarder: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         }
     }
@@ -98,6 +93,11 @@ impl Cluster {
         self.producers.get().is_some()
     }
 
+    /// The disk spool, once started (if configured).
+    pub fn spool(&self) -> Option<&Arc<Spool>> {
+        self.spool.get()
+    }
+
     /// The cluster's own profile (its `delivery_timeout` and `linger`).
     pub fn default_profile(&self) -> Profile {
         Profile {
@@ -106,11 +106,17 @@ impl Cluster {
         }
     }
 
-    /// Ask for a producer with `profile` (call before [`Self::start`]; the default
-    /// profile needs no registration).
+    /// Make sure a producer with `profile` exists (now if started, else at start).
     pub fn register_profile(&self, profile: Profile) {
-        if profile != self.default_profile() {
-            lock(&self.profiles).insert(profile);
+        match self.producers.get() {
+            Some(p) => {
+                if let Err(e) = p.get(Some(profile)) {
+                    log::error!("{e}");
+                }
+            }
+            None => {
+                lock(&self.profiles).insert(profile);
+            }
         }
     }
 
@@ -125,35 +131,9 @@ impl Cluster {
         producer_config(&self.config, bootstrap)
     }
 
-    fn create_producer(
-        &self,
-        bootstrap: &str,
-        slot: usize,
-        profile: Option<Profile>,
-    ) -> Result<Sender, String> {
-        let mut cfg = self.client_config(bootstrap);
-        if let Some(p) = profile {
-            cfg.set(
-                "message.timeout.ms",
-                p.delivery_timeout.as_millis().max(1).to_string(),
-            )
-            .set("linger.ms", p.linger.as_millis().to_string());
-        }
-        let context = SluiceContext {
-            cluster: self.name.clone(),
-            slot,
-            health: self.health.clone(),
-        };
-        cfg.create_with_context(context).map_err(|e| {
-            format!(
-                "kafka cluster `{}`: cannot create a producer: {e}",
-                self.name
-            )
-        })
-    }
-
-    /// Start the dev broker (if configured) and the producer.
-    pub async fn start(&self) -> Result<(), String> {
+    /// Start the dev broker (if configured), the spool and its replayer (if configured)
+    /// and the producers. Call inside a tokio runtime.
+    pub async fn start(self: &Arc<Self>) -> Result<(), String> {
         let bootstrap = match &self.config.dev_broker {
             None => self.config.brokers.join(","),
             Some(dev) => {
@@ -163,24 +143,48 @@ impl Cluster {
                     let task = forward(listen, addr.clone())
                         .await
                         .map_err(|e| format!("dev broker: cannot listen on {listen}: {e}"))?;
-                    lock(&self.forwarder).replace(task);
+                    lock(&self.tasks).push(task);
                     addr = listen.clone();
                 }
                 lock(&self.dev).replace(broker);
                 addr
             }
         };
-        let default = self.create_producer(&bootstrap, 0, None)?;
-        let mut by_profile = BTreeMap::new();
-        let profiles = lock(&self.profiles).clone();
-        for (i, p) in profiles.into_iter().enumerate() {
-            by_profile.insert(p, self.create_producer(&bootstrap, i + 1, Some(p))?);
+        let spool = match &self.config.spool {
+            None => None,
+            Some(sp) => {
+                let opts = SpoolOptions {
+                    dir: PathBuf::from(&sp.dir),
+                    max_bytes: sp.max_bytes.0,
+                    buffer_bytes: sp.buffer_bytes.0,
+                    segment_bytes: (sp.max_bytes.0 / 16).clamp(64 << 10, 64 << 20),
+                    sync: match sp.sync {
+                        SpoolSync::Batch => SyncPolicy::Batch,
+                        SpoolSync::Interval => SyncPolicy::Interval(sp.sync_interval.0),
+                    },
+                };
+                let s = Spool::open(opts)
+                    .map_err(|e| format!("kafka cluster `{}`: spool {}: {e}", self.name, sp.dir))?;
+                Some(Arc::new(s))
+            }
+        };
+        let producers = Producers::start(
+            &self.name,
+            self.client_config(&bootstrap),
+            self.health.clone(),
+            spool.clone(),
+            self.default_profile(),
+        )?;
+        for p in lock(&self.profiles).iter() {
+            let _ = producers.get(Some(*p))?;
         }
-        let _ = self.producers.set(Producers {
-            default,
-            by_profile,
-        });
+        let _ = self.producers.set(producers);
         let _ = self.bootstrap.set(bootstrap);
+        if let Some(s) = spool {
+            let _ = self.spool.set(s);
+            let task = tokio::spawn(crate::replay::run(self.clone()));
+            lock(&self.tasks).push(task);
+        }
         Ok(())
     }
 
@@ -188,13 +192,13 @@ impl Cluster {
     /// failed when the delivery report arrives, discarded at once if the event cannot be
     /// queued (queue full, not started, shutting down, ...).
     pub fn send(&self, event: &OutgoingEvent, counters: &Arc<EventCounters>) {
-        let _ = self.enqueue(event, counters, None, None);
+        let _ = self.enqueue(event, Some(counters), None, None, false);
     }
 
     /// Enqueue an event and get a receiver for its delivery report (for routes that
     /// answer only after the broker acknowledged). With `profile`, the event goes through
-    /// the producer registered for that profile. `Err` carries the discard
-    /// reason (`queue_full`, `not_started`, ...).
+    /// the producer of that profile. `Err` carries the discard reason (`queue_full`,
+    /// `not_started`, ...).
     pub fn send_acked(
         &self,
         event: &OutgoingEvent,
@@ -202,29 +206,40 @@ impl Cluster {
         profile: Option<Profile>,
     ) -> Result<oneshot::Receiver<DeliveryReport>, String> {
         let (tx, rx) = oneshot::channel();
-        self.enqueue(event, counters, Some(tx), profile)
+        self.enqueue(event, Some(counters), Some(tx), profile, false)
             .map(|()| rx)
     }
 
-    fn enqueue(
+    /// The producer for `profile`, unless closed or not started (the reason).
+    pub(crate) fn producer(&self, profile: Option<Profile>) -> Result<Sender, &'static str> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err("shutting_down");
+        }
+        let producers = self.producers.get().ok_or("not_started")?;
+        producers.get(profile).map_err(|_| "no_producer")
+    }
+
+    /// Hand an event to a producer. Counted in `counters` (when given). With
+    /// `spool_on_failure`, a failed delivery goes to the spool and a refusal is returned
+    /// without being counted (the caller spools the event).
+    pub(crate) fn enqueue(
         &self,
         event: &OutgoingEvent,
-        counters: &Arc<EventCounters>,
+        counters: Option<&Arc<EventCounters>>,
         reply: Option<oneshot::Sender<DeliveryReport>>,
         profile: Option<Profile>,
+        spool_on_failure: bool,
     ) -> Result<(), String> {
-        counters.attempted();
-        if self.closed.load(Ordering::Acquire) {
-            counters.discarded("shutting_down");
-            return Err("shutting_down".into());
+        if let Some(c) = counters {
+            c.attempted();
         }
-        let Some(producers) = self.producers.get() else {
-            counters.discarded("not_started");
-            return Err("not_started".into());
+        let refused = |why: &str| {
+            if let (Some(c), false) = (counters, spool_on_failure) {
+                c.discarded(why);
+            }
+            why.to_string()
         };
-        let producer = profile
-            .and_then(|p| producers.by_profile.get(&p))
-            .unwrap_or(&producers.default);
+        let producer = self.producer(profile).map_err(refused)?;
         let mut headers = OwnedHeaders::new_with_capacity(event.headers.len());
         for (k, v) in &event.headers {
             headers = headers.insert(Header {
@@ -233,8 +248,9 @@ impl Cluster {
             });
         }
         let ticket = Box::new(Ticket {
-            counters: counters.clone(),
+            counters: counters.cloned(),
             reply,
+            spool_on_failure,
         });
         let mut record: BaseRecord<'_, [u8], [u8], Box<Ticket>> =
             BaseRecord::with_opaque_to(&event.topic, ticket)
@@ -252,110 +268,64 @@ impl Cluster {
             Ok(()) => Ok(()),
             Err((e, _record)) => {
                 self.health.in_flight.fetch_sub(1, Ordering::AcqRel);
-                let why = reason(&e);
-                counters.discarded(&why);
-                Err(why)
+                Err(refused(&reason(&e)))
             }
         }
     }
 
     /// Stop accepting events, wait up to the cluster's `flush_timeout` for queued events,
-    /// then purge what is left (each purged event is counted as failed).
+    /// then purge what is left: into the spool when there is one (counted as spooled),
+    /// else counted as failed. Finally sync and close the spool.
     pub fn shutdown(&self) -> FlushOutcome {
         self.closed.store(true, Ordering::Release);
+        for t in lock(&self.tasks).drain(..) {
+            t.abort();
+        }
+        let spool = self.spool.get();
+        // From now on every failed event goes to the spool, if there is one.
+        self.health
+            .spool_everything
+            .store(spool.is_some(), Ordering::Release);
         let Some(producers) = self.producers.get() else {
             return FlushOutcome::default();
         };
+        let all = producers.all();
         let queued = || self.health.in_flight.load(Ordering::Acquire);
         let before = queued();
-        let deadline = std::time::Instant::now() + self.config.flush_timeout.0;
-        let flushed = producers.all().all(|p| {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            p.flush(left).is_ok()
+        let deadline = Instant::now() + self.config.flush_timeout.0;
+        let flushed = all.iter().all(|p| {
+            p.flush(deadline.saturating_duration_since(Instant::now()))
+                .is_ok()
         });
-        let outcome = if flushed {
-            FlushOutcome {
-                queued: before,
-                purged: 0,
-            }
-        } else {
-            let left = queued();
+        let mut outcome = FlushOutcome {
+            queued: before,
+            purged: 0,
+            spooled: spool.is_some(),
+        };
+        if !flushed {
+            outcome.purged = queued();
             log::warn!(
-                "kafka cluster `{}`: {left} events still queued after {}; purging them (counted as failed)",
+                "kafka cluster `{}`: {} events still queued after {:.1}s; {}",
                 self.name,
-                humantime_secs(self.config.flush_timeout.0)
+                outcome.purged,
+                self.config.flush_timeout.0.as_secs_f64(),
+                if spool.is_some() {
+                    "moving them to the spool"
+                } else {
+                    "purging them (counted as failed)"
+                }
             );
-            for p in producers.all() {
+            for p in &all {
                 p.purge(PurgeConfig::default().queue().inflight());
             }
-            // Serve the purge reports so every event is counted before exit.
-            for p in producers.all() {
+            // Serve the purge reports so every event is counted (or spooled) before exit.
+            for p in &all {
                 let _ = p.flush(Duration::from_secs(2));
             }
-            FlushOutcome {
-                queued: before,
-                purged: left,
-            }
-        };
-        if let Some(f) = lock(&self.forwarder).take() {
-            f.abort();
+        }
+        if let Some(s) = spool {
+            s.close();
         }
         outcome
     }
-}
-
-/// What a shutdown flush did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct FlushOutcome {
-    /// Events queued when the flush started.
-    pub queued: u64,
-    /// Events purged after the timeout.
-    pub purged: u64,
-}
-
-fn humantime_secs(d: Duration) -> String {
-    format!("{:.1}s", d.as_secs_f64())
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// The librdkafka producer properties for a cluster config.
-pub fn producer_config(c: &ClusterConfig, bootstrap: &str) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", bootstrap)
-        .set("client.id", "sluice")
-        .set("statistics.interval.ms", "1000")
-        // A gateway answers requests while Kafka recovers: reconnect within ~2 s instead
-        // of librdkafka's 10 s backoff ceiling (overridable in `properties`).
-        .set("reconnect.backoff.max.ms", "2000")
-        .set(
-            "queue.buffering.max.kbytes",
-            (c.queue_max_bytes.0 / 1024).max(1).to_string(),
-        )
-        .set(
-            "queue.buffering.max.messages",
-            c.queue_max_messages.to_string(),
-        )
-        .set(
-            "message.timeout.ms",
-            c.delivery_timeout.0.as_millis().to_string(),
-        )
-        .set("linger.ms", c.linger.0.as_millis().to_string());
-    match c.acks {
-        Acks::All => {
-            cfg.set("acks", "all").set("enable.idempotence", "true");
-        }
-        Acks::Leader => {
-            cfg.set("acks", "1");
-        }
-        Acks::None => {
-            cfg.set("acks", "0");
-        }
-    }
-    for (k, v) in &c.properties {
-        cfg.set(k, v.to_property());
-    }
-    cfg
 }

@@ -14,8 +14,11 @@ use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 use tokio::sync::oneshot;
 
+use rdkafka::message::{BorrowedMessage, Headers};
+use sluice_spool::{Spool, SpoolError};
+
 use crate::accounting::EventCounters;
-use crate::event::reason;
+use crate::event::{reason, OutgoingEvent};
 use crate::metrics::kafka;
 
 /// Where an acknowledged event landed.
@@ -32,10 +35,13 @@ pub type DeliveryReport = Result<Acked, KafkaError>;
 
 /// Travels with each message through librdkafka (the delivery opaque).
 pub struct Ticket {
-    /// The counters to settle.
-    pub counters: Arc<EventCounters>,
-    /// A request waiting for the report, if any.
+    /// The counters to settle (none for replays from the spool, which the replayer
+    /// settles).
+    pub counters: Option<Arc<EventCounters>>,
+    /// A request (or the replayer) waiting for the report, if any.
     pub reply: Option<oneshot::Sender<DeliveryReport>>,
+    /// If delivery fails, write the event to the spool instead of counting it failed.
+    pub spool_on_failure: bool,
 }
 
 /// The last statistics of one producer of a cluster.
@@ -60,6 +66,8 @@ pub struct ClusterHealth {
     pub reported: std::sync::atomic::AtomicBool,
     /// Events handed to the producer whose delivery report has not arrived yet.
     pub in_flight: std::sync::atomic::AtomicU64,
+    /// Shutting down: every failed (purged) event goes to the spool, if there is one.
+    pub spool_everything: std::sync::atomic::AtomicBool,
 }
 
 pub(crate) struct SluiceContext {
@@ -67,6 +75,8 @@ pub(crate) struct SluiceContext {
     /// This producer's slot in `health.stats`.
     pub slot: usize,
     pub health: Arc<ClusterHealth>,
+    /// The cluster's disk spool, if configured.
+    pub spool: Option<Arc<Spool>>,
 }
 
 impl ClusterHealth {
@@ -156,16 +166,24 @@ impl ProducerContext for SluiceContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, ticket: Box<Ticket>) {
         self.health.in_flight.fetch_sub(1, Ordering::AcqRel);
-        let report = match result {
-            Ok(msg) => {
-                ticket.counters.acked();
+        let report = match (result, &ticket.counters) {
+            (Ok(msg), counters) => {
+                if let Some(c) = counters {
+                    c.acked();
+                }
                 Ok(Acked {
                     partition: msg.partition(),
                     offset: msg.offset(),
                 })
             }
-            Err((e, _)) => {
-                ticket.counters.failed(&reason(e));
+            (Err((e, _)), None) => Err(e.clone()),
+            (Err((e, msg)), Some(counters)) => {
+                let spool_it =
+                    ticket.spool_on_failure || self.health.spool_everything.load(Ordering::Acquire);
+                match (&self.spool, spool_it) {
+                    (Some(spool), true) => spool_event(spool, event_of(msg), counters.clone()),
+                    _ => counters.failed(&reason(e)),
+                }
                 Err(e.clone())
             }
         };
@@ -174,4 +192,54 @@ impl ProducerContext for SluiceContext {
             let _ = tx.send(report);
         }
     }
+}
+
+/// The event of a message librdkafka could not deliver.
+fn event_of(msg: &BorrowedMessage<'_>) -> OutgoingEvent {
+    OutgoingEvent {
+        topic: msg.topic().to_string(),
+        key: msg.key().map(<[u8]>::to_vec),
+        value: msg.payload().unwrap_or_default().to_vec(),
+        headers: msg
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        timestamp_ms: msg.timestamp().to_millis(),
+    }
+}
+
+/// Write an event to the spool and settle `counters` when the write is done: spooled,
+/// or discarded with the reason (full, busy, disk error).
+pub fn spool_event(spool: &Spool, event: OutgoingEvent, counters: Arc<EventCounters>) {
+    let ts = event.timestamp_ms.unwrap_or_else(now_ms);
+    let c = counters.clone();
+    let done = Box::new(move |r: Result<(), SpoolError>| match r {
+        Ok(()) => c.spooled(),
+        Err(e) => c.discarded(spool_reason(&e)),
+    });
+    if let Err(e) = spool.append(ts, event.encode(), false, done) {
+        counters.discarded(spool_reason(&e));
+    }
+}
+
+/// A metric reason for a spool refusal or failure.
+pub fn spool_reason(e: &SpoolError) -> &'static str {
+    match e {
+        SpoolError::Full => "spool_full",
+        SpoolError::Busy => "spool_busy",
+        SpoolError::Closed => "spool_closed",
+        SpoolError::Io(_) => "spool_error",
+    }
+}
+
+/// Now, in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

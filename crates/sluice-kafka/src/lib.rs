@@ -15,12 +15,15 @@ pub mod destination;
 pub mod dev_broker;
 pub mod event;
 pub mod metrics;
+mod producers;
+mod reliable;
+mod replay;
 pub mod runtime;
 pub mod tail;
 
 pub use accounting::EventCounters;
 pub use cluster::{Cluster, Profile};
-pub use context::{Acked, DeliveryReport};
+pub use context::{spool_reason, Acked, DeliveryReport};
 pub use destination::Destination;
 pub use event::OutgoingEvent;
 pub use runtime::KafkaRuntime;

@@ -28,6 +28,24 @@ pub struct KafkaMetrics {
     pub broker_rtt_p99: prometheus::GaugeVec,
     /// `sluice_kafka_client_errors_total{cluster,code}`: errors librdkafka reported.
     pub client_errors: IntCounterVec,
+    /// `sluice_spool_records{cluster}`: events in the disk spool, not yet delivered.
+    pub spool_records: IntGaugeVec,
+    /// `sluice_spool_bytes{cluster}`: bytes of the spool on disk.
+    pub spool_bytes: IntGaugeVec,
+    /// `sluice_spool_oldest_record_age_seconds{cluster}`.
+    pub spool_oldest_age: prometheus::GaugeVec,
+    /// `sluice_spool_appended_total{cluster}`: events written to the spool.
+    pub spool_appended: IntCounterVec,
+    /// `sluice_spool_replayed_total{cluster}`: spooled events delivered to Kafka.
+    pub spool_replayed: IntCounterVec,
+    /// `sluice_spool_corrupted_tails_total{cluster}`: torn or corrupted tails cut off.
+    pub spool_corrupted_tails: IntCounterVec,
+    /// `sluice_spool_corrupted_bytes_total{cluster}`: bytes in those tails.
+    pub spool_corrupted_bytes: IntCounterVec,
+    /// `sluice_spool_write_errors_total{cluster}`: failed writes or syncs (e.g. ENOSPC).
+    pub spool_write_errors: IntCounterVec,
+    /// `sluice_spool_refused_total{cluster}`: appends refused (spool or buffer full).
+    pub spool_refused: IntCounterVec,
 }
 
 impl KafkaMetrics {
@@ -35,6 +53,8 @@ impl KafkaMetrics {
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             IntGaugeVec::new(Opts::new(name, help), labels)
         };
+        let counter =
+            |name: &str, help: &str| IntCounterVec::new(Opts::new(name, help), &["cluster"]);
         let m = Self {
             attempted: IntCounterVec::new(
                 Opts::new("sluice_kafka_events_attempted_total", "Events plugins tried to send to Kafka"),
@@ -73,8 +93,39 @@ impl KafkaMetrics {
                 Opts::new("sluice_kafka_client_errors_total", "Errors reported by the Kafka client"),
                 &["cluster", "code"],
             )?,
+            spool_records: gauge("sluice_spool_records", "Events in the disk spool, not yet delivered", &["cluster"])?,
+            spool_bytes: gauge("sluice_spool_bytes", "Bytes of the disk spool", &["cluster"])?,
+            spool_oldest_age: prometheus::GaugeVec::new(
+                Opts::new("sluice_spool_oldest_record_age_seconds", "Age of the oldest event in the disk spool"),
+                &["cluster"],
+            )?,
+            spool_appended: counter("sluice_spool_appended_total", "Events written to the disk spool")?,
+            spool_replayed: counter("sluice_spool_replayed_total", "Spooled events delivered to Kafka")?,
+            spool_corrupted_tails: counter(
+                "sluice_spool_corrupted_tails_total",
+                "Torn or corrupted spool tails cut off during recovery",
+            )?,
+            spool_corrupted_bytes: counter(
+                "sluice_spool_corrupted_bytes_total",
+                "Bytes in torn or corrupted spool tails",
+            )?,
+            spool_write_errors: counter("sluice_spool_write_errors_total", "Failed spool writes or syncs")?,
+            spool_refused: counter("sluice_spool_refused_total", "Spool appends refused (spool or buffer full)")?,
         };
         let r = prometheus::default_registry();
+        for c in [
+            &m.spool_appended,
+            &m.spool_replayed,
+            &m.spool_corrupted_tails,
+            &m.spool_corrupted_bytes,
+            &m.spool_write_errors,
+            &m.spool_refused,
+        ] {
+            r.register(Box::new(c.clone()))?;
+        }
+        r.register(Box::new(m.spool_records.clone()))?;
+        r.register(Box::new(m.spool_bytes.clone()))?;
+        r.register(Box::new(m.spool_oldest_age.clone()))?;
         r.register(Box::new(m.attempted.clone()))?;
         r.register(Box::new(m.outcomes.clone()))?;
         r.register(Box::new(m.in_flight.clone()))?;

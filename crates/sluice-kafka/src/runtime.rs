@@ -24,12 +24,36 @@ pub struct KafkaRuntime {
 impl KafkaRuntime {
     /// Clusters from config; nothing is started.
     pub fn new(configs: &BTreeMap<String, ClusterConfig>) -> Self {
+        Self::reusing(configs, None)
+    }
+
+    /// Clusters from config, reusing the (running) clusters of `old` whose name and
+    /// settings did not change — their producers, spool and connections carry on.
+    pub fn reusing(configs: &BTreeMap<String, ClusterConfig>, old: Option<&KafkaRuntime>) -> Self {
         Self {
             clusters: configs
                 .iter()
-                .map(|(n, c)| (n.clone(), Arc::new(Cluster::new(n, c.clone()))))
+                .map(|(n, c)| {
+                    let kept = old
+                        .and_then(|o| o.clusters.get(n))
+                        .filter(|o| o.config() == c)
+                        .cloned();
+                    (
+                        n.clone(),
+                        kept.unwrap_or_else(|| Arc::new(Cluster::new(n, c.clone()))),
+                    )
+                })
                 .collect(),
         }
+    }
+
+    /// Clusters of `self` that `next` does not use (replaced or removed).
+    pub fn retired_by(&self, next: &KafkaRuntime) -> Vec<Arc<Cluster>> {
+        self.clusters
+            .values()
+            .filter(|c| !next.clusters.values().any(|n| Arc::ptr_eq(c, n)))
+            .cloned()
+            .collect()
     }
 
     /// The cluster called `name`.
@@ -47,9 +71,10 @@ impl KafkaRuntime {
         self.clusters.values().all(|c| c.is_started())
     }
 
-    /// Start every cluster. On failure the error names the cluster.
+    /// Start every cluster that is not running yet. On failure the error names the
+    /// cluster.
     pub async fn start(&self) -> Result<(), String> {
-        for c in self.clusters.values() {
+        for c in self.clusters.values().filter(|c| !c.is_started()) {
             c.start().await?;
             match &c.config().dev_broker {
                 Some(_) => log::info!(

@@ -82,7 +82,7 @@ async fn delivers_records_with_key_headers_and_timestamp() {
     let mock = MockCluster::new(1).unwrap();
     let bootstrap = mock.bootstrap_servers();
     mock.create_topic("events", 3, 1).unwrap();
-    let cluster = Cluster::new("default", config(&bootstrap, ""));
+    let cluster = Arc::new(Cluster::new("default", config(&bootstrap, "")));
     cluster.start().await.unwrap();
     let counters = Arc::new(EventCounters::new("deliver", "test"));
     for i in 0..20 {
@@ -116,7 +116,10 @@ async fn broker_down_events_fail_and_are_counted_without_blocking() {
     let mock = MockCluster::new(1).unwrap();
     let bootstrap = mock.bootstrap_servers();
     mock.create_topic("down", 1, 1).unwrap();
-    let cluster = Cluster::new("default", config(&bootstrap, "delivery_timeout: 1s"));
+    let cluster = Arc::new(Cluster::new(
+        "default",
+        config(&bootstrap, "delivery_timeout: 1s"),
+    ));
     cluster.start().await.unwrap();
     mock.broker_down(1).unwrap();
     let counters = Arc::new(EventCounters::new("down", "test"));
@@ -152,13 +155,13 @@ async fn full_queue_discards_and_counts() {
     let mock = MockCluster::new(1).unwrap();
     let bootstrap = mock.bootstrap_servers();
     mock.create_topic("full", 1, 1).unwrap();
-    let cluster = Cluster::new(
+    let cluster = Arc::new(Cluster::new(
         "default",
         config(
             &bootstrap,
             "queue_max_messages: 10\ndelivery_timeout: 30s\nflush_timeout: 1s",
         ),
-    );
+    ));
     cluster.start().await.unwrap();
     mock.broker_down(1).unwrap();
     let counters = Arc::new(EventCounters::new("full", "test"));
@@ -194,10 +197,10 @@ async fn registered_profiles_get_their_own_producer() {
     let mock = MockCluster::new(1).unwrap();
     let bootstrap = mock.bootstrap_servers();
     mock.create_topic("acked", 1, 1).unwrap();
-    let cluster = Cluster::new(
+    let cluster = Arc::new(Cluster::new(
         "default",
         config(&bootstrap, "delivery_timeout: 60s\nflush_timeout: 1s"),
-    );
+    ));
     let short = sluice_kafka::Profile {
         delivery_timeout: Duration::from_millis(800),
         linger: Duration::ZERO,

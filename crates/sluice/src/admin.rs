@@ -1,31 +1,31 @@
 //! The admin listener: `GET /metrics` (Prometheus text format, default registry),
-//! `GET /healthz` (the process is up) and `GET /readyz` (Kafka producers started; per
-//! cluster broker connectivity in the body).
+//! `GET /healthz` (the process is up) and `GET /readyz` (Kafka producers started and the
+//! proxy listeners accepting; per cluster broker connectivity in the body).
 
 use std::sync::Arc;
 
+use crate::live::Live;
 use async_trait::async_trait;
 use http::Response;
 use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 use prometheus::{Encoder, TextEncoder};
 use serde_json::json;
-use sluice_kafka::KafkaRuntime;
 
 /// The admin HTTP application.
 pub struct AdminApp {
-    kafka: Arc<KafkaRuntime>,
+    live: Arc<Live>,
 }
 
 impl AdminApp {
-    /// Admin endpoints reporting on `kafka`.
-    pub fn new(kafka: Arc<KafkaRuntime>) -> Self {
-        Self { kafka }
+    /// Admin endpoints reporting on the live configuration.
+    pub fn new(live: Arc<Live>) -> Self {
+        Self { live }
     }
 
     fn readiness(&self) -> (u16, Vec<u8>) {
-        let clusters: serde_json::Map<String, serde_json::Value> = self
-            .kafka
+        let kafka = self.live.kafka.load();
+        let clusters: serde_json::Map<String, serde_json::Value> = kafka
             .clusters()
             .map(|c| {
                 (
@@ -38,10 +38,26 @@ impl AdminApp {
                 )
             })
             .collect();
-        let ready = self.kafka.is_started();
-        let body = json!({ "ready": ready, "clusters": clusters });
+        let listening = self.live.config.load().server.listen.iter().all(|l| accepting(l));
+        let ready = kafka.is_started() && listening;
+        let body = json!({ "ready": ready, "listening": listening, "clusters": clusters });
         (if ready { 200 } else { 503 }, body.to_string().into_bytes())
     }
+}
+
+/// True when the proxy listener at `listen` accepts connections (it opens only after the
+/// Kafka producers exist).
+fn accepting(listen: &str) -> bool {
+    let Ok(mut addr) = listen.parse::<std::net::SocketAddr>() else {
+        return false;
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_ok()
 }
 
 fn response(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {

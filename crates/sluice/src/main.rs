@@ -2,6 +2,8 @@
 //! configuration and exits 0/1, `sluice tail --brokers ADDR TOPIC` prints records.
 
 mod admin;
+mod control;
+mod live;
 mod proxy;
 mod registry;
 mod server;
@@ -26,6 +28,10 @@ struct Cli {
     /// Check the configuration and exit (0 when valid, 1 with every error otherwise).
     #[arg(short = 't', long = "test")]
     test: bool,
+    /// Graceful upgrade: take over the listeners of the running instance (through
+    /// `server.upgrade_sock`) once it gets SIGQUIT.
+    #[arg(short = 'u', long = "upgrade")]
+    upgrade: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -77,7 +83,7 @@ fn main() -> ExitCode {
                 eprintln!("sluice: no configuration file; run `sluice -c FILE` (see --help)");
                 return ExitCode::from(2);
             };
-            server::run(&conf, cli.test)
+            server::run(&conf, cli.test, cli.upgrade)
         }
     }
 }

@@ -16,56 +16,56 @@ use sluice_kafka::runtime::{validate_properties, KafkaService};
 use sluice_kafka::KafkaRuntime;
 
 use crate::admin::AdminApp;
+use crate::control::ControlService;
+use crate::live::Live;
 use crate::proxy::{Gateway, GatewayState};
-use crate::upstream::Upstreams;
 
 /// Everything built from one configuration file.
 pub struct Loaded {
     /// The configuration.
     pub config: Config,
-    /// Kafka clusters (not started).
+    /// Kafka clusters (new ones not started).
     pub kafka: Arc<KafkaRuntime>,
     /// Routes and upstreams.
     pub state: GatewayState,
-    /// Health-check services.
-    pub health_checks: Vec<Box<dyn pingora_core::services::ServiceWithDependents>>,
 }
 
-/// Load `file` and build everything from it, or return every error.
-pub fn load(file: &str) -> Result<Loaded, sluice_core::config::ConfigErrors> {
+/// Load `file` and build everything from it, or return every error. With `running`,
+/// clusters whose settings did not change are reused (hot reload).
+pub fn load(
+    file: &str,
+    running: Option<&KafkaRuntime>,
+) -> Result<Loaded, sluice_core::config::ConfigErrors> {
     let mut doc = ConfigDoc::load(file)?;
     for e in validate_properties(&doc.config.clusters) {
         doc.error(e);
     }
-    let kafka = Arc::new(KafkaRuntime::new(&doc.config.clusters));
+    let kafka = Arc::new(KafkaRuntime::reusing(&doc.config.clusters, running));
     let registry = crate::registry::plugins(kafka.clone());
     let router = doc.build_routes(&registry);
-    let upstreams = Upstreams::build(&mut doc);
+    let upstreams = crate::upstream::build(&mut doc);
     let config = doc.finish()?;
     Ok(Loaded {
         config,
         kafka,
-        state: GatewayState {
-            router,
-            upstreams: upstreams.by_name,
-        },
-        health_checks: upstreams.services,
+        state: GatewayState { router, upstreams },
     })
 }
 
-/// `sluice [-t] -c FILE`.
-pub fn run(file: &str, test_only: bool) -> ExitCode {
+/// `sluice [-t] [-u] -c FILE`.
+pub fn run(file: &str, test_only: bool, upgrade: bool) -> ExitCode {
     for init in [
         sluice_core::metrics::init,
         sluice_kafka::metrics::init,
         sluice_plugin_kafka_divert::metrics::init,
+        crate::control::init,
     ] {
         if let Err(e) = init() {
             eprintln!("sluice: {e}");
             return ExitCode::FAILURE;
         }
     }
-    let loaded = match load(file) {
+    let loaded = match load(file, None) {
         Ok(l) => l,
         Err(errors) => {
             eprintln!("{errors}");
@@ -80,16 +80,15 @@ pub fn run(file: &str, test_only: bool) -> ExitCode {
         println!("sluice: configuration file {file} is valid");
         return ExitCode::SUCCESS;
     }
-    serve(loaded);
+    serve(file, loaded, upgrade);
     ExitCode::SUCCESS
 }
 
-fn serve(loaded: Loaded) {
+fn serve(file: &str, loaded: Loaded, upgrade: bool) {
     let Loaded {
         config,
         kafka,
         state,
-        health_checks,
     } = loaded;
     let conf = ServerConf {
         threads: config.server.threads,
@@ -97,44 +96,48 @@ fn serve(loaded: Loaded) {
         graceful_shutdown_timeout_seconds: Some(5),
         upstream_keepalive_pool_size: config.server.upstream_keepalive_pool_size,
         work_stealing: config.server.work_stealing,
+        upgrade_sock: config.server.upgrade_sock.clone(),
+        pid_file: config.server.pid_file.clone(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let opt = pingora_core::server::configuration::Opt {
+        upgrade,
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
+    let listen = config.server.listen.clone();
+    let admin_listen = config.admin.listen.clone();
+    let live = Live::new(file, config, kafka.clone(), state);
 
-    let kafka_handle = server.add_service(background_service("kafka", KafkaService(kafka.clone())));
+    let kafka_handle = server.add_service(background_service("kafka", KafkaService(kafka)));
 
-    let mut proxy = ProxyServiceBuilder::new(&server.configuration, Gateway::new(state))
+    let mut proxy = ProxyServiceBuilder::new(&server.configuration, Gateway::new(live.clone()))
         .name("sluice proxy")
         .build();
-    for addr in &config.server.listen {
+    for addr in &listen {
         proxy.add_tcp(addr);
     }
     let proxy_handle = server.add_service(proxy);
     proxy_handle.add_dependency(&kafka_handle);
 
-    for hc in health_checks {
-        server.add_boxed_service(hc);
-    }
+    let control = server.add_service(background_service(
+        "control",
+        ControlService::new(live.clone()),
+    ));
+    control.add_dependency(&kafka_handle);
 
-    let mut admin = Service::new("sluice admin".to_string(), AdminApp::new(kafka.clone()));
-    admin.add_tcp(&config.admin.listen);
+    let mut admin = Service::new("sluice admin".to_string(), AdminApp::new(live.clone()));
+    admin.add_tcp(&admin_listen);
     admin.threads = Some(1);
     server.add_service(admin);
 
     log::info!(
         "sluice {} listening on {} (admin {})",
         env!("CARGO_PKG_VERSION"),
-        config.server.listen.join(", "),
-        config.admin.listen
+        listen.join(", "),
+        admin_listen
     );
     server.run(RunArgs::default());
-
-    for (cluster, outcome) in kafka.shutdown() {
-        log::info!(
-            "kafka cluster `{cluster}`: shutdown flush done ({} queued, {} purged)",
-            outcome.queued,
-            outcome.purged
-        );
-    }
+    live.shutdown_kafka();
 }

@@ -1,13 +1,14 @@
 //! Upstreams: a group of nodes behind a Pingora load balancer (round robin or Ketama
-//! consistent hashing), optional active health checks, and the `HttpPeer` (with every
-//! timeout set from config) for a chosen node.
+//! consistent hashing), optional active health checks (run by the control service, per
+//! configuration generation), and the `HttpPeer` (with every timeout set from config)
+//! for a chosen node.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 
-use pingora_core::services::background::background_service;
-use pingora_core::services::ServiceWithDependents;
+use pingora_core::server::ShutdownWatch;
+use pingora_core::services::background::BackgroundService;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_load_balancing::discovery::Static;
 use pingora_load_balancing::health_check::{HealthCheck, HttpHealthCheck, TcpHealthCheck};
@@ -34,19 +35,13 @@ pub struct Upstream {
     nodes: usize,
 }
 
-/// Upstreams by name, plus the health-check services to run.
-pub struct Upstreams {
-    /// By name.
-    pub by_name: BTreeMap<String, Arc<Upstream>>,
-    /// Health-check background services (one per upstream that has a check).
-    pub services: Vec<Box<dyn ServiceWithDependents>>,
-}
+/// Upstreams by name.
+pub type Upstreams = BTreeMap<String, Arc<Upstream>>;
 
-impl Upstreams {
-    /// Build every upstream; resolution failures are reported into `doc`.
-    pub fn build(doc: &mut ConfigDoc) -> Self {
+/// Build every upstream; resolution failures are reported into `doc`.
+pub fn build(doc: &mut ConfigDoc) -> Upstreams {
+    {
         let mut by_name = BTreeMap::new();
-        let mut services: Vec<Box<dyn ServiceWithDependents>> = Vec::new();
         let configs = doc.config.upstreams.clone();
         for (name, cfg) in configs {
             let at = ConfigDoc::upstream_path(&name);
@@ -75,18 +70,9 @@ impl Upstreams {
                         .then(|| Template::parse("{client_ip}").ok())
                         .flatten()
                 });
-            let svc_name = format!("health check {name}");
             let balancer = match cfg.balance {
-                Balance::RoundRobin => {
-                    let (lb, svc) = balancer::<RoundRobin>(&addrs, &cfg, &svc_name);
-                    services.extend(svc);
-                    Balancer::RoundRobin(lb)
-                }
-                Balance::ConsistentHash => {
-                    let (lb, svc) = balancer::<KetamaHashing>(&addrs, &cfg, &svc_name);
-                    services.extend(svc);
-                    Balancer::Hash(lb)
-                }
+                Balance::RoundRobin => Balancer::RoundRobin(balancer::<RoundRobin>(&addrs, &cfg)),
+                Balance::ConsistentHash => Balancer::Hash(balancer::<KetamaHashing>(&addrs, &cfg)),
             };
             let up = Upstream {
                 balancer,
@@ -96,15 +82,11 @@ impl Upstreams {
             };
             by_name.insert(name, Arc::new(up));
         }
-        Self { by_name, services }
+        by_name
     }
 }
 
-fn balancer<S>(
-    addrs: &[SocketAddr],
-    cfg: &UpstreamConfig,
-    name: &str,
-) -> (Arc<LoadBalancer<S>>, Option<Box<dyn ServiceWithDependents>>)
+fn balancer<S>(addrs: &[SocketAddr], cfg: &UpstreamConfig) -> Arc<LoadBalancer<S>>
 where
     S: BackendSelection + Send + Sync + 'static,
     S::Iter: BackendIter,
@@ -118,7 +100,7 @@ where
     // Populate the selector now (static discovery resolves immediately).
     let _ = futures_now(lb.update());
     let Some(hc) = &cfg.health_check else {
-        return (Arc::new(lb), None);
+        return Arc::new(lb);
     };
     let check: Box<dyn HealthCheck + Send + Sync> = match hc.kind {
         HealthCheckKind::Tcp => {
@@ -140,9 +122,7 @@ where
     };
     lb.set_health_check(check);
     lb.health_check_frequency = Some(hc.interval.0);
-    let svc = background_service(name, lb);
-    let lb = svc.task();
-    (lb, Some(Box::new(svc)))
+    Arc::new(lb)
 }
 
 /// Run a future that is known to complete without waiting (static discovery).
@@ -156,6 +136,17 @@ fn futures_now<F: std::future::Future>(f: F) -> Option<F::Output> {
 }
 
 impl Upstream {
+    /// Run the active health checks until `shutdown` fires (nothing without checks).
+    pub async fn run_health_checks(&self, shutdown: ShutdownWatch) {
+        if self.config.health_check.is_none() {
+            return;
+        }
+        match &self.balancer {
+            Balancer::RoundRobin(lb) => lb.start(shutdown).await,
+            Balancer::Hash(lb) => lb.start(shutdown).await,
+        }
+    }
+
     /// How many nodes the upstream has.
     pub fn node_count(&self) -> usize {
         self.nodes

@@ -31,6 +31,15 @@ impl PluginSpec for KafkaDivert {
             &mut errors,
         );
         if let Some(d) = &dest {
+            if c.acks == DivertAcks::Spool && d.cluster.config().spool.is_none() {
+                errors.push(FieldError::value(
+                    at.key("acks"),
+                    format!(
+                        "`acks: spool` needs a spool: set `kafka.clusters.{}.spool`",
+                        c.cluster
+                    ),
+                ));
+            }
             if d.cluster.config().acks == ClusterAcks::None && c.acks == DivertAcks::All {
                 errors.push(FieldError::value(
                     at.key("acks"),

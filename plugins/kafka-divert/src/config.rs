@@ -19,8 +19,10 @@ pub struct KafkaDivertConfig {
     #[serde(default)]
     pub key: Option<String>,
     /// When to answer: `all` (default) answers `202` only after the broker acknowledged
-    /// the record; `none` answers `202` once the record is queued locally — faster, but
-    /// an event can be lost if Sluice crashes or Kafka stays down.
+    /// the record; `spool` answers `202` once the record is synced to the cluster's disk
+    /// spool and delivers it later (needs `kafka.clusters.<name>.spool`); `none` answers
+    /// `202` once the record is queued in memory — fastest, but an event can be lost if
+    /// Sluice crashes or Kafka stays down.
     #[serde(default)]
     pub acks: DivertAcks,
     /// How long to wait for the acknowledgement before answering `503`. Also the
@@ -64,6 +66,8 @@ pub enum DivertAcks {
     /// After the broker acknowledged the record.
     #[default]
     All,
+    /// After the record was synced to the disk spool.
+    Spool,
     /// After the record was queued in memory (may lose on crash).
     None,
 }

@@ -112,6 +112,9 @@ impl KafkaDivertPlugin {
         id: &str,
         route: &str,
     ) -> std::result::Result<HttpResponse, Rejection> {
+        if self.acks == DivertAcks::Spool {
+            return self.spool(event, id).await;
+        }
         let rx = self
             .dest
             .cluster
@@ -139,6 +142,36 @@ impl KafkaDivertPlugin {
                     "the broker did not acknowledge the event within {}",
                     humantime::format_duration(self.timeout)
                 ),
+            )),
+        }
+    }
+}
+
+impl KafkaDivertPlugin {
+    /// `acks: spool`: the `202` once the record is synced to the disk spool.
+    async fn spool(
+        &self,
+        event: &sluice_kafka::OutgoingEvent,
+        id: &str,
+    ) -> std::result::Result<HttpResponse, Rejection> {
+        let rx = self
+            .dest
+            .cluster
+            .spool_durably(event, &self.counters)
+            .map_err(|reason| {
+                Rejection::new(503, reason, "the event could not be stored; retry later")
+            })?;
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(Ok(()))) => Ok(reply::spooled(id, &event.topic)),
+            Ok(Ok(Err(e))) => Err(Rejection::new(
+                503,
+                sluice_kafka::spool_reason(&e),
+                "the event could not be stored; retry later",
+            )),
+            Ok(Err(_)) | Err(_) => Err(Rejection::new(
+                503,
+                "spool_timeout",
+                "the event was not stored in time; retry later",
             )),
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! | status | when |
 //! |---|---|
-//! | 202 | acknowledged by the broker (or queued, with `acks: none`) |
+//! | 202 | acknowledged by the broker (synced to the spool with `acks: spool`, queued with `acks: none`) |
 //! | 400 | empty body (unless allowed), missing or malformed idempotency key |
 //! | 409 | the idempotency key's first request is still in flight |
 //! | 413 | body over `max_body_bytes`, or the broker says the record is too large |
@@ -23,6 +23,8 @@ struct Accepted<'a> {
     topic: &'a str,
     partition: Option<i32>,
     offset: Option<i64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    spooled: bool,
 }
 
 /// `202 Accepted` with `{"id","topic","partition","offset"}` (partition and offset are
@@ -35,6 +37,22 @@ pub fn accepted(id: &str, topic: &str, ack: Option<&Acked>) -> HttpResponse {
             topic,
             partition: ack.map(|a| a.partition),
             offset: ack.map(|a| a.offset),
+            spooled: false,
+        },
+    )
+}
+
+/// `202 Accepted` for `acks: spool`: stored durably, delivered later
+/// (`{"id","topic","partition":null,"offset":null,"spooled":true}`).
+pub fn spooled(id: &str, topic: &str) -> HttpResponse {
+    HttpResponse::json(
+        202,
+        &Accepted {
+            id,
+            topic,
+            partition: None,
+            offset: None,
+            spooled: true,
         },
     )
 }

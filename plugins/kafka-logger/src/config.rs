@@ -18,6 +18,12 @@ pub struct KafkaLoggerConfig {
     /// no key, records are spread over partitions.
     #[serde(default)]
     pub key: Option<String>,
+    /// Delivery: `best_effort` (default: events that Kafka cannot take in time — queue
+    /// full, broker down past the cluster's `delivery_timeout` — are discarded and
+    /// counted) or `at_least_once` (they go to the cluster's disk spool and are replayed;
+    /// needs `kafka.clusters.<name>.spool`).
+    #[serde(default)]
+    pub delivery: Delivery,
     /// Record layout: `json` (default: the entry as JSON, `content-type` header) or
     /// `cloudevents` (the same JSON as CloudEvents binary content mode: `ce_id`,
     /// `ce_source`, `ce_type`, `ce_specversion`, `ce_time` headers).
@@ -50,6 +56,17 @@ pub struct KafkaLoggerConfig {
     /// Log request and response headers at all. Default `true`.
     #[serde(default = "default_true")]
     pub include_headers: bool,
+}
+
+/// Delivery guarantee.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    /// Bounded memory; failures are discarded and counted.
+    #[default]
+    BestEffort,
+    /// Failures go to the disk spool and are replayed.
+    AtLeastOnce,
 }
 
 /// Record layout.

@@ -24,7 +24,7 @@ use sluice_core::{BuildScope, Plugin, PluginSpec, RequestCtx};
 use sluice_kafka::{Destination, EventCounters, KafkaRuntime, OutgoingEvent};
 
 use capture::LoggerState;
-use config::KafkaLoggerConfig;
+use config::{Delivery, KafkaLoggerConfig};
 use encoder::{encode_entry, record_headers, EncodeOptions, Exchange};
 
 /// The plugin factory; holds the Kafka runtime whose clusters instances send to.
@@ -42,6 +42,7 @@ impl KafkaLogger {
 /// One configured instance (one route).
 pub struct KafkaLoggerPlugin {
     dest: Destination,
+    delivery: Delivery,
     opts: EncodeOptions,
     req_cap: Option<usize>,
     resp_cap: Option<usize>,
@@ -68,6 +69,17 @@ impl PluginSpec for KafkaLogger {
             scope,
             &mut errors,
         );
+        if let (Some(d), Delivery::AtLeastOnce) = (&dest, c.delivery) {
+            if d.cluster.config().spool.is_none() {
+                errors.push(FieldError::value(
+                    at.key("delivery"),
+                    format!(
+                        "`at_least_once` needs a spool: set `kafka.clusters.{}.spool`",
+                        c.cluster
+                    ),
+                ));
+            }
+        }
         let mut redact = Vec::new();
         for (i, h) in c.redact_headers.iter().enumerate() {
             match http::HeaderName::from_bytes(h.as_bytes()) {
@@ -91,6 +103,7 @@ impl PluginSpec for KafkaLogger {
         };
         Ok(Arc::new(KafkaLoggerPlugin {
             dest,
+            delivery: c.delivery,
             opts: EncodeOptions {
                 redact,
                 include_headers: c.include_headers,
@@ -205,6 +218,9 @@ impl Plugin for KafkaLoggerPlugin {
                 .ok()
                 .map(|d| d.as_millis() as i64),
         };
-        self.dest.cluster.send(&event, &self.counters);
+        match self.delivery {
+            Delivery::BestEffort => self.dest.cluster.send(&event, &self.counters),
+            Delivery::AtLeastOnce => self.dest.cluster.send_reliable(&event, &self.counters),
+        }
     }
 }

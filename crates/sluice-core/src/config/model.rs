@@ -28,6 +28,18 @@ pub struct ServerConfig {
     /// one independent runtime per thread (nginx-style workers). Default `true`.
     #[serde(default = "default_true")]
     pub work_stealing: bool,
+    /// Reload the configuration when the file changes (checked every second), as well as
+    /// on SIGHUP. Default `false`.
+    #[serde(default)]
+    pub watch_config: bool,
+    /// Unix socket through which a new instance started with `-u` takes over the
+    /// listeners on SIGQUIT (graceful upgrade). Both instances must use the same one.
+    /// Default `/tmp/sluice_upgrade.sock`.
+    #[serde(default = "default_upgrade_sock")]
+    pub upgrade_sock: String,
+    /// PID file. Default `/tmp/sluice.pid`.
+    #[serde(default = "default_pid_file")]
+    pub pid_file: String,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +50,9 @@ impl Default for ServerConfig {
             grace_period: default_grace(),
             upstream_keepalive_pool_size: default_pool(),
             work_stealing: true,
+            watch_config: false,
+            upgrade_sock: default_upgrade_sock(),
+            pid_file: default_pid_file(),
         }
     }
 }
@@ -56,6 +71,12 @@ const fn default_pool() -> usize {
 }
 const fn default_true() -> bool {
     true
+}
+fn default_upgrade_sock() -> String {
+    "/tmp/sluice_upgrade.sock".into()
+}
+fn default_pid_file() -> String {
+    "/tmp/sluice.pid".into()
 }
 
 /// `admin:` — the listener for `/metrics`, `/healthz` and `/readyz`.
@@ -114,9 +135,59 @@ pub struct ClusterConfig {
     /// `leader`, or `none`.
     #[serde(default)]
     pub acks: Acks,
-    /// On shutdown, how long to wait for queued events to be delivered. Default `10s`.
+    /// On shutdown, how long to wait for queued events to be delivered; what is still
+    /// queued then goes to the spool (or is counted as failed without one). Default `10s`.
     #[serde(default = "default_flush_timeout")]
     pub flush_timeout: HumanDuration,
+    /// A disk spool for events that cannot be handed to Kafka in time (routes with
+    /// `delivery: at_least_once` or `acks: spool`, and whatever is queued at shutdown).
+    #[serde(default)]
+    pub spool: Option<SpoolConfig>,
+}
+
+/// `kafka.clusters.<name>.spool:`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Directory of the spool (one per cluster; created if missing).
+    pub dir: String,
+    /// Bound on the spool's bytes on disk. When full, `at_least_once` events are
+    /// discarded (counted) and `acks: spool` requests get `503`. Default `1GiB`.
+    #[serde(default = "default_spool_bytes")]
+    pub max_bytes: ByteSize,
+    /// When written events are synced to disk: `batch` (every write batch; nothing
+    /// accepted is lost on a crash) or `interval` (every `sync_interval`; a crash loses
+    /// at most that interval). Default `batch`.
+    #[serde(default)]
+    pub sync: SpoolSync,
+    /// With `sync: interval`: the interval. Default `500ms`.
+    #[serde(default = "default_sync_interval")]
+    pub sync_interval: HumanDuration,
+    /// Memory for events waiting to be written; beyond it appends are refused like a
+    /// full spool. Default `8MiB`.
+    #[serde(default = "default_spool_buffer")]
+    pub buffer_bytes: ByteSize,
+}
+
+/// Spool sync policy.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SpoolSync {
+    /// Sync every write batch.
+    #[default]
+    Batch,
+    /// Sync every `sync_interval`.
+    Interval,
+}
+
+const fn default_spool_bytes() -> ByteSize {
+    ByteSize(1 << 30)
+}
+const fn default_sync_interval() -> HumanDuration {
+    HumanDuration(Duration::from_millis(500))
+}
+const fn default_spool_buffer() -> ByteSize {
+    ByteSize(8 << 20)
 }
 
 /// `kafka.clusters.<name>.dev_broker:`

@@ -40,8 +40,18 @@ pub(super) fn check(doc: &mut ConfigDoc) {
             "the admin listener must not share an address with a proxy listener",
         ));
     }
+    let mut spool_dirs: HashMap<&str, &str> = HashMap::new();
     for (name, c) in &doc.config.clusters {
-        cluster(c, &root.key("kafka").key("clusters").key(name), &mut errors);
+        let at = root.key("kafka").key("clusters").key(name);
+        cluster(c, &at, &mut errors);
+        if let Some(sp) = &c.spool {
+            if let Some(other) = spool_dirs.insert(sp.dir.as_str(), name.as_str()) {
+                errors.push(FieldError::value(
+                    at.key("spool").key("dir"),
+                    format!("cluster `{other}` already spools to this directory"),
+                ));
+            }
+        }
     }
     for (name, u) in &doc.config.upstreams {
         upstream(u, &ConfigDoc::upstream_path(name), &mut errors);
@@ -177,6 +187,30 @@ fn cluster(c: &ClusterConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
     }
     if c.linger.0.as_millis() > 900_000 {
         errors.push(FieldError::value(at.key("linger"), "must be at most 15m"));
+    }
+    if let Some(sp) = &c.spool {
+        let sat = at.key("spool");
+        if sp.dir.trim().is_empty() {
+            errors.push(FieldError::value(sat.key("dir"), "must name a directory"));
+        }
+        if sp.max_bytes.0 < 1 << 20 {
+            errors.push(FieldError::value(
+                sat.key("max_bytes"),
+                "must be at least 1MiB",
+            ));
+        }
+        if sp.buffer_bytes.0 < 64 << 10 || sp.buffer_bytes.0 > sp.max_bytes.0 {
+            errors.push(FieldError::value(
+                sat.key("buffer_bytes"),
+                "must be at least 64KiB and at most `max_bytes`",
+            ));
+        }
+        if sp.sync_interval.0.is_zero() {
+            errors.push(FieldError::value(
+                sat.key("sync_interval"),
+                "must be greater than 0",
+            ));
+        }
     }
 }
 

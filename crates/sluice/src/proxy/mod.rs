@@ -18,7 +18,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora_core::upstreams::peer::HttpPeer;
@@ -30,6 +29,7 @@ use sluice_core::router::{has_dot_segments, host_without_port, RouteResult};
 use sluice_core::template::{request_host, RequestData};
 use sluice_core::{Flow, HttpResponse, RequestCtx, Router};
 
+use crate::live::Live;
 use crate::upstream::Upstream;
 
 /// Everything a request needs from the active configuration.
@@ -37,20 +37,18 @@ pub struct GatewayState {
     /// The routes.
     pub router: Router,
     /// Upstreams by name.
-    pub upstreams: std::collections::BTreeMap<String, Arc<Upstream>>,
+    pub upstreams: crate::upstream::Upstreams,
 }
 
 /// The proxy application.
 pub struct Gateway {
-    state: ArcSwap<GatewayState>,
+    live: Arc<Live>,
 }
 
 impl Gateway {
-    /// A gateway serving `state`.
-    pub fn new(state: GatewayState) -> Self {
-        Self {
-            state: ArcSwap::from_pointee(state),
-        }
+    /// A gateway serving the live configuration.
+    pub fn new(live: Arc<Live>) -> Self {
+        Self { live }
     }
 }
 
@@ -102,7 +100,7 @@ impl ProxyHttp for Gateway {
             );
             return respond(session, ctx, r).await;
         }
-        let state = self.state.load();
+        let state = self.live.state.load();
         let host = host_without_port(request_host(req));
         let route = match state.router.find(host, path, req.method.as_str()) {
             RouteResult::Found(r) => r.clone(),

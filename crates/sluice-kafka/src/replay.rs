@@ -1,0 +1,144 @@
+//! The replayer: delivers the spool to Kafka, oldest records first, a window at a time
+//! (with the records' original keys, headers, ids and timestamps), and exports the spool
+//! metrics. After any failure the spool is rewound to its oldest unacknowledged record
+//! and retried with backoff; records that were delivered meanwhile are not sent again.
+//! Compaction (deleting delivered segments, adopting directories of dead processes)
+//! runs every second.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_spool::{Spool, SpoolStats};
+use tokio::sync::oneshot;
+
+use crate::cluster::Cluster;
+use crate::context::now_ms;
+use crate::event::OutgoingEvent;
+use crate::metrics::kafka;
+
+/// Records and bytes replayed per round.
+const WINDOW: usize = 256;
+const WINDOW_BYTES: usize = 4 << 20;
+const IDLE: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// Replay the cluster's spool until the task is aborted (at shutdown).
+pub async fn run(cluster: Arc<Cluster>) {
+    let Some(spool) = cluster.spool().cloned() else {
+        return;
+    };
+    let mut backoff = Duration::from_millis(500);
+    let mut last_maintain = Instant::now();
+    let mut exported = SpoolStats::default();
+    loop {
+        if last_maintain.elapsed() >= Duration::from_secs(1) {
+            if let Err(e) = spool.maintain() {
+                log::error!("kafka cluster `{}`: spool maintenance: {e}", cluster.name());
+            }
+            exported = export(cluster.name(), &spool, exported);
+            last_maintain = Instant::now();
+        }
+        match replay_window(&cluster, &spool).await {
+            Ok(0) => tokio::time::sleep(IDLE).await,
+            Ok(_) => backoff = Duration::from_millis(500),
+            Err(why) => {
+                log::warn!(
+                    "kafka cluster `{}`: replaying the spool failed ({why}); retrying in {:.1}s",
+                    cluster.name(),
+                    backoff.as_secs_f64()
+                );
+                spool.rewind();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Send one window of spooled records and wait for their reports; the number sent.
+async fn replay_window(cluster: &Cluster, spool: &Spool) -> Result<usize, String> {
+    let batch = spool
+        .read(WINDOW, WINDOW_BYTES)
+        .map_err(|e| e.to_string())?;
+    let n = batch.len();
+    let mut waits = Vec::with_capacity(n);
+    for entry in batch {
+        let Some(event) = OutgoingEvent::decode(&entry.payload, entry.timestamp_ms) else {
+            // The frame's CRC was right but the bytes are not an event: nothing to deliver.
+            log::error!(
+                "kafka cluster `{}`: dropping an undecodable spool record",
+                cluster.name()
+            );
+            spool.ack(entry.id);
+            continue;
+        };
+        let (tx, rx) = oneshot::channel();
+        if let Err(why) = cluster.enqueue(&event, None, Some(tx), None, false) {
+            // Wait for what was sent, then retry from the oldest unacknowledged.
+            settle(spool, waits).await;
+            return Err(why);
+        }
+        waits.push((entry.id, rx));
+    }
+    let delivered = settle(spool, waits).await;
+    if delivered < n {
+        return Err(format!(
+            "{} of {n} records were not acknowledged",
+            n - delivered
+        ));
+    }
+    Ok(n)
+}
+
+/// Acknowledge every delivered record; the number delivered.
+async fn settle(
+    spool: &Spool,
+    waits: Vec<(
+        sluice_spool::RecordId,
+        oneshot::Receiver<crate::DeliveryReport>,
+    )>,
+) -> usize {
+    let mut ok = 0;
+    for (id, rx) in waits {
+        if let Ok(Ok(_)) = rx.await {
+            spool.ack(id);
+            ok += 1;
+        }
+    }
+    ok
+}
+
+/// Publish the spool's figures; counters advance by the change since `last`.
+fn export(cluster: &str, spool: &Spool, last: SpoolStats) -> SpoolStats {
+    let s = spool.stats();
+    let Some(m) = kafka() else { return s };
+    let l = [cluster];
+    let g = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    m.spool_records.with_label_values(&l).set(g(s.records));
+    m.spool_bytes.with_label_values(&l).set(g(s.bytes));
+    let age = s
+        .oldest_ts
+        .map_or(0.0, |ts| ((now_ms() - ts).max(0) as f64) / 1000.0);
+    m.spool_oldest_age.with_label_values(&l).set(age);
+    for (counter, now, before) in [
+        (&m.spool_appended, s.appended, last.appended),
+        (&m.spool_replayed, s.acked, last.acked),
+        (
+            &m.spool_corrupted_tails,
+            s.corrupted_tails,
+            last.corrupted_tails,
+        ),
+        (
+            &m.spool_corrupted_bytes,
+            s.corrupted_bytes,
+            last.corrupted_bytes,
+        ),
+        (&m.spool_write_errors, s.write_errors, last.write_errors),
+        (&m.spool_refused, s.refused, last.refused),
+    ] {
+        counter
+            .with_label_values(&l)
+            .inc_by(now.saturating_sub(before));
+    }
+    s
+}
