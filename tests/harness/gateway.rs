@@ -1,5 +1,6 @@
 //! The real `sluice` binary under test: written config, spawned process, readiness by
-//! `/readyz`, graceful stop by SIGTERM, logs kept for failure messages.
+//! `/readyz`, signals (SIGTERM, SIGKILL, SIGQUIT, SIGHUP), graceful upgrades, resident
+//! memory, logs kept for failure messages.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -40,11 +41,13 @@ pub struct Gateway {
     log: PathBuf,
     /// The config file.
     pub config: PathBuf,
+    /// A scratch directory of this gateway (`{DIR}` in the config).
+    pub dir: PathBuf,
 }
 
 impl Gateway {
-    /// Write `yaml` (with `{PORT}` and `{ADMIN}` replaced by free ports) and start the
-    /// gateway; returns once `/readyz` answers 200.
+    /// Write `yaml` (with `{PORT}`, `{ADMIN}` replaced by free ports and `{DIR}` by a
+    /// scratch directory) and start the gateway; returns once `/readyz` answers 200.
     pub fn start(yaml: &str) -> Self {
         let port = free_port();
         let admin = free_port();
@@ -52,15 +55,42 @@ impl Gateway {
         let config = dir.join("sluice.yaml");
         let text = yaml
             .replace("{PORT}", &port.to_string())
-            .replace("{ADMIN}", &admin.to_string());
+            .replace("{ADMIN}", &admin.to_string())
+            .replace("{DIR}", &dir.display().to_string());
         std::fs::write(&config, text).unwrap();
-        let log = dir.join("sluice.log");
+        Self::launch(port, admin, dir, config, &[], true)
+    }
+
+    /// Start another process on the same config (same ports and directories), e.g.
+    /// after this one was killed; waits for `/readyz` when `wait`.
+    pub fn restart_like(&self, extra_args: &[&str], wait: bool) -> Self {
+        Self::launch(
+            self.port,
+            self.admin,
+            self.dir.clone(),
+            self.config.clone(),
+            extra_args,
+            wait,
+        )
+    }
+
+    fn launch(
+        port: u16,
+        admin: u16,
+        dir: PathBuf,
+        config: PathBuf,
+        extra: &[&str],
+        wait: bool,
+    ) -> Self {
+        let n = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        let log = dir.join(format!("sluice-{n}.log"));
         let child = Command::new(sluice_bin())
+            .args(extra)
             .arg("-c")
             .arg(&config)
             .env("RUST_LOG", "info")
             .stdout(Stdio::from(
-                std::fs::File::create(dir.join("stdout.log")).unwrap(),
+                std::fs::File::create(dir.join(format!("stdout-{n}.log"))).unwrap(),
             ))
             .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
             .spawn()
@@ -71,9 +101,19 @@ impl Gateway {
             child: Some(child),
             log,
             config,
+            dir,
         };
+        if wait {
+            gw.wait_ready();
+        }
+        gw
+    }
+
+    /// Wait until `/readyz` answers 200 (panics with the log if the process exits).
+    pub fn wait_ready(&mut self) {
+        let admin = self.admin;
         let ready = wait_for("sluice /readyz", Duration::from_secs(30), || {
-            if let Some(Ok(Some(status))) = gw.child.as_mut().map(|c| c.try_wait()) {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 return Some(Err(format!("sluice exited early with {status}")));
             }
             let addr = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
@@ -82,9 +122,8 @@ impl Gateway {
             (r.status == 200).then_some(Ok(()))
         });
         if let Err(e) = ready {
-            panic!("{e}\n--- log ---\n{}", gw.logs());
+            panic!("{e}\n--- log ---\n{}", self.logs());
         }
-        gw
     }
 
     /// The gateway's log so far.
@@ -92,22 +131,52 @@ impl Gateway {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The process id.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(0)
+    }
+
+    /// Send a signal.
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid(), sig);
+        }
+    }
+
+    /// Wait for the process to exit after a signal; returns (success, log).
+    pub fn wait_exit(&mut self, limit: Duration) -> (bool, String) {
+        let mut ok = false;
+        if let Some(mut c) = self.child.take() {
+            let status = wait_for("sluice to exit", limit, || c.try_wait().ok().flatten());
+            ok = status.success();
+        }
+        (ok, self.logs())
+    }
+
     /// Send SIGTERM and wait for the process to exit; returns its log.
     pub fn stop(mut self) -> String {
+        self.signal(libc::SIGTERM);
+        let (ok, log) = self.wait_exit(Duration::from_secs(60));
+        assert!(ok, "sluice did not exit cleanly\n{log}");
+        log
+    }
+
+    /// `kill -9`: no flush, no shutdown (ports and directories stay for a restart).
+    pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
-            unsafe {
-                libc::kill(c.id() as i32, libc::SIGTERM);
-            }
-            let status = wait_for("sluice to exit", Duration::from_secs(30), || {
-                c.try_wait().ok().flatten()
-            });
-            assert!(
-                status.success(),
-                "sluice exited with {status}\n{}",
-                self.logs()
-            );
+            let _ = c.kill();
+            let _ = c.wait();
         }
-        self.logs()
+    }
+
+    /// Resident memory in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
     }
 }
 

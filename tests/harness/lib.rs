@@ -7,6 +7,7 @@
 pub mod client;
 pub mod gateway;
 pub mod kafka;
+pub mod load;
 pub mod metrics;
 pub mod origin;
 

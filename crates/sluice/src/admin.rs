@@ -38,7 +38,14 @@ impl AdminApp {
                 )
             })
             .collect();
-        let listening = self.live.config.load().server.listen.iter().all(|l| accepting(l));
+        let listening = self
+            .live
+            .config
+            .load()
+            .server
+            .listen
+            .iter()
+            .all(|l| accepting(l));
         let ready = kafka.is_started() && listening;
         let body = json!({ "ready": ready, "listening": listening, "clusters": clusters });
         (if ready { 200 } else { 503 }, body.to_string().into_bytes())

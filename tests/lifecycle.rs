@@ -1,0 +1,179 @@
+//! Lifecycle under load with the real binary: SIGTERM flushes every event (zero
+//! purged), a graceful upgrade (`-u` + SIGQUIT) fails no request, and a hot reload
+//! (SIGHUP) changes routing without failing a request while an invalid file is
+//! rejected and traffic continues.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use sluice_e2e::gateway::Gateway;
+use sluice_e2e::kafka::{read_topic, Tansu};
+use sluice_e2e::load::{Load, Planned};
+use sluice_e2e::metrics::scrape;
+use sluice_e2e::origin::Origin;
+use sluice_e2e::wait_for;
+
+fn get(path: &'static str) -> impl Fn(u64) -> Planned + Send + Sync {
+    move |_| ("GET".into(), path.into(), vec![], vec![])
+}
+
+#[test]
+fn sigterm_under_load_flushes_every_event() {
+    let tansu = Tansu::start();
+    tansu.create_topic("http-log", 3);
+    let origin = Origin::start();
+    let gw = Gateway::start(&format!(
+        r#"
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 1s }}
+admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
+kafka: {{ clusters: {{ default: {{ brokers: ["{}"] }} }} }}
+upstreams: {{ origin: {{ nodes: ["127.0.0.1:{}"] }} }}
+routes:
+  - id: logged
+    match: {{ paths: ["/*"] }}
+    upstream: origin
+    plugins: {{ kafka-logger: {{ topic: http-log }} }}
+"#,
+        tansu.bootstrap, origin.port
+    ));
+    let load = Load::start(gw.port, 4, Duration::from_millis(2), get("/x"));
+    wait_for("some load", Duration::from_secs(10), || {
+        (load.count() > 300).then_some(())
+    });
+    let log = gw.stop();
+    let outcomes = load.stop();
+    let ok = outcomes.iter().filter(|o| o.status == Some(200)).count();
+    assert!(log.contains(" 0 purged)"), "events were purged:\n{log}");
+    // Every answered request's event reached Kafka.
+    let records = read_topic(
+        &tansu.bootstrap,
+        "http-log",
+        ok,
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    );
+    assert!(
+        records.len() >= ok,
+        "{} records for {ok} answered requests",
+        records.len()
+    );
+}
+
+#[test]
+fn graceful_upgrade_under_load_fails_no_request() {
+    let origin = Origin::start();
+    let a = Gateway::start(&format!(
+        r#"
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 1s, upgrade_sock: "{{DIR}}/upgrade.sock", pid_file: "{{DIR}}/sluice.pid" }}
+admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
+upstreams: {{ origin: {{ nodes: ["127.0.0.1:{}"] }} }}
+routes:
+  - id: api
+    match: {{ paths: ["/*"] }}
+    upstream: origin
+"#,
+        origin.port
+    ));
+    let load = Load::start(a.port, 4, Duration::from_millis(2), get("/x"));
+    wait_for("some load", Duration::from_secs(10), || {
+        (load.count() > 200).then_some(())
+    });
+    // The new binary waits for the listeners; SIGQUIT makes the old one hand them over.
+    let mut b = a.restart_like(&["-u"], false);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut a = a;
+    a.signal(libc::SIGQUIT);
+    let (a_ok, a_log) = a.wait_exit(Duration::from_secs(30));
+    assert!(a_ok, "the old instance exits cleanly\n{a_log}");
+    b.wait_ready();
+    let before = load.count();
+    wait_for("load on the new instance", Duration::from_secs(10), || {
+        (load.count() > before + 200).then_some(())
+    });
+    let outcomes = load.stop();
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.status != Some(200)).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed during the upgrade: {:?}",
+        failed.len(),
+        outcomes.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(outcomes.len() > 400);
+    b.stop();
+}
+
+fn mocking_config(body: &str) -> String {
+    format!(
+        r#"
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 1s }}
+admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
+routes:
+  - id: r
+    match: {{ paths: ["/r/*"] }}
+    plugins: {{ mocking: {{ body: "{body}" }} }}
+"#
+    )
+}
+
+#[test]
+fn reload_changes_routing_without_failing_requests_and_rejects_bad_files() {
+    let gw = Gateway::start(&mocking_config("v1"));
+    let load = Load::start(gw.port, 3, Duration::from_millis(2), get("/r/x"));
+    wait_for("v1 answers", Duration::from_secs(10), || {
+        (load.count() > 100).then_some(())
+    });
+    // A valid file: v2 from now on.
+    let text = std::fs::read_to_string(&gw.config)
+        .unwrap()
+        .replace("v1", "v2");
+    std::fs::write(&gw.config, &text).unwrap();
+    gw.signal(libc::SIGHUP);
+    wait_for("v2 answers", Duration::from_secs(10), || {
+        load.snapshot()
+            .iter()
+            .rev()
+            .take(20)
+            .all(|o| o.body == "v2")
+            .then_some(())
+    });
+    // An invalid file: rejected with positioned errors, v2 keeps serving.
+    std::fs::write(
+        &gw.config,
+        text.replace("mocking: {", "mocking: { nope: 1,"),
+    )
+    .unwrap();
+    gw.signal(libc::SIGHUP);
+    wait_for("the rejection", Duration::from_secs(10), || {
+        gw.logs().contains("reload rejected").then_some(())
+    });
+    let before = load.count();
+    wait_for("more load", Duration::from_secs(10), || {
+        (load.count() > before + 100).then_some(())
+    });
+    let outcomes = load.stop();
+    let failed = outcomes.iter().filter(|o| o.status != Some(200)).count();
+    assert_eq!(failed, 0, "no request failed across both reloads");
+    let bodies: Vec<&str> = outcomes.iter().map(|o| o.body.as_str()).collect();
+    let first_v2 = bodies.iter().position(|b| *b == "v2").unwrap();
+    assert!(bodies[..first_v2].iter().all(|b| *b == "v1"));
+    assert!(
+        bodies[first_v2..].iter().all(|b| *b == "v2"),
+        "v2 keeps serving after the bad file"
+    );
+    let log = gw.logs();
+    assert!(
+        log.lines().any(|l| l.contains("reload rejected:")
+            && l.contains("routes[0].plugins.mocking.nope: unknown field `nope`")),
+        "{log}"
+    );
+    let m = scrape(gw.admin);
+    assert_eq!(
+        m.sum("sluice_config_reloads_total", &[("result", "success")]),
+        1.0
+    );
+    assert_eq!(
+        m.sum("sluice_config_reloads_total", &[("result", "failure")]),
+        1.0
+    );
+}
