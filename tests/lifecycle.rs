@@ -177,3 +177,58 @@ fn reload_changes_routing_without_failing_requests_and_rejects_bad_files() {
         1.0
     );
 }
+
+#[test]
+fn reload_reuses_unchanged_kafka_clusters_and_flushes_replaced_ones() {
+    let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+    mock.create_topic("log", 1, 1).unwrap();
+    let yaml = |linger: &str, body: &str| {
+        format!(
+            r#"
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 0s }}
+admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
+kafka: {{ clusters: {{ default: {{ brokers: ["{}"], linger: {linger} }} }} }}
+routes:
+  - id: r
+    match: {{ paths: ["/r/*"] }}
+    plugins: {{ mocking: {{ body: "{body}" }}, kafka-logger: {{ topic: log }} }}
+"#,
+            mock.bootstrap_servers()
+        )
+    };
+    let gw = Gateway::start(&yaml("5ms", "one"));
+    let started = |gw: &Gateway| gw.logs().matches("producer started for").count();
+    assert_eq!(started(&gw), 1);
+    let reload = |text: String, n: f64| {
+        let text = text
+            .replace("{PORT}", &gw.port.to_string())
+            .replace("{ADMIN}", &gw.admin.to_string());
+        std::fs::write(&gw.config, text).unwrap();
+        gw.signal(libc::SIGHUP);
+        wait_for("the reload", Duration::from_secs(10), || {
+            (scrape(gw.admin).sum("sluice_config_reloads_total", &[("result", "success")]) == n)
+                .then_some(())
+        });
+    };
+    // Same cluster settings: the running producer is reused.
+    reload(yaml("5ms", "two"), 1.0);
+    assert_eq!(sluice_e2e::client::get(gw.port, "/r/x").text(), "two");
+    assert_eq!(started(&gw), 1, "no new producer:\n{}", gw.logs());
+    // Changed settings: a new producer; the old one is flushed after the grace period.
+    reload(yaml("1ms", "three"), 2.0);
+    assert_eq!(sluice_e2e::client::get(gw.port, "/r/x").text(), "three");
+    assert_eq!(started(&gw), 2);
+    wait_for(
+        "the replaced cluster's flush",
+        Duration::from_secs(10),
+        || {
+            gw.logs()
+                .contains("(replaced by a reload): flushed")
+                .then_some(())
+        },
+    );
+    // Events of all three generations were delivered (the route mirrors every request).
+    wait_for("events acked", Duration::from_secs(10), || {
+        (sluice_e2e::metrics::events(&scrape(gw.admin), "r", "kafka-logger").1 >= 2.0).then_some(())
+    });
+}
