@@ -32,6 +32,7 @@
 
 pub mod format;
 mod source;
+mod types;
 mod writer;
 
 use std::fs;
@@ -40,94 +41,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use source::{lock_dir, Damage, Source};
+pub use types::{Entry, RecordId, SpoolError, SpoolOptions, SpoolStats, SyncPolicy};
 pub use writer::Done;
 use writer::{Cmd, Writer};
-
-/// When written records are synced to disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncPolicy {
-    /// After every batch of appends (group commit): nothing reported appended is lost.
-    Batch,
-    /// At most this long after a write: a crash loses at most this interval.
-    Interval(Duration),
-}
-
-/// How a spool is set up.
-#[derive(Debug, Clone)]
-pub struct SpoolOptions {
-    /// The spool's root directory.
-    pub dir: PathBuf,
-    /// Bound on bytes on disk (all instance directories) plus bytes queued for writing.
-    pub max_bytes: u64,
-    /// Bound on bytes queued for writing (memory).
-    pub buffer_bytes: u64,
-    /// Segment file size before rolling to a new one.
-    pub segment_bytes: u64,
-    /// Sync policy.
-    pub sync: SyncPolicy,
-}
-
-/// Why the spool refused or failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SpoolError {
-    /// `max_bytes` reached.
-    #[error("the spool is full")]
-    Full,
-    /// `buffer_bytes` of appends are waiting to be written.
-    #[error("the spool's write buffer is full")]
-    Busy,
-    /// The spool was closed.
-    #[error("the spool is closed")]
-    Closed,
-    /// A disk error (e.g. ENOSPC).
-    #[error("spool I/O error: {0}")]
-    Io(String),
-}
-
-/// Identifies a record for [`Spool::ack`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RecordId {
-    source: u64,
-    /// Sequence number within its directory.
-    pub seq: u64,
-}
-
-/// A record read for replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    /// Its id.
-    pub id: RecordId,
-    /// Its timestamp.
-    pub timestamp_ms: i64,
-    /// Its payload.
-    pub payload: Vec<u8>,
-}
-
-/// Figures for metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SpoolStats {
-    /// Records held and not acknowledged.
-    pub records: u64,
-    /// Bytes on disk.
-    pub bytes: u64,
-    /// Timestamp of the oldest record held.
-    pub oldest_ts: Option<i64>,
-    /// Records appended by this process.
-    pub appended: u64,
-    /// Records acknowledged (delivered from the spool).
-    pub acked: u64,
-    /// Corrupted or torn tails cut off during recovery.
-    pub corrupted_tails: u64,
-    /// Bytes in those tails.
-    pub corrupted_bytes: u64,
-    /// Failed batch writes or syncs.
-    pub write_errors: u64,
-    /// Appends refused because the spool was full or busy.
-    pub refused: u64,
-}
 
 struct State {
     orphans: Vec<(u64, Source)>,
@@ -349,7 +268,7 @@ impl Spool {
             let taken: usize = out.iter().map(|e: &Entry| e.payload.len()).sum();
             for (seq, timestamp_ms, payload) in src.read(left, max_bytes.saturating_sub(taken))? {
                 out.push(Entry {
-                    id: RecordId { source: id, seq },
+                    id: RecordId::new(id, seq),
                     timestamp_ms,
                     payload,
                 });
@@ -361,12 +280,12 @@ impl Spool {
     /// Mark a record delivered.
     pub fn ack(&self, id: RecordId) {
         let mut st = self.shared.lock();
-        let src = if id.source == OWN {
+        let src = if id.source() == OWN {
             Some(&mut st.own)
         } else {
             st.orphans
                 .iter_mut()
-                .find(|(i, _)| *i == id.source)
+                .find(|(i, _)| *i == id.source())
                 .map(|(_, s)| s)
         };
         if let Some(s) = src {

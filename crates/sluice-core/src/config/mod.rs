@@ -12,6 +12,7 @@
 
 pub mod decode;
 pub mod error;
+pub mod kafka;
 pub mod model;
 pub mod path;
 pub mod source;
@@ -28,6 +29,7 @@ use crate::plugin::{BuildScope, Registry};
 use crate::router::{Route, RouteMatch, Router};
 use decode::{decode, FieldError};
 pub use error::{ConfigError, ConfigErrors};
+pub use kafka::*;
 pub use model::*;
 use path::FieldPath;
 use source::{expand_tree, Positions};

@@ -5,6 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 
 use super::decode::FieldError;
+use super::kafka::*;
 use super::model::*;
 use super::path::FieldPath;
 use super::ConfigDoc;
