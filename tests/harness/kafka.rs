@@ -244,3 +244,31 @@ pub fn read_topic(
         );
     }
 }
+
+/// Produce records (partition, key, value) to `topic` and wait until all are acked;
+/// `per_batch` records at most in one record batch.
+pub fn produce(bootstrap: &str, topic: &str, records: &[(i32, String, String)], per_batch: usize) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("batch.num.messages", per_batch.to_string())
+        .create()
+        .unwrap();
+    for (part, key, value) in records {
+        let mut r = BaseRecord::to(topic)
+            .partition(*part)
+            .key(key.as_str())
+            .payload(value.as_str());
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    p.poll(Duration::from_millis(50));
+                    r = back;
+                }
+            }
+        }
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}

@@ -131,6 +131,34 @@ impl Cluster {
         producer_config(&self.config, bootstrap)
     }
 
+    /// A librdkafka consumer configuration for this cluster (bootstrap and the
+    /// pass-through properties, without producer-only ones), once started.
+    pub fn consumer_config(&self) -> Option<ClientConfig> {
+        const PRODUCER_ONLY: &[&str] = &[
+            "compression.type",
+            "compression.codec",
+            "compression.level",
+            "batch.num.messages",
+            "batch.size",
+            "enable.idempotence",
+            "enable.gapless.guarantee",
+            "retries",
+            "message.send.max.retries",
+            "sticky.partitioning.linger.ms",
+            "partitioner",
+        ];
+        let bootstrap = self.bootstrap()?;
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", bootstrap)
+            .set("client.id", "sluice");
+        for (k, v) in &self.config.properties {
+            if !PRODUCER_ONLY.contains(&k.as_str()) && !k.starts_with("queue.buffering") {
+                cfg.set(k, v.to_property());
+            }
+        }
+        Some(cfg)
+    }
+
     /// Start the dev broker (if configured), the spool and its replayer (if configured)
     /// and the producers. Call inside a tokio runtime.
     pub async fn start(self: &Arc<Self>) -> Result<(), String> {

@@ -7,13 +7,15 @@ use sluice_core::Registry;
 use sluice_kafka::KafkaRuntime;
 use sluice_plugin_kafka_divert::KafkaDivert;
 use sluice_plugin_kafka_logger::KafkaLogger;
+use sluice_plugin_kafka_sse::KafkaSse;
 use sluice_plugin_mocking::Mocking;
 
 /// Every plugin, with the runtime handles it needs.
 pub fn plugins(kafka: Arc<KafkaRuntime>) -> Registry {
     let mut r = Registry::new();
     r.register(KafkaLogger::new(kafka.clone()))
-        .register(KafkaDivert::new(kafka))
+        .register(KafkaDivert::new(kafka.clone()))
+        .register(KafkaSse::new(kafka))
         .register(Mocking);
     r
 }

@@ -58,6 +58,7 @@ pub fn run(file: &str, test_only: bool, upgrade: bool) -> ExitCode {
         sluice_core::metrics::init,
         sluice_kafka::metrics::init,
         sluice_plugin_kafka_divert::metrics::init,
+        sluice_plugin_kafka_sse::init,
         crate::control::init,
     ] {
         if let Err(e) = init() {

@@ -1,0 +1,317 @@
+//! The `kafka-sse` plugin: a `GET` on its route opens a `text/event-stream` of a Kafka
+//! topic. Each record is one event whose `id` is a token of every partition's next
+//! offset, so a client reconnecting with `Last-Event-ID` resumes exactly after the last
+//! event it got — no gap, no duplicate. Each stream has its own consumer (partitions
+//! assigned and seeked, no consumer group); streams per route are capped.
+//!
+//! Split: [`config`], [`token`] (resume ids), [`frame`] (SSE framing), [`stream`] (the
+//! consumer and write loop).
+
+pub mod config;
+pub mod frame;
+pub mod stream;
+pub mod token;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use once_cell::sync::Lazy;
+use pingora_error::Result;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+use sluice_core::config::decode::FieldError;
+use sluice_core::config::path::FieldPath;
+use sluice_core::template::{query_arg, RequestData, Template};
+use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+use sluice_kafka::{Cluster, KafkaRuntime};
+
+use config::KafkaSseConfig;
+use stream::{Filter, Run, Start};
+
+struct Metrics {
+    streams: IntGaugeVec,
+    events: IntCounterVec,
+    disconnects: IntCounterVec,
+}
+
+static METRICS: Lazy<Option<Metrics>> = Lazy::new(|| {
+    let m = Metrics {
+        streams: IntGaugeVec::new(
+            Opts::new("sluice_sse_streams", "Open Server-Sent Events streams"),
+            &["route"],
+        )
+        .ok()?,
+        events: IntCounterVec::new(
+            Opts::new("sluice_sse_events_total", "Events sent on SSE streams"),
+            &["route"],
+        )
+        .ok()?,
+        disconnects: IntCounterVec::new(
+            Opts::new(
+                "sluice_sse_disconnects_total",
+                "Ended SSE streams by reason",
+            ),
+            &["route", "reason"],
+        )
+        .ok()?,
+    };
+    let r = prometheus::default_registry();
+    r.register(Box::new(m.streams.clone())).ok()?;
+    r.register(Box::new(m.events.clone())).ok()?;
+    r.register(Box::new(m.disconnects.clone())).ok()?;
+    Some(m)
+});
+
+/// Register the metrics now; the binary refuses to start if this fails.
+pub fn init() -> std::result::Result<(), String> {
+    METRICS
+        .as_ref()
+        .map(|_| ())
+        .ok_or_else(|| "registering SSE metrics".to_string())
+}
+
+/// The plugin factory.
+pub struct KafkaSse {
+    kafka: Arc<KafkaRuntime>,
+}
+
+impl KafkaSse {
+    /// A factory streaming from the clusters of `kafka`.
+    pub fn new(kafka: Arc<KafkaRuntime>) -> Self {
+        Self { kafka }
+    }
+}
+
+/// One configured instance.
+pub struct KafkaSsePlugin {
+    cluster: Arc<Cluster>,
+    config: KafkaSseConfig,
+    start: Start,
+    key: Option<Template>,
+    header: Option<(String, Template)>,
+    active: Arc<AtomicUsize>,
+}
+
+impl PluginSpec for KafkaSse {
+    const NAME: &'static str = "kafka-sse";
+    type Config = KafkaSseConfig;
+
+    fn build(
+        &self,
+        c: KafkaSseConfig,
+        at: &FieldPath,
+        scope: &BuildScope<'_>,
+    ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let cluster = self.kafka.cluster(&c.cluster);
+        if cluster.is_none() && !scope.declared_clusters.contains(&c.cluster) {
+            errors.push(FieldError::value(
+                at.key("cluster"),
+                format!(
+                    "unknown cluster `{}` (define it under kafka.clusters)",
+                    c.cluster
+                ),
+            ));
+        }
+        if !sluice_kafka::event::valid_topic(&c.topic) {
+            errors.push(FieldError::value(
+                at.key("topic"),
+                format!("{:?} is not a valid Kafka topic name", c.topic),
+            ));
+        }
+        let start = Start::parse(&c.start)
+            .map_err(|e| errors.push(FieldError::value(at.key("start"), e)))
+            .ok();
+        let key = c
+            .key
+            .as_deref()
+            .map(Template::parse)
+            .transpose()
+            .map_err(|e| errors.push(FieldError::value(at.key("key"), e)))
+            .ok()
+            .flatten();
+        let header = c
+            .header
+            .as_ref()
+            .and_then(|h| match Template::parse(&h.value) {
+                Ok(t) => Some((h.name.clone(), t)),
+                Err(e) => {
+                    errors.push(FieldError::value(at.key("header").key("value"), e));
+                    None
+                }
+            });
+        for (field, d) in [
+            ("keepalive", c.keepalive.0),
+            ("slow_client_timeout", c.slow_client_timeout.0),
+        ] {
+            if d.is_zero() {
+                errors.push(FieldError::value(at.key(field), "must be greater than 0"));
+            }
+        }
+        if c.max_streams == 0 {
+            errors.push(FieldError::value(
+                at.key("max_streams"),
+                "must be at least 1",
+            ));
+        }
+        let (Some(cluster), Some(start), true) = (cluster, start, errors.is_empty()) else {
+            return Err(errors);
+        };
+        Ok(Arc::new(KafkaSsePlugin {
+            cluster,
+            start,
+            key,
+            header,
+            active: Arc::new(AtomicUsize::new(0)),
+            config: c,
+        }))
+    }
+}
+
+/// Decrements the open-stream count when the stream ends, however it ends.
+struct Slot(Arc<AtomicUsize>, String);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+        if let Some(m) = METRICS.as_ref() {
+            m.streams.with_label_values(&[&self.1]).dec();
+        }
+    }
+}
+
+impl KafkaSsePlugin {
+    /// The client's resume token: `Last-Event-ID`, else the resume query parameter.
+    fn resume(&self, session: &Session) -> Option<String> {
+        let req = session.req_header();
+        req.headers
+            .get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| {
+                req.uri
+                    .query()
+                    .and_then(|q| query_arg(q, &self.config.resume_param))
+            })
+            .filter(|t| !t.is_empty())
+    }
+}
+
+#[async_trait]
+impl Plugin for KafkaSsePlugin {
+    fn name(&self) -> &'static str {
+        KafkaSse::NAME
+    }
+
+    fn priority(&self) -> i32 {
+        // Answers the request, after authentication (like kafka-divert).
+        1000
+    }
+
+    fn answers_requests(&self) -> bool {
+        true
+    }
+
+    async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        let route = ctx.route_id().to_string();
+        let resume = match self.resume(session).map(|t| token::decode(&t)) {
+            None => None,
+            Some(Some(p)) => Some(p),
+            Some(None) => {
+                let r = HttpResponse::problem(
+                    400,
+                    "Last-Event-ID is not a token of this stream",
+                    &ctx.request_id,
+                );
+                return Ok(Flow::Respond(r));
+            }
+        };
+        if self.active.fetch_add(1, Ordering::AcqRel) >= self.config.max_streams {
+            self.active.fetch_sub(1, Ordering::AcqRel);
+            let r = HttpResponse::problem(503, "too many streams on this route", &ctx.request_id)
+                .with_header(
+                    "retry-after",
+                    self.config.retry.0.as_secs().max(1).to_string(),
+                );
+            return Ok(Flow::Respond(r));
+        }
+        if let Some(m) = METRICS.as_ref() {
+            m.streams.with_label_values(&[&route]).inc();
+        }
+        let _slot = Slot(self.active.clone(), route.clone());
+        let data = RequestData {
+            route_id: &route,
+            request_id: &ctx.request_id,
+            client_ip: ctx.client_ip,
+            req: session.req_header(),
+        };
+        let filter = Filter {
+            key: self.key.as_ref().map(|k| k.render(&data).into_bytes()),
+            header: self
+                .header
+                .as_ref()
+                .map(|(n, v)| (n.clone(), v.render(&data).into_bytes())),
+        };
+        let Some(cfg) = self.cluster.consumer_config() else {
+            let r = HttpResponse::problem(503, "Kafka is not available yet", &ctx.request_id)
+                .with_header("retry-after", "1");
+            return Ok(Flow::Respond(r));
+        };
+        let (consumer, positions) = match stream::open(cfg, &self.config.topic, self.start, resume)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!("sse route `{route}`: {e}");
+                let r = HttpResponse::problem(503, "the topic is not available", &ctx.request_id)
+                    .with_header("retry-after", "1");
+                return Ok(Flow::Respond(r));
+            }
+        };
+        let mut h = ResponseHeader::build(200, Some(6))?;
+        h.insert_header("content-type", "text/event-stream")?;
+        h.insert_header("cache-control", "no-cache")?;
+        h.insert_header("x-accel-buffering", "no")?;
+        h.insert_header("transfer-encoding", "chunked")?;
+        h.insert_header("x-request-id", ctx.request_id.as_str())?;
+        session.set_keepalive(None);
+        session.write_response_header(Box::new(h), false).await?;
+        let mut hello = frame::retry(self.config.retry.0.as_millis());
+        hello.extend(frame::comment(&format!(
+            "stream {} from {}",
+            self.config.topic,
+            token::encode(&positions)
+        )));
+        session
+            .write_response_body(Some(hello.into()), false)
+            .await?;
+        let on_event = || {
+            if let Some(m) = METRICS.as_ref() {
+                m.events.with_label_values(&[&route]).inc();
+            }
+        };
+        let end = stream::run(
+            session,
+            Run {
+                consumer: &consumer,
+                positions,
+                filter,
+                event_header: self.config.event_header.as_deref(),
+                default_event: &self.config.default_event,
+                keepalive: self.config.keepalive.0,
+                slow: self.config.slow_client_timeout.0,
+                on_event: &on_event,
+            },
+        )
+        .await;
+        if let Some(m) = METRICS.as_ref() {
+            m.disconnects
+                .with_label_values(&[&route, end.label()])
+                .inc();
+        }
+        ctx.responded_by = Some(KafkaSse::NAME);
+        Ok(Flow::Responded)
+    }
+}

@@ -1,0 +1,258 @@
+//! One Server-Sent Events stream: a Kafka consumer of its own (partitions assigned and
+//! seeked, no consumer group), the resume positions, and the write loop with keep-alives,
+//! a slow-client cut-off and a clean end on shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use pingora_proxy::Session;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::frame;
+use crate::token::{self, Positions};
+
+/// Where a stream without a resume token starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// New records only.
+    Latest,
+    /// From the oldest record kept.
+    Earliest,
+    /// From the first record at or after this time.
+    Time(SystemTime),
+}
+
+impl Start {
+    /// Parse `latest`, `earliest` or an RFC 3339 time.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "latest" => Ok(Start::Latest),
+            "earliest" => Ok(Start::Earliest),
+            t => humantime::parse_rfc3339_weak(t)
+                .map(Start::Time)
+                .map_err(|_| format!("{t:?} is not `latest`, `earliest` or an RFC 3339 time")),
+        }
+    }
+}
+
+/// What selects the records of a stream (templates already rendered for the request).
+pub struct Filter {
+    /// Record key must equal this.
+    pub key: Option<Vec<u8>>,
+    /// Record header (name, value) must be present.
+    pub header: Option<(String, Vec<u8>)>,
+}
+
+impl Filter {
+    fn matches<M: Message>(&self, m: &M) -> bool {
+        if let Some(k) = &self.key {
+            if m.key() != Some(k.as_slice()) {
+                return false;
+            }
+        }
+        if let Some((name, value)) = &self.header {
+            let found = m.headers().is_some_and(|h| {
+                h.iter()
+                    .any(|x| x.key == name && x.value == Some(value.as_slice()))
+            });
+            if !found {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// How a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The client went away (a write failed).
+    ClientClosed,
+    /// The client did not take an event in time.
+    SlowClient,
+    /// Sluice is shutting down (the stream was ended cleanly; clients resume).
+    Shutdown,
+    /// Kafka failed.
+    KafkaError,
+}
+
+impl End {
+    /// Metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            End::ClientClosed => "client_closed",
+            End::SlowClient => "slow_client",
+            End::Shutdown => "shutdown",
+            End::KafkaError => "kafka_error",
+        }
+    }
+}
+
+/// Create the stream's consumer and position it; the positions and the consumer.
+pub async fn open(
+    mut config: ClientConfig,
+    topic: &str,
+    start: Start,
+    resume: Option<Positions>,
+) -> Result<(Arc<StreamConsumer>, Positions), String> {
+    config
+        .set("group.id", "sluice-sse")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Bound the prefetch per stream: memory stays small whatever the client does.
+        .set("queued.max.messages.kbytes", "1024")
+        .set("fetch.wait.max.ms", "100");
+    let consumer: Arc<StreamConsumer> = Arc::new(
+        config
+            .create()
+            .map_err(|e| format!("cannot create a consumer: {e}"))?,
+    );
+    let c = consumer.clone();
+    let topic = topic.to_string();
+    let positions = tokio::task::spawn_blocking(move || resolve(&c, &topic, start, resume))
+        .await
+        .map_err(|e| e.to_string())??;
+    Ok((consumer, positions))
+}
+
+/// Resolve every partition's start offset and assign them.
+fn resolve(
+    c: &StreamConsumer,
+    topic: &str,
+    start: Start,
+    resume: Option<Positions>,
+) -> Result<Positions, String> {
+    let t = Duration::from_secs(5);
+    let md = c
+        .fetch_metadata(Some(topic), t)
+        .map_err(|e| format!("metadata of `{topic}`: {e}"))?;
+    let parts: Vec<i32> = md
+        .topics()
+        .first()
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    if parts.is_empty() {
+        return Err(format!("topic `{topic}` has no partitions"));
+    }
+    let resume = resume.unwrap_or_default();
+    let mut by_time = std::collections::HashMap::new();
+    if let Start::Time(at) = start {
+        let ms = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mut tpl = TopicPartitionList::new();
+        for p in &parts {
+            tpl.add_partition_offset(topic, *p, Offset::Offset(ms))
+                .map_err(|e| e.to_string())?;
+        }
+        let found = c.offsets_for_times(tpl, t).map_err(|e| e.to_string())?;
+        for e in found.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                by_time.insert(e.partition(), o);
+            }
+        }
+    }
+    let mut positions = Positions::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in parts {
+        let offset = match resume.get(&p) {
+            Some(o) => *o,
+            None => {
+                let (low, high) = c.fetch_watermarks(topic, p, t).map_err(|e| e.to_string())?;
+                match start {
+                    Start::Latest => high,
+                    Start::Earliest => low,
+                    Start::Time(_) => by_time.get(&p).copied().unwrap_or(high),
+                }
+            }
+        };
+        positions.insert(p, offset);
+        tpl.add_partition_offset(topic, p, Offset::Offset(offset))
+            .map_err(|e| e.to_string())?;
+    }
+    c.assign(&tpl).map_err(|e| e.to_string())?;
+    Ok(positions)
+}
+
+/// What the loop needs besides the session.
+pub struct Run<'a> {
+    /// The consumer.
+    pub consumer: &'a StreamConsumer,
+    /// Positions so far (updated as records go by).
+    pub positions: Positions,
+    /// Record selection.
+    pub filter: Filter,
+    /// Header naming the event type.
+    pub event_header: Option<&'a str>,
+    /// Default event type.
+    pub default_event: &'a str,
+    /// Keep-alive interval.
+    pub keepalive: Duration,
+    /// Slow-client cut-off.
+    pub slow: Duration,
+    /// Called per event sent.
+    pub on_event: &'a (dyn Fn() + Sync),
+}
+
+async fn write(session: &mut Session, bytes: Vec<u8>, slow: Duration) -> Result<(), End> {
+    match tokio::time::timeout(
+        slow,
+        session.write_response_body(Some(Bytes::from(bytes)), false),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(End::ClientClosed),
+        Err(_) => Err(End::SlowClient),
+    }
+}
+
+/// Stream until the client goes, is too slow, Kafka fails or Sluice shuts down.
+pub async fn run(session: &mut Session, mut r: Run<'_>) -> End {
+    let mut tick = tokio::time::interval(r.keepalive);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            m = r.consumer.recv() => {
+                let m = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        log::warn!("sse: consuming failed: {e}");
+                        return End::KafkaError;
+                    }
+                };
+                r.positions.insert(m.partition(), m.offset() + 1);
+                if !r.filter.matches(&m) {
+                    continue;
+                }
+                let event = r
+                    .event_header
+                    .and_then(|h| m.headers().and_then(|hs| hs.iter().find(|x| x.key == h).and_then(|x| x.value)))
+                    .and_then(|v| std::str::from_utf8(v).ok())
+                    .unwrap_or(r.default_event)
+                    .to_string();
+                let bytes = frame::event(&token::encode(&r.positions), Some(&event), m.payload().unwrap_or_default());
+                if let Err(end) = write(session, bytes, r.slow).await {
+                    return end;
+                }
+                (r.on_event)();
+            }
+            _ = tick.tick() => {
+                if session.is_process_shutting_down() {
+                    let _ = write(session, frame::comment("shutting down, reconnect"), r.slow).await;
+                    let _ = session.write_response_body(None, true).await;
+                    return End::Shutdown;
+                }
+                if let Err(end) = write(session, frame::comment("keep-alive"), r.slow).await {
+                    return end;
+                }
+            }
+        }
+    }
+}
