@@ -120,3 +120,54 @@ fn missing_file_is_a_clear_error() {
         "{e}"
     );
 }
+
+#[test]
+fn subscription_errors_are_reported_together() {
+    let yaml = r#"kafka:
+  clusters:
+    default: { brokers: ["127.0.0.1:9092"] }
+subscriptions:
+  - id: hook
+    topics: ["bad topic!"]
+    properties: { group.id: mine, no.such.thing: 1 }
+    kafka-webhook: { url: "http://x/", retires: [] }
+  - id: hook
+    cluster: other
+    topics: [orders]
+    kafka-webhook: { url: "ftp://x/", method: "GE T", timeout: 0s, headers: ["bad header"] }
+  - id: nohook
+    topics: [orders]
+  - id: bad.values
+    topics: [orders]
+    kafka-webhook: { url: "http://x/{nope}", secrets: ["whsec_!!"], concurrency: 0, dlq_topic: "dlq of {topic}" }
+"#;
+    let (ok, stderr, _) = check(yaml);
+    assert!(!ok);
+    let expected = [
+        "FILE:6:14: subscriptions[0].topics[0]: \"bad topic!\" is not a valid Kafka topic name",
+        "FILE:7:29: subscriptions[0].properties.group.id: set by Sluice (use `group` and `start`)",
+        "FILE:7:50: subscriptions[0].properties.no.such.thing: rejected by librdkafka",
+        "FILE:8:40: subscriptions[0].kafka-webhook.retires: unknown field `retires`",
+        "FILE:9:9: subscriptions[1].id: duplicate subscription id `hook` (first used at subscriptions[0])",
+        "FILE:10:14: subscriptions[1].cluster: unknown cluster `other`",
+        "FILE:12:27: subscriptions[1].kafka-webhook.url: \"ftp://x/\" must start with http:// or https://",
+        "FILE:12:47: subscriptions[1].kafka-webhook.method: \"GE T\" is not an HTTP method",
+        "FILE:12:64: subscriptions[1].kafka-webhook.timeout: must be greater than 0",
+        "FILE:12:78: subscriptions[1].kafka-webhook.headers[0]: \"bad header\" is not a header name",
+        "FILE:13:5: subscriptions[2]: missing field `kafka-webhook`",
+        "FILE:17:27: subscriptions[3].kafka-webhook.url: unknown placeholder `{nope}`",
+        "FILE:17:56: subscriptions[3].kafka-webhook.secrets[0]: ",
+        "FILE:17:82: subscriptions[3].kafka-webhook.concurrency: must be between 1 and 1024",
+        "FILE:17:96: subscriptions[3].kafka-webhook.dlq_topic: must be a topic name",
+    ];
+    for e in expected {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(e)),
+            "missing: {e}\nstderr:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains(&format!("{} error(s)", expected.len())),
+        "{stderr}"
+    );
+}

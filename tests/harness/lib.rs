@@ -10,6 +10,7 @@ pub mod kafka;
 pub mod load;
 pub mod metrics;
 pub mod origin;
+pub mod receiver;
 pub mod sse;
 
 use std::net::TcpListener;

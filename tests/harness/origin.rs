@@ -31,6 +31,28 @@ impl Seen {
     }
 }
 
+/// A listener on a free local port with TCP_NODELAY set. It is inherited by accepted
+/// sockets (Linux): without it tiny_http's separate header and body writes stall on
+/// delayed ACKs over kept-alive connections (~40 ms per request).
+pub fn nodelay_listener() -> std::net::TcpListener {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    {
+        use std::os::fd::AsRawFd;
+        let one: libc::c_int = 1;
+        let rc = unsafe {
+            libc::setsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+    }
+    listener
+}
+
 /// A running origin; stops when dropped.
 pub struct Origin {
     /// Its port.
@@ -42,24 +64,7 @@ pub struct Origin {
 impl Origin {
     /// Start on a free port.
     pub fn start() -> Self {
-        // TCP_NODELAY on the listener is inherited by accepted sockets (Linux): without it
-        // tiny_http's separate header and body writes stall on delayed ACKs over the
-        // proxy's kept-alive upstream connections (~40 ms per request).
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        {
-            use std::os::fd::AsRawFd;
-            let one: libc::c_int = 1;
-            let rc = unsafe {
-                libc::setsockopt(
-                    listener.as_raw_fd(),
-                    libc::IPPROTO_TCP,
-                    libc::TCP_NODELAY,
-                    &one as *const libc::c_int as *const libc::c_void,
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            assert_eq!(rc, 0);
-        }
+        let listener = nodelay_listener();
         let server = Arc::new(tiny_http::Server::from_listener(listener, None).unwrap());
         let port = server.server_addr().to_ip().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));

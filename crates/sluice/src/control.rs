@@ -3,7 +3,8 @@
 //! `server.watch_config`). A valid file atomically replaces routes, upstreams and
 //! plugins for new requests (in-flight requests finish on the old generation); Kafka
 //! clusters whose settings did not change are reused, replaced ones are flushed after
-//! the grace period. An invalid file is rejected with every error and the old
+//! the grace period; subscriptions are restarted when their settings or cluster changed.
+//! An invalid file is rejected with every error and the old
 //! configuration keeps serving. `sluice_config_reloads_total{result}` counts outcomes.
 
 use std::sync::Arc;
@@ -107,6 +108,7 @@ impl ControlService {
         self.live.kafka.store(loaded.kafka);
         self.live.state.store(Arc::new(loaded.state));
         self.live.config.store(Arc::new(loaded.config));
+        self.live.subscriptions.apply(loaded.subscriptions).await;
         let grace = self.live.config.load().server.grace_period.0 + Duration::from_secs(1);
         for c in retired {
             self.live

@@ -10,6 +10,7 @@ use sluice_core::config::Config;
 use sluice_kafka::{Cluster, KafkaRuntime};
 
 use crate::proxy::GatewayState;
+use crate::subscriptions::Subscriptions;
 
 /// The live configuration.
 pub struct Live {
@@ -23,6 +24,8 @@ pub struct Live {
     pub config: ArcSwap<Config>,
     /// Clusters replaced by a reload and not yet flushed.
     pub retired: Mutex<Vec<Arc<Cluster>>>,
+    /// Webhook subscriptions.
+    pub subscriptions: Arc<Subscriptions>,
 }
 
 impl Live {
@@ -39,6 +42,7 @@ impl Live {
             kafka: ArcSwap::new(kafka),
             config: ArcSwap::from_pointee(config),
             retired: Mutex::new(Vec::new()),
+            subscriptions: Arc::new(Subscriptions::default()),
         })
     }
 

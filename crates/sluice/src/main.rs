@@ -7,6 +7,7 @@ mod live;
 mod proxy;
 mod registry;
 mod server;
+mod subscriptions;
 mod upstream;
 
 use std::process::ExitCode;

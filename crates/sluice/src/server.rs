@@ -1,6 +1,7 @@
 //! Putting the gateway together: load and check the configuration (every error at
 //! once), then start Pingora with the Kafka background service, the proxy listeners
-//! (which wait for Kafka to be ready), health checks and the admin listener. After
+//! (which wait for Kafka to be ready), health checks, the webhook subscriptions and the
+//! admin listener. After
 //! Pingora's graceful shutdown, the Kafka producers are flushed and the rest counted.
 
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ use crate::admin::AdminApp;
 use crate::control::ControlService;
 use crate::live::Live;
 use crate::proxy::{Gateway, GatewayState};
+use crate::subscriptions::{Built, SubscriptionService};
 
 /// Everything built from one configuration file.
 pub struct Loaded {
@@ -28,6 +30,8 @@ pub struct Loaded {
     pub kafka: Arc<KafkaRuntime>,
     /// Routes and upstreams.
     pub state: GatewayState,
+    /// Subscriptions (not started).
+    pub subscriptions: Vec<Built>,
 }
 
 /// Load `file` and build everything from it, or return every error. With `running`,
@@ -44,11 +48,19 @@ pub fn load(
     let registry = crate::registry::plugins(kafka.clone());
     let router = doc.build_routes(&registry);
     let upstreams = crate::upstream::build(&mut doc);
+    let mut subscriptions = Vec::new();
+    for (i, sub) in doc.config.subscriptions.clone().into_iter().enumerate() {
+        match sluice_plugin_kafka_webhook::build(&sub, &doc.subscription_path(i), &kafka) {
+            Ok(s) => subscriptions.push((sub, s)),
+            Err(errors) => errors.into_iter().for_each(|e| doc.error(e)),
+        }
+    }
     let config = doc.finish()?;
     Ok(Loaded {
         config,
         kafka,
         state: GatewayState { router, upstreams },
+        subscriptions,
     })
 }
 
@@ -59,6 +71,7 @@ pub fn run(file: &str, test_only: bool, upgrade: bool) -> ExitCode {
         sluice_kafka::metrics::init,
         sluice_plugin_kafka_divert::metrics::init,
         sluice_plugin_kafka_sse::init,
+        sluice_plugin_kafka_webhook::metrics::init,
         crate::control::init,
     ] {
         if let Err(e) = init() {
@@ -90,6 +103,7 @@ fn serve(file: &str, loaded: Loaded, upgrade: bool) {
         config,
         kafka,
         state,
+        subscriptions,
     } = loaded;
     let conf = ServerConf {
         threads: config.server.threads,
@@ -110,6 +124,7 @@ fn serve(file: &str, loaded: Loaded, upgrade: bool) {
     let listen = config.server.listen.clone();
     let admin_listen = config.admin.listen.clone();
     let live = Live::new(file, config, kafka.clone(), state);
+    live.subscriptions.set_pending(subscriptions);
 
     let kafka_handle = server.add_service(background_service("kafka", KafkaService(kafka)));
 
@@ -127,6 +142,12 @@ fn serve(file: &str, loaded: Loaded, upgrade: bool) {
         ControlService::new(live.clone()),
     ));
     control.add_dependency(&kafka_handle);
+
+    let subs = server.add_service(background_service(
+        "subscriptions",
+        SubscriptionService(live.subscriptions.clone()),
+    ));
+    subs.add_dependency(&kafka_handle);
 
     let mut admin = Service::new("sluice admin".to_string(), AdminApp::new(live.clone()));
     admin.add_tcp(&admin_listen);

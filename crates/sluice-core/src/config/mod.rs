@@ -16,6 +16,7 @@ pub mod kafka;
 pub mod model;
 pub mod path;
 pub mod source;
+pub mod subscription;
 pub mod units;
 mod validate;
 
@@ -33,6 +34,7 @@ pub use kafka::*;
 pub use model::*;
 use path::FieldPath;
 use source::{expand_tree, Positions};
+pub use subscription::{SubscriptionConfig, SubscriptionStart};
 
 /// The decoded configuration.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +49,8 @@ pub struct Config {
     pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// `routes:` (those that decoded).
     pub routes: Vec<RouteConfig>,
+    /// `subscriptions:` (those that decoded).
+    pub subscriptions: Vec<SubscriptionConfig>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +66,8 @@ struct TopLevel {
     upstreams: Value,
     #[serde(default)]
     routes: Value,
+    #[serde(default)]
+    subscriptions: Value,
 }
 
 #[derive(Deserialize, Default)]
@@ -79,6 +85,8 @@ pub struct ConfigDoc {
     pub config: Config,
     /// Route index in the file for each entry of `config.routes`.
     route_index: Vec<usize>,
+    /// Subscription index in the file for each entry of `config.subscriptions`.
+    subscription_index: Vec<usize>,
     declared_clusters: BTreeSet<String>,
     declared_upstreams: BTreeSet<String>,
     errors: Vec<FieldError>,
@@ -125,6 +133,7 @@ impl ConfigDoc {
             positions: Positions::index(text),
             config: Config::default(),
             route_index: Vec::new(),
+            subscription_index: Vec::new(),
             declared_clusters: BTreeSet::new(),
             declared_upstreams: BTreeSet::new(),
             errors: Vec::new(),
@@ -202,6 +211,29 @@ impl ConfigDoc {
                 self.route_index.push(i);
             }
         }
+        let subs_path = root.key("subscriptions");
+        let subs: Vec<Value> = if top.subscriptions.is_null() {
+            Vec::new()
+        } else {
+            self.take(decode(&top.subscriptions, &subs_path))
+                .unwrap_or_default()
+        };
+        for (i, v) in subs.iter().enumerate() {
+            if let Some(s) = self.take(decode::<SubscriptionConfig>(v, &subs_path.index(i))) {
+                self.config.subscriptions.push(s);
+                self.subscription_index.push(i);
+            }
+        }
+    }
+
+    /// The path of `subscriptions[i]` for the i-th decoded subscription.
+    pub fn subscription_path(&self, decoded: usize) -> FieldPath {
+        FieldPath::root().key("subscriptions").index(
+            self.subscription_index
+                .get(decoded)
+                .copied()
+                .unwrap_or(decoded),
+        )
     }
 
     fn take<T>(&mut self, r: Result<T, Vec<FieldError>>) -> Option<T> {

@@ -102,6 +102,59 @@ pub(super) fn check(doc: &mut ConfigDoc) {
             }
         }
     }
+    let mut sub_ids: HashMap<&str, usize> = HashMap::new();
+    for (i, sub) in doc.config.subscriptions.iter().enumerate() {
+        let at = doc.subscription_path(i);
+        if let Some(first) = sub_ids.insert(sub.id.as_str(), i) {
+            sub_ids.insert(sub.id.as_str(), first);
+            errors.push(FieldError::value(
+                at.key("id"),
+                format!(
+                    "duplicate subscription id `{}` (first used at {})",
+                    sub.id,
+                    doc.subscription_path(first)
+                ),
+            ));
+        }
+        if sub.id.is_empty()
+            || !sub
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            errors.push(FieldError::value(
+                at.key("id"),
+                "must be letters, digits, `-`, `_` or `.`",
+            ));
+        }
+        if !doc.declared_clusters.contains(&sub.cluster) {
+            errors.push(FieldError::value(
+                at.key("cluster"),
+                format!(
+                    "unknown cluster `{}` (define it under kafka.clusters)",
+                    sub.cluster
+                ),
+            ));
+        }
+        if sub.topics.is_empty() {
+            errors.push(FieldError::value(
+                at.key("topics"),
+                "at least one topic is needed",
+            ));
+        }
+        for (j, t) in sub.topics.iter().enumerate() {
+            let ok = !t.is_empty()
+                && t.len() <= 249
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !ok {
+                errors.push(FieldError::value(
+                    at.key("topics").index(j),
+                    format!("{t:?} is not a valid Kafka topic name"),
+                ));
+            }
+        }
+    }
     doc.errors.extend(errors);
 }
 

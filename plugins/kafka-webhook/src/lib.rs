@@ -1,0 +1,374 @@
+//! The `kafka-webhook` plugin: a subscription consumes Kafka topics with a consumer
+//! group (Sluice instances sharing a group share the partitions) and delivers each
+//! record as an HTTP request to a webhook: body = record value, `content-type` from the
+//! record, Standard Webhooks headers (`webhook-id` stable across retries,
+//! `webhook-timestamp`, `webhook-signature`). Failures are retried on a schedule with
+//! jitter; what cannot be delivered goes to a dead-letter topic with `sluice-dlq-*`
+//! headers. Offsets are committed only after a 2xx or the dead-letter topic's
+//! acknowledgement: delivery is at least once.
+//!
+//! Split: [`config`], [`sign`], [`target`] (URL template, SSRF-safe client),
+//! [`deliver`] (attempts and retries), [`dispatch`] (ordering, concurrency, commits),
+//! [`lag`], [`metrics`].
+
+pub mod config;
+pub mod deliver;
+pub mod dispatch;
+pub mod lag;
+pub mod metrics;
+pub mod sign;
+pub mod target;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use sluice_core::config::decode::{decode, FieldError};
+use sluice_core::config::path::FieldPath;
+use sluice_core::config::{SubscriptionConfig, SubscriptionStart};
+use sluice_kafka::{Cluster, EventCounters, KafkaRuntime, OutgoingEvent};
+use tokio::sync::watch;
+
+use config::WebhookConfig;
+use deliver::{deliver, forwarded, Outcome, Request, Target};
+use lag::LagContext;
+use metrics::webhook;
+use target::UrlTemplate;
+
+/// A running (or ready to run) webhook subscription.
+pub struct Subscription {
+    /// Its id.
+    pub id: String,
+    config: SubscriptionConfig,
+    cluster: Arc<Cluster>,
+    url: UrlTemplate,
+    method: reqwest::Method,
+    forward: Vec<HeaderName>,
+    keys: Vec<Vec<u8>>,
+    retries: Vec<Duration>,
+    dlq_topic: String,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+    max_response_bytes: usize,
+    allow_private: bool,
+    client: reqwest::Client,
+    disabled: AtomicBool,
+    dlq_counters: Arc<EventCounters>,
+}
+
+/// Build the subscription `sub` (found at `at`); errors carry positions.
+pub fn build(
+    sub: &SubscriptionConfig,
+    at: &FieldPath,
+    kafka: &KafkaRuntime,
+) -> Result<Arc<Subscription>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    for key in sub.properties.keys() {
+        let at = at.key("properties").key(key);
+        if OWN_PROPERTIES.contains(&key.as_str()) {
+            errors.push(FieldError::value(
+                at,
+                "set by Sluice (use `group` and `start`)",
+            ));
+        } else if let Err(e) =
+            consumer_properties(rdkafka::ClientConfig::new(), sub, Some(key)).create_native_config()
+        {
+            errors.push(FieldError::value(
+                at,
+                format!("rejected by librdkafka: {e}"),
+            ));
+        }
+    }
+    let wat = at.key("kafka-webhook");
+    let c: WebhookConfig = match decode(&sub.webhook, &wat) {
+        Ok(c) => c,
+        Err(e) => {
+            errors.extend(e);
+            return Err(errors);
+        }
+    };
+    let url = UrlTemplate::parse(&c.url)
+        .map_err(|e| errors.push(FieldError::value(wat.key("url"), e)))
+        .ok();
+    let method = reqwest::Method::from_bytes(c.method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| {
+            errors.push(FieldError::value(
+                wat.key("method"),
+                format!("{:?} is not an HTTP method", c.method),
+            ))
+        })
+        .ok();
+    let mut forward = Vec::new();
+    for (i, h) in c.headers.iter().enumerate() {
+        match HeaderName::from_bytes(h.as_bytes()) {
+            Ok(n) => forward.push(n),
+            Err(_) => errors.push(FieldError::value(
+                wat.key("headers").index(i),
+                format!("{h:?} is not a header name"),
+            )),
+        }
+    }
+    let mut keys = Vec::new();
+    for (i, s) in c.secrets.iter().enumerate() {
+        match sign::decode_secret(s) {
+            Ok(k) => keys.push(k),
+            Err(e) => errors.push(FieldError::value(wat.key("secrets").index(i), e)),
+        }
+    }
+    if c.concurrency == 0 || c.concurrency > 1024 {
+        errors.push(FieldError::value(
+            wat.key("concurrency"),
+            "must be between 1 and 1024",
+        ));
+    }
+    if c.timeout.0.is_zero() {
+        errors.push(FieldError::value(
+            wat.key("timeout"),
+            "must be greater than 0",
+        ));
+    }
+    if !c
+        .dlq_topic
+        .replace("{topic}", "t")
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        errors.push(FieldError::value(
+            wat.key("dlq_topic"),
+            "must be a topic name, with `{topic}` for the source topic",
+        ));
+    }
+    let cluster = kafka.cluster(&sub.cluster);
+    let client = target::client(c.allow_private_targets, c.timeout.0)
+        .map_err(|e| errors.push(FieldError::value(wat.clone(), e)))
+        .ok();
+    let (Some(url), Some(method), Some(cluster), Some(client), true) =
+        (url, method, cluster, client, errors.is_empty())
+    else {
+        return Err(errors);
+    };
+    Ok(Arc::new(Subscription {
+        id: sub.id.clone(),
+        config: sub.clone(),
+        cluster,
+        url,
+        method,
+        forward,
+        keys,
+        retries: c.retries.iter().map(|d| d.0).collect(),
+        dlq_topic: c.dlq_topic,
+        concurrency: c.concurrency,
+        max_response_bytes: c.max_response_bytes.0 as usize,
+        allow_private: c.allow_private_targets,
+        client,
+        disabled: AtomicBool::new(false),
+        dlq_counters: Arc::new(EventCounters::new(&sub.id, "kafka-webhook")),
+    }))
+}
+
+/// Resolves once `stop` is set (or its sender is gone).
+pub async fn stopped(stop: &watch::Receiver<bool>) {
+    let mut stop = stop.clone();
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Consumer properties Sluice sets itself.
+const OWN_PROPERTIES: &[&str] = &[
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "auto.offset.reset",
+];
+
+/// `cfg` with the subscription's own properties (only `only`, when given) and Sluice's.
+fn consumer_properties(
+    mut cfg: rdkafka::ClientConfig,
+    sub: &SubscriptionConfig,
+    only: Option<&String>,
+) -> rdkafka::ClientConfig {
+    for (k, v) in &sub.properties {
+        if only.is_none_or(|o| o == k) {
+            cfg.set(k, v.to_property());
+        }
+    }
+    cfg.set("group.id", sub.group())
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.offset.reset",
+            match sub.start {
+                SubscriptionStart::Earliest => "earliest",
+                SubscriptionStart::Latest => "latest",
+            },
+        );
+    cfg
+}
+
+fn header<'a>(m: &'a OwnedMessage, name: &str) -> Option<&'a [u8]> {
+    m.headers()
+        .and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value))
+}
+
+impl Subscription {
+    /// Whether both use the same cluster (the same producer and settings).
+    pub fn same_cluster(&self, other: &Subscription) -> bool {
+        Arc::ptr_eq(&self.cluster, &other.cluster)
+    }
+
+    /// Consume and deliver until `stop` is set.
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        let Some(mut cfg) = self.cluster.consumer_config() else {
+            log::error!(
+                "webhook subscription `{}`: the cluster is not started",
+                self.id
+            );
+            return;
+        };
+        cfg.set("statistics.interval.ms", "1000");
+        let cfg = consumer_properties(cfg, &self.config, None);
+        let context = LagContext {
+            subscription: self.id.clone(),
+        };
+        let consumer: StreamConsumer<LagContext> = match cfg.create_with_context(context) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!(
+                    "webhook subscription `{}`: cannot create the consumer: {e}",
+                    self.id
+                );
+                return;
+            }
+        };
+        let topics: Vec<&str> = self.config.topics.iter().map(String::as_str).collect();
+        if let Err(e) = consumer.subscribe(&topics) {
+            log::error!("webhook subscription `{}`: cannot subscribe: {e}", self.id);
+            return;
+        }
+        log::info!(
+            "webhook subscription `{}`: consuming {} as group `{}`",
+            self.id,
+            self.config.topics.join(", "),
+            self.config.group()
+        );
+        dispatch::run(self, consumer, stop).await;
+    }
+
+    /// Deliver one record (or dead-letter it); false when stopped before it was done.
+    pub async fn handle(&self, m: &OwnedMessage, stop: &watch::Receiver<bool>) -> bool {
+        let id = header(m, "ce_id")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .filter(|v| !v.is_empty() && v.len() <= 256)
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}-{}-{}", m.topic(), m.partition(), m.offset()));
+        let mut headers = HeaderMap::new();
+        let ct = header(m, "content-type")
+            .and_then(|v| HeaderValue::from_bytes(v).ok())
+            .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+        headers.insert(http::header::CONTENT_TYPE, ct);
+        if let Some(h) = m.headers() {
+            forwarded(
+                &self.forward,
+                h.iter().map(|x| (x.key, x.value.unwrap_or_default())),
+                &mut headers,
+            );
+        }
+        let request = Request {
+            id,
+            url: self.url.render(m),
+            headers,
+            body: m.payload().unwrap_or_default().to_vec(),
+        };
+        let target = Target {
+            subscription: &self.id,
+            client: &self.client,
+            method: &self.method,
+            keys: &self.keys,
+            retries: &self.retries,
+            max_response_bytes: self.max_response_bytes,
+            allow_private: self.allow_private,
+            disabled: &self.disabled,
+        };
+        match deliver(&target, &request, stop).await {
+            None => false,
+            Some(Outcome::Delivered { .. }) => {
+                if let Some(w) = webhook() {
+                    w.deliveries
+                        .with_label_values(&[&self.id, "delivered"])
+                        .inc();
+                }
+                true
+            }
+            Some(Outcome::Dead {
+                attempts,
+                status,
+                error,
+            }) => self.dead_letter(m, attempts, status, &error, stop).await,
+        }
+    }
+
+    /// Produce the record to the dead-letter topic, retrying until the broker acknowledges
+    /// it; false when stopped first.
+    async fn dead_letter(
+        &self,
+        m: &OwnedMessage,
+        attempts: u32,
+        status: Option<u16>,
+        error: &str,
+        stop: &watch::Receiver<bool>,
+    ) -> bool {
+        let mut headers: Vec<(String, Vec<u8>)> = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (k, v) in [
+            ("sluice-dlq-topic", m.topic().to_string()),
+            ("sluice-dlq-partition", m.partition().to_string()),
+            ("sluice-dlq-offset", m.offset().to_string()),
+            ("sluice-dlq-attempts", attempts.to_string()),
+            (
+                "sluice-dlq-last-status",
+                status.map(|s| s.to_string()).unwrap_or_default(),
+            ),
+            ("sluice-dlq-last-error", error.to_string()),
+            ("sluice-dlq-subscription", self.id.clone()),
+        ] {
+            headers.push((k.to_string(), v.into_bytes()));
+        }
+        let event = OutgoingEvent {
+            topic: self.dlq_topic.replace("{topic}", m.topic()),
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().unwrap_or_default().to_vec(),
+            headers,
+            timestamp_ms: m.timestamp().to_millis(),
+        };
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            if let Ok(rx) = self.cluster.send_acked(&event, &self.dlq_counters, None) {
+                if let Ok(Ok(_)) = rx.await {
+                    if let Some(w) = webhook() {
+                        w.deliveries
+                            .with_label_values(&[&self.id, "dead_lettered"])
+                            .inc();
+                    }
+                    return true;
+                }
+            }
+            log::warn!(
+                "webhook subscription `{}`: the dead-letter topic did not take a record; retrying",
+                self.id
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stopped(stop) => return false,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+}
