@@ -1,7 +1,7 @@
 //! The README's first command keeps working: `conf/quickstart.yaml` (ports moved to free
 //! ones) starts with its embedded dev broker, proxies to its demo origin, and the
 //! mirrored event can be read from the dev broker; its divert route answers 202 and the
-//! event is in the dev broker.
+//! event is delivered by the webhook subscription to the `inbox` route.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -62,4 +62,40 @@ fn quickstart_config_mirrors_a_request_to_the_dev_broker() {
         events(&m, "orders-api", "kafka-logger"),
         (1.0, 1.0, 0.0, 0.0, 0.0)
     );
+
+    // A diverted event is delivered by the `events-to-inbox` webhook subscription to the
+    // `inbox` route, signed; that route logs what it received to `inbox-log`.
+    let r = request(
+        gw.port,
+        "POST",
+        "/events/orders",
+        &[("Content-Type", "application/json")],
+        b"{\"id\":42}",
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    wait_for("the webhook delivery", Duration::from_secs(30), || {
+        let m = scrape(gw.admin);
+        (m.sum(
+            "sluice_webhook_deliveries_total",
+            &[("outcome", "delivered")],
+        ) == 1.0
+            && events(&m, "inbox", "kafka-logger").1 == 1.0)
+            .then_some(())
+    });
+    let inbox = read_topic(
+        &format!("127.0.0.1:{broker}"),
+        "inbox-log",
+        1,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    );
+    assert_eq!(inbox.len(), 1);
+    let v = inbox[0].json();
+    assert_eq!(v["request"]["path"], "/inbox/orders");
+    assert_eq!(v["response"]["status"], 204);
+    assert!(v["request"]["headers"]["webhook-signature"]
+        .as_str()
+        .unwrap()
+        .starts_with("v1,"));
+    assert_eq!(v["request"]["headers"]["content-type"], "application/json");
 }

@@ -369,3 +369,85 @@ fn kill_9_in_the_middle_of_a_retry_skips_nothing_and_a_reload_adds_a_subscriptio
     );
     gw.stop();
 }
+
+#[test]
+fn a_record_is_committed_only_after_the_dead_letter_topic_took_it() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+    for t in ["orders", "orders.dlq"] {
+        mock.create_topic(t, 1, 1).unwrap();
+    }
+    let bootstrap = mock.bootstrap_servers();
+    produce(&bootstrap, "orders", &records(3, |_| "k".into()), 1);
+    // The next three produce requests (the dead-letter attempts) are refused.
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 3],
+    );
+    let receiver = Receiver::start(|_, _| Reply::status(400));
+    let gw = mock_gateway(
+        &bootstrap,
+        &format!(
+            r#"
+  - {{ id: refused, topics: [orders], kafka-webhook: {{ url: "http://127.0.0.1:{}/x", allow_private_targets: true }} }}
+"#,
+            receiver.port
+        ),
+    );
+    // A 400 is permanent: straight to the dead-letter topic, which refuses it for a while.
+    let failed = [
+        ("route", "refused"),
+        ("plugin", "kafka-webhook"),
+        ("outcome", "failed"),
+    ];
+    wait_for(
+        "dead-letter attempts refused",
+        Duration::from_secs(30),
+        || (scrape(gw.admin).sum("sluice_kafka_events_total", &failed) >= 2.0).then_some(()),
+    );
+    assert_eq!(receiver.count(), 1, "one record at a time for one key");
+    assert_eq!(
+        committed(&bootstrap, "sluice-refused", "orders", 1),
+        [-1],
+        "nothing committed while the dead-letter topic refuses"
+    );
+    // Then it takes them: all three are dead-lettered, then committed.
+    let dlq = read_topic(
+        &bootstrap,
+        "orders.dlq",
+        3,
+        Duration::from_millis(300),
+        Duration::from_secs(60),
+    );
+    assert_eq!(
+        dlq.iter()
+            .map(|r| r.header("sluice-dlq-offset").unwrap())
+            .collect::<Vec<_>>(),
+        ["0", "1", "2"]
+    );
+    assert!(dlq
+        .iter()
+        .all(|r| r.header("sluice-dlq-last-status").as_deref() == Some("400")));
+    wait_for(
+        "committed after the dead-letter topic took them",
+        Duration::from_secs(20),
+        || (committed(&bootstrap, "sluice-refused", "orders", 1) == [3]).then_some(()),
+    );
+    let m = scrape(gw.admin);
+    assert_eq!(m.sum("sluice_kafka_events_total", &failed), 3.0);
+    assert_eq!(
+        m.sum(
+            "sluice_webhook_deliveries_total",
+            &[("subscription", "refused"), ("outcome", "dead_lettered")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        m.sum(
+            "sluice_webhook_attempts_total",
+            &[("subscription", "refused"), ("result", "4xx")]
+        ),
+        3.0
+    );
+    gw.stop();
+}

@@ -88,7 +88,10 @@ impl Gateway {
             .args(extra)
             .arg("-c")
             .arg(&config)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("SLUICE_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::from(
                 std::fs::File::create(dir.join(format!("stdout-{n}.log"))).unwrap(),
             ))

@@ -94,20 +94,30 @@ impl HttpResponse {
         self
     }
 
-    /// The response header Pingora writes.
+    /// Whether the status allows no body (1xx, 204, 304: RFC 9110 §6.4.1).
+    fn bodiless(&self) -> bool {
+        self.status < 200 || self.status == 204 || self.status == 304
+    }
+
+    /// The response header Pingora writes (no body headers for 1xx, 204 and 304).
     pub fn header(&self) -> Result<ResponseHeader> {
         let mut h = ResponseHeader::build(self.status, Some(self.headers.len() + 1))?;
+        let bodiless = self.bodiless();
         for (name, value) in &self.headers {
-            h.append_header(name.clone(), value.as_str())?;
+            if !(bodiless && name.eq_ignore_ascii_case("content-type")) {
+                h.append_header(name.clone(), value.as_str())?;
+            }
         }
-        h.insert_header("content-length", self.body.len().to_string())?;
+        if !bodiless {
+            h.insert_header("content-length", self.body.len().to_string())?;
+        }
         Ok(h)
     }
 
-    /// Write the whole response to the client.
+    /// Write the whole response to the client (without a body for 1xx, 204 and 304).
     pub async fn write_to(&self, session: &mut Session) -> Result<()> {
         let header = self.header()?;
-        let empty = self.body.is_empty();
+        let empty = self.body.is_empty() || self.bodiless();
         session
             .write_response_header(Box::new(header), empty)
             .await?;
@@ -123,6 +133,19 @@ impl HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_content_has_no_body_headers() {
+        let h = HttpResponse::new(204, "application/json", b"{}".to_vec())
+            .header()
+            .unwrap();
+        assert!(h.headers.get("content-length").is_none());
+        assert!(h.headers.get("content-type").is_none());
+        let h = HttpResponse::new(200, "application/json", b"{}".to_vec())
+            .header()
+            .unwrap();
+        assert_eq!(h.headers.get("content-length").unwrap(), "2");
+    }
 
     #[test]
     fn problem_extension_members() {

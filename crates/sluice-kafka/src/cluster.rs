@@ -165,7 +165,7 @@ impl Cluster {
         let bootstrap = match &self.config.dev_broker {
             None => self.config.brokers.join(","),
             Some(dev) => {
-                let broker = DevBroker::start()?;
+                let broker = DevBroker::start(&dev.topics, dev.partitions)?;
                 let mut addr = broker.bootstrap().to_string();
                 if let Some(listen) = &dev.listen {
                     let task = forward(listen, addr.clone())

@@ -20,14 +20,22 @@ pub struct DevBroker {
 }
 
 impl DevBroker {
-    /// Start a one-broker mock cluster.
-    pub fn start() -> Result<Self, String> {
+    /// Start a one-broker mock cluster with `topics` created, `partitions` each.
+    pub fn start(topics: &[String], partitions: u16) -> Result<Self, String> {
+        let topics = topics.to_vec();
         let (addr_tx, addr_rx) = mpsc::channel::<Result<String, String>>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("sluice-dev-broker".into())
             .spawn(move || match MockCluster::new(1) {
                 Ok(cluster) => {
+                    for t in &topics {
+                        if let Err(e) = cluster.create_topic(t, i32::from(partitions.max(1)), 1) {
+                            let _ = addr_tx
+                                .send(Err(format!("dev broker: cannot create topic `{t}`: {e}")));
+                            return;
+                        }
+                    }
                     let _ = addr_tx.send(Ok(cluster.bootstrap_servers()));
                     // Park until asked to stop (or the owner is gone).
                     let _ = stop_rx.recv();

@@ -228,6 +228,18 @@ impl Subscription {
             return;
         };
         cfg.set("statistics.interval.ms", "1000");
+        // librdkafka prefetches up to 64 MiB per consumer by default; the dispatcher
+        // holds at most 1000 records anyway. A property can raise it.
+        // A topic created after the subscription started is noticed at the next
+        // metadata refresh (librdkafka's default: 5 minutes).
+        for (k, v) in [
+            ("queued.max.messages.kbytes", "8192"),
+            ("topic.metadata.refresh.interval.ms", "5000"),
+        ] {
+            if cfg.get(k).is_none() {
+                cfg.set(k, v);
+            }
+        }
         let cfg = consumer_properties(cfg, &self.config, None);
         let context = LagContext {
             subscription: self.id.clone(),

@@ -117,20 +117,34 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => v4_reason(v4),
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return v4_reason(v4);
-            }
-            let seg0 = v6.segments()[0];
+            let seg = v6.segments();
             if v6.is_loopback() {
-                Some("loopback")
-            } else if v6.is_unspecified() {
-                Some("unspecified")
-            } else if v6.is_multicast() {
+                return Some("loopback");
+            }
+            if v6.is_unspecified() {
+                return Some("unspecified");
+            }
+            // Forms that carry an IPv4 address: mapped (::ffff:a.b.c.d), compatible
+            // (::a.b.c.d), NAT64 (64:ff9b::a.b.c.d) and 6to4 (2002:AABB:CCDD::).
+            let embedded = v6.to_ipv4().or_else(|| {
+                let o = v6.octets();
+                match seg {
+                    [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(Ipv4Addr::new(o[12], o[13], o[14], o[15])),
+                    [0x2002, _, _, _, _, _, _, _] => Some(Ipv4Addr::new(o[2], o[3], o[4], o[5])),
+                    _ => None,
+                }
+            });
+            if let Some(reason) = embedded.and_then(v4_reason) {
+                return Some(reason);
+            }
+            if v6.is_multicast() {
                 Some("multicast")
-            } else if seg0 & 0xfe00 == 0xfc00 {
+            } else if seg[0] & 0xfe00 == 0xfc00 {
                 Some("private (unique local)")
-            } else if seg0 & 0xffc0 == 0xfe80 {
+            } else if seg[0] & 0xffc0 == 0xfe80 || seg[0] & 0xffc0 == 0xfec0 {
                 Some("link-local")
+            } else if seg[0] == 0x2001 && seg[1] == 0x0db8 {
+                Some("reserved")
             } else {
                 None
             }
@@ -258,6 +272,13 @@ mod tests {
             ("fd00::1", false),
             ("fe80::1", false),
             ("::ffff:127.0.0.1", false),
+            ("::ffff:169.254.169.254", false),
+            ("::10.0.0.1", false),
+            ("64:ff9b::a9fe:a9fe", false),
+            ("2002:7f00:1::", false),
+            ("2001:db8::1", false),
+            ("fec0::1", false),
+            ("64:ff9b::808:808", true),
             ("8.8.8.8", true),
             ("2606:4700::1111", true),
         ] {

@@ -106,6 +106,18 @@ pub struct DevBrokerConfig {
     /// port, printed at start-up.
     #[serde(default)]
     pub listen: Option<String>,
+    /// Topics created at start-up (others are created on first produce). List the
+    /// topics that subscriptions consume: a consumer group waiting for a topic that
+    /// does not exist yet can stall on the dev broker.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// Partitions of each topic it creates. Default `4`.
+    #[serde(default = "default_dev_partitions")]
+    pub partitions: u16,
+}
+
+const fn default_dev_partitions() -> u16 {
+    4
 }
 
 /// Producer acknowledgement level.

@@ -142,18 +142,7 @@ pub(super) fn check(doc: &mut ConfigDoc) {
                 "at least one topic is needed",
             ));
         }
-        for (j, t) in sub.topics.iter().enumerate() {
-            let ok = !t.is_empty()
-                && t.len() <= 249
-                && t.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-            if !ok {
-                errors.push(FieldError::value(
-                    at.key("topics").index(j),
-                    format!("{t:?} is not a valid Kafka topic name"),
-                ));
-            }
-        }
+        topic_names(&sub.topics, &at.key("topics"), &mut errors);
     }
     doc.errors.extend(errors);
 }
@@ -204,11 +193,23 @@ fn cluster(c: &ClusterConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
             ));
         }
     }
-    if let Some(DevBrokerConfig { listen: Some(l) }) = &c.dev_broker {
-        if l.parse::<SocketAddr>().is_err() {
+    if let Some(DevBrokerConfig {
+        listen,
+        topics,
+        partitions,
+    }) = &c.dev_broker
+    {
+        if let Some(l) = listen.as_ref().filter(|l| l.parse::<SocketAddr>().is_err()) {
             errors.push(FieldError::value(
                 at.key("dev_broker").key("listen"),
                 format!("{l:?} is not an `ip:port` address"),
+            ));
+        }
+        topic_names(topics, &at.key("dev_broker").key("topics"), errors);
+        if !(1..=1000).contains(partitions) {
+            errors.push(FieldError::value(
+                at.key("dev_broker").key("partitions"),
+                "must be between 1 and 1000",
             ));
         }
     }
@@ -420,4 +421,20 @@ pub(super) fn route_match(m: &MatchConfig) -> Option<RouteMatch> {
             .collect::<Result<_, _>>()
             .ok()?,
     })
+}
+
+/// Every entry of `topics` (at `at`) must be a valid Kafka topic name.
+fn topic_names(topics: &[String], at: &FieldPath, errors: &mut Vec<FieldError>) {
+    for (j, t) in topics.iter().enumerate() {
+        let ok = !t.is_empty()
+            && t.len() <= 249
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !ok {
+            errors.push(FieldError::value(
+                at.index(j),
+                format!("{t:?} is not a valid Kafka topic name"),
+            ));
+        }
+    }
 }
