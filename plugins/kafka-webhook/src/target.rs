@@ -129,7 +129,9 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
             let embedded = v6.to_ipv4().or_else(|| {
                 let o = v6.octets();
                 match seg {
-                    [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(Ipv4Addr::new(o[12], o[13], o[14], o[15])),
+                    [0x64, 0xff9b, 0, 0, 0, 0, _, _] => {
+                        Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+                    }
                     [0x2002, _, _, _, _, _, _, _] => Some(Ipv4Addr::new(o[2], o[3], o[4], o[5])),
                     _ => None,
                 }
