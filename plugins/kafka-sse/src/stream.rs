@@ -9,7 +9,7 @@ use bytes::Bytes;
 use pingora_proxy::Session;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::frame;
@@ -200,6 +200,34 @@ pub struct Run<'a> {
     pub on_event: &'a (dyn Fn() + Sync),
 }
 
+/// Events written together at most (bytes, roughly).
+const BATCH_BYTES: usize = 64 * 1024;
+
+impl Run<'_> {
+    /// Advance the positions past `m` and append its event to `out` when it passes the
+    /// filter; whether it did.
+    fn add(&mut self, m: &BorrowedMessage<'_>, out: &mut Vec<u8>) -> bool {
+        self.positions.insert(m.partition(), m.offset() + 1);
+        if !self.filter.matches(m) {
+            return false;
+        }
+        let event = self
+            .event_header
+            .and_then(|h| {
+                m.headers()
+                    .and_then(|hs| hs.iter().find(|x| x.key == h).and_then(|x| x.value))
+            })
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .unwrap_or(self.default_event);
+        out.extend(frame::event(
+            &token::encode(&self.positions),
+            Some(event),
+            m.payload().unwrap_or_default(),
+        ));
+        true
+    }
+}
+
 async fn write(session: &mut Session, bytes: Vec<u8>, slow: Duration) -> Result<(), End> {
     match tokio::time::timeout(
         slow,
@@ -220,28 +248,36 @@ pub async fn run(session: &mut Session, mut r: Run<'_>) -> End {
     loop {
         tokio::select! {
             m = r.consumer.recv() => {
-                let m = match m {
-                    Ok(m) => m,
-                    Err(e) => {
-                        log::warn!("sse: consuming failed: {e}");
-                        return End::KafkaError;
+                // This record and those already fetched behind it go out in one write.
+                let mut batch = Vec::new();
+                let mut events = 0usize;
+                let mut next = Some(m);
+                while let Some(m) = next.take() {
+                    let m = match m {
+                        Ok(m) => m,
+                        Err(e) => {
+                            log::warn!("sse: consuming failed: {e}");
+                            return End::KafkaError;
+                        }
+                    };
+                    if r.add(&m, &mut batch) {
+                        events += 1;
                     }
-                };
-                r.positions.insert(m.partition(), m.offset() + 1);
-                if !r.filter.matches(&m) {
+                    if batch.len() < BATCH_BYTES {
+                        // A zero timeout polls once: only records already fetched.
+                        next = tokio::time::timeout(Duration::ZERO, r.consumer.recv()).await.ok();
+                    }
+                }
+                if batch.is_empty() {
                     continue;
                 }
-                let event = r
-                    .event_header
-                    .and_then(|h| m.headers().and_then(|hs| hs.iter().find(|x| x.key == h).and_then(|x| x.value)))
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .unwrap_or(r.default_event)
-                    .to_string();
-                let bytes = frame::event(&token::encode(&r.positions), Some(&event), m.payload().unwrap_or_default());
-                if let Err(end) = write(session, bytes, r.slow).await {
+                if let Err(end) = write(session, batch, r.slow).await {
                     return end;
                 }
-                (r.on_event)();
+                for _ in 0..events {
+                    (r.on_event)();
+                }
+                tick.reset();
             }
             _ = tick.tick() => {
                 if session.is_process_shutting_down() {
