@@ -53,6 +53,7 @@ fn bench(c: &mut Criterion) {
             route_id: "orders",
             request_id: "53391418-9c4f-4098-af8f-7237a14e6b2b",
             client_ip: Some("192.0.2.10".parse().unwrap()),
+            consumer: None,
             request: &req,
             request_size: 1024,
             request_body: with_body.then_some(&body),

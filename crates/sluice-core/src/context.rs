@@ -7,7 +7,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use pingora_http::RequestHeader;
+
 use crate::router::Route;
+use crate::template::RequestData;
 
 /// Per-request state shared by the proxy and the plugins.
 pub struct RequestCtx {
@@ -25,8 +28,37 @@ pub struct RequestCtx {
     pub upstream: UpstreamTiming,
     /// Name of the plugin that answered the request itself, if any.
     pub responded_by: Option<&'static str>,
+    /// The API client, once an authentication plugin identified it.
+    pub consumer: Option<Consumer>,
+    /// Headers added to the response whoever makes it (the upstream or a plugin), e.g.
+    /// `RateLimit-Remaining`.
+    pub response_headers: Vec<(&'static str, String)>,
     /// Plugin-private per-request state, keyed by type.
     pub ext: Extensions,
+}
+
+/// Who a request was authenticated as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumer {
+    /// The name from `consumers[].name`.
+    pub name: Arc<str>,
+    /// The plugin that authenticated it (`key-auth`).
+    pub auth: &'static str,
+}
+
+impl Consumer {
+    /// The CloudEvents `authcontext` extension for events this consumer caused:
+    /// `ce_authtype` (`api_key` for key-auth) and `ce_authid` (the consumer's name).
+    pub fn cloudevents_headers(&self) -> [(String, Vec<u8>); 2] {
+        let kind = match self.auth {
+            "key-auth" => "api_key",
+            _ => "app_user",
+        };
+        [
+            ("ce_authtype".into(), kind.as_bytes().to_vec()),
+            ("ce_authid".into(), self.name.as_bytes().to_vec()),
+        ]
+    }
 }
 
 /// Upstream bookkeeping for one request.
@@ -53,6 +85,8 @@ impl RequestCtx {
             client_ip: None,
             upstream: UpstreamTiming::default(),
             responded_by: None,
+            consumer: None,
+            response_headers: Vec::new(),
             ext: Extensions::default(),
         }
     }
@@ -60,6 +94,22 @@ impl RequestCtx {
     /// The matched route's id, or `""` before routing.
     pub fn route_id(&self) -> &str {
         self.route.as_deref().map(|r| r.id.as_ref()).unwrap_or("")
+    }
+
+    /// The authenticated consumer's name, if any.
+    pub fn consumer_name(&self) -> Option<&str> {
+        self.consumer.as_ref().map(|c| c.name.as_ref())
+    }
+
+    /// What templates render from, for this request and its header `req`.
+    pub fn request_data<'a>(&'a self, req: &'a RequestHeader) -> RequestData<'a> {
+        RequestData {
+            route_id: self.route_id(),
+            request_id: &self.request_id,
+            client_ip: self.client_ip,
+            consumer: self.consumer_name(),
+            req,
+        }
     }
 
     /// Seconds spent waiting on the upstream (selection to response header), if any.

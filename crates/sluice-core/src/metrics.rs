@@ -23,6 +23,9 @@ pub struct HttpMetrics {
     pub upstream_errors: IntCounterVec,
     /// `sluice_http_requests_in_flight`.
     pub in_flight: IntGauge,
+    /// `sluice_http_rejections_total{route,reason}`: requests refused before the
+    /// upstream or Kafka (authentication, authorization, rate limits, bad requests).
+    pub rejections: IntCounterVec,
 }
 
 impl HttpMetrics {
@@ -59,6 +62,13 @@ impl HttpMetrics {
                 &["route", "kind"],
             )?,
             in_flight: IntGauge::new("sluice_http_requests_in_flight", "Requests being served")?,
+            rejections: IntCounterVec::new(
+                Opts::new(
+                    "sluice_http_rejections_total",
+                    "Requests refused before the upstream or Kafka, by route and reason",
+                ),
+                &["route", "reason"],
+            )?,
         };
         let r = prometheus::default_registry();
         r.register(Box::new(m.requests.clone()))?;
@@ -66,6 +76,7 @@ impl HttpMetrics {
         r.register(Box::new(m.upstream_duration.clone()))?;
         r.register(Box::new(m.upstream_errors.clone()))?;
         r.register(Box::new(m.in_flight.clone()))?;
+        r.register(Box::new(m.rejections.clone()))?;
         Ok(m)
     }
 }
@@ -83,6 +94,14 @@ pub fn init() -> Result<(), String> {
     HTTP.as_ref()
         .map(|_| ())
         .map_err(|e| format!("registering HTTP metrics: {e}"))
+}
+
+/// Count a request refused on `route` for `reason` (a fixed, low-cardinality word such
+/// as `invalid_credentials` or `rate_limited`).
+pub fn reject(route: &str, reason: &str) {
+    if let Some(m) = http() {
+        m.rejections.with_label_values(&[route, reason]).inc();
+    }
 }
 
 /// A bounded method label: the standard methods as-is, anything else `OTHER`.

@@ -17,6 +17,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 use serde::de::DeserializeOwned;
 
+use crate::config::consumer::ConsumerConfig;
 use crate::config::decode::{decode, FieldError};
 use crate::config::path::FieldPath;
 use crate::context::RequestCtx;
@@ -108,6 +109,9 @@ pub struct BuildScope<'a> {
     /// Every cluster name declared under `kafka.clusters`, valid or not, so that a
     /// reference to a cluster with its own errors is not reported twice.
     pub declared_clusters: &'a BTreeSet<String>,
+    /// The API clients under `consumers:` that decoded (authentication plugins build
+    /// their credential tables from them).
+    pub consumers: &'a [ConsumerConfig],
 }
 
 /// Builds plugin instances from their YAML config. Implemented for every [`PluginSpec`].

@@ -1,7 +1,8 @@
 //! Templates over request data, used for Kafka keys, topics and hash keys.
 //!
 //! A template is text with placeholders in braces: `{route_id}`, `{client_ip}`,
-//! `{method}`, `{host}`, `{path}`, `{request_id}`, `{header.NAME}`, `{query.NAME}` and
+//! `{method}`, `{host}`, `{path}`, `{request_id}`, `{consumer}` (the authenticated API
+//! client's name), `{header.NAME}`, `{query.NAME}` and
 //! `{path.N}` (the N-th path segment, counting from 0: in `/api/orders/42`, `{path.2}` is
 //! `42`). `{{` and `}}` are literal braces. A missing header, argument or segment renders
 //! as the empty string. Templates are parsed once, at config load.
@@ -26,6 +27,7 @@ enum Part {
     Host,
     Path,
     RequestId,
+    Consumer,
     Header(http::HeaderName),
     Query(String),
     Segment(usize),
@@ -39,6 +41,8 @@ pub struct RequestData<'a> {
     pub request_id: &'a str,
     /// The client's address.
     pub client_ip: Option<IpAddr>,
+    /// The authenticated consumer's name.
+    pub consumer: Option<&'a str>,
     /// The request header.
     pub req: &'a RequestHeader,
 }
@@ -91,6 +95,7 @@ impl Template {
             "host" => Part::Host,
             "path" => Part::Path,
             "request_id" => Part::RequestId,
+            "consumer" => Part::Consumer,
             _ => {
                 if let Some(h) = name.strip_prefix("header.") {
                     Part::Header(
@@ -109,7 +114,7 @@ impl Template {
                     )
                 } else {
                     return Err(format!(
-                        "unknown placeholder `{{{name}}}` (known: route_id, client_ip, method, host, path, request_id, header.NAME, query.NAME, path.N)"
+                        "unknown placeholder `{{{name}}}` (known: route_id, client_ip, method, host, path, request_id, consumer, header.NAME, query.NAME, path.N)"
                     ));
                 }
             }
@@ -136,6 +141,7 @@ impl Template {
                 Part::Lit(s) => out.push_str(s),
                 Part::RouteId => out.push_str(d.route_id),
                 Part::RequestId => out.push_str(d.request_id),
+                Part::Consumer => out.push_str(d.consumer.unwrap_or_default()),
                 Part::ClientIp => {
                     if let Some(ip) = d.client_ip {
                         let _ = write!(out, "{ip}");
@@ -235,6 +241,7 @@ mod tests {
             route_id: "orders",
             request_id: "rid-1",
             client_ip: Some("10.1.2.3".parse().unwrap()),
+            consumer: Some("billing"),
             req: &r,
         };
         Template::parse(t).unwrap().render(&d)
@@ -249,6 +256,7 @@ mod tests {
             render("{query.user}|{query.flag}|{query.none}", uri),
             "bob@x||"
         );
+        assert_eq!(render("{consumer}:{path.1}", uri), "billing:orders");
         assert_eq!(
             render("{client_ip}/{method}/{request_id}", uri),
             "10.1.2.3/POST/rid-1"

@@ -5,9 +5,13 @@ use std::sync::Arc;
 
 use sluice_core::Registry;
 use sluice_kafka::KafkaRuntime;
+use sluice_plugin_consumer_restriction::ConsumerRestriction;
 use sluice_plugin_kafka_divert::KafkaDivert;
 use sluice_plugin_kafka_logger::KafkaLogger;
 use sluice_plugin_kafka_sse::KafkaSse;
+use sluice_plugin_key_auth::KeyAuth;
+use sluice_plugin_limit_count::LimitCount;
+use sluice_plugin_limit_req::LimitReq;
 use sluice_plugin_mocking::Mocking;
 
 /// Every plugin, with the runtime handles it needs.
@@ -16,6 +20,10 @@ pub fn plugins(kafka: Arc<KafkaRuntime>) -> Registry {
     r.register(KafkaLogger::new(kafka.clone()))
         .register(KafkaDivert::new(kafka.clone()))
         .register(KafkaSse::new(kafka))
-        .register(Mocking);
+        .register(Mocking)
+        .register(KeyAuth)
+        .register(ConsumerRestriction)
+        .register(LimitCount)
+        .register(LimitReq);
     r
 }

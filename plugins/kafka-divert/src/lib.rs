@@ -22,7 +22,6 @@ use async_trait::async_trait;
 use pingora_error::Result;
 use pingora_proxy::Session;
 use sluice_core::config::Acks as ClusterAcks;
-use sluice_core::template::RequestData;
 use sluice_core::{Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
 use sluice_kafka::{Destination, EventCounters, KafkaRuntime};
 
@@ -198,7 +197,12 @@ impl Plugin for KafkaDivertPlugin {
             session.req_header().headers.get(&self.key_header),
             self.key_required,
         ) {
-            Ok(k) => k,
+            // Keys are scoped to the consumer: two clients using the same key do not
+            // see each other's responses, and their events get different ids.
+            Ok(k) => k.map(|k| match ctx.consumer_name() {
+                Some(c) => format!("{c}\n{k}"),
+                None => k,
+            }),
             Err(r) => return Ok(self.reject(ctx, &r)),
         };
         let body = match read_capped(session, self.max_body).await? {
@@ -261,12 +265,7 @@ impl Plugin for KafkaDivertPlugin {
                 }
             },
         };
-        let data = RequestData {
-            route_id: &route,
-            request_id: &ctx.request_id,
-            client_ip: ctx.client_ip,
-            req,
-        };
+        let data = ctx.request_data(req);
         let Some(topic) = self.dest.topic(&data) else {
             self.counters.discarded_unsent("invalid_topic");
             let r = Rejection::new(
@@ -286,6 +285,7 @@ impl Plugin for KafkaDivertPlugin {
                 time: ctx.started_at,
                 req,
                 body: body.to_vec(),
+                consumer: ctx.consumer.as_ref(),
             },
         );
         match self.produce(&event, &id, &route).await {

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use http::HeaderName;
 use pingora_http::RequestHeader;
 use sha2::{Digest, Sha256};
+use sluice_core::context::Consumer;
 use sluice_kafka::OutgoingEvent;
 
 /// Headers that describe one connection, never copied (RFC 9110 §7.6.1).
@@ -81,6 +82,8 @@ pub struct RecordInput<'a> {
     pub req: &'a RequestHeader,
     /// The body, exactly as received.
     pub body: Vec<u8>,
+    /// The authenticated consumer (`ce_authtype`, `ce_authid`), if any.
+    pub consumer: Option<&'a Consumer>,
 }
 
 /// Build the record.
@@ -98,6 +101,9 @@ pub fn build(spec: &RecordSpec, x: RecordInput<'_>) -> OutgoingEvent {
         headers.push(("content-type".into(), ct.as_bytes().to_vec()));
     }
     headers.extend(sluice_core::trace::trace_headers(x.req));
+    if let Some(c) = x.consumer {
+        headers.extend(c.cloudevents_headers());
+    }
     for name in &spec.forward {
         for v in h.get_all(name) {
             headers.push((name.as_str().to_string(), v.as_bytes().to_vec()));
@@ -162,6 +168,7 @@ mod tests {
                 id: "id-1",
                 time: SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),
                 req: &r,
+                consumer: None,
                 body: b"{\"qty\":1}".to_vec(),
             },
         );
@@ -189,6 +196,7 @@ mod tests {
                 id: "i",
                 time: SystemTime::now(),
                 req: &r,
+                consumer: None,
                 body: vec![],
             },
         );

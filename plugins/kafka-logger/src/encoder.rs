@@ -2,7 +2,7 @@
 //! and the record headers (`content-type`, `traceparent`, CloudEvents attributes).
 //!
 //! The entry's fields (all documented in the README):
-//! `id`, `time` (RFC 3339), `route_id`, `request_id`, `client_ip`,
+//! `id`, `time` (RFC 3339), `route_id`, `request_id`, `client_ip`, `consumer?`,
 //! `request {method, uri, path, query, headers, size, body?, body_encoding?, body_truncated?}`,
 //! `response {status, headers, size, body?, ...}`, `upstream`, `error`,
 //! `latency_seconds {total, upstream, gateway}`.
@@ -15,6 +15,7 @@ use http::HeaderMap;
 use pingora_http::{RequestHeader, ResponseHeader};
 use serde::Serialize;
 
+use sluice_core::context::Consumer;
 use sluice_core::trace::{trace_headers, traceparent};
 
 use crate::capture::Captured;
@@ -32,6 +33,8 @@ pub struct Exchange<'a> {
     pub request_id: &'a str,
     /// Client address.
     pub client_ip: Option<IpAddr>,
+    /// The authenticated consumer, if any.
+    pub consumer: Option<&'a Consumer>,
     /// The request header as received.
     pub request: &'a RequestHeader,
     /// Request body bytes read.
@@ -75,6 +78,8 @@ struct Entry<'a> {
     route_id: &'a str,
     request_id: &'a str,
     client_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    consumer: Option<&'a str>,
     request: RequestPart<'a>,
     response: ResponsePart<'a>,
     upstream: Option<&'a str>,
@@ -201,6 +206,7 @@ pub fn encode_entry(x: &Exchange<'_>, opts: &EncodeOptions) -> Vec<u8> {
         route_id: x.route_id,
         request_id: x.request_id,
         client_ip: x.client_ip.map(|ip| ip.to_string()),
+        consumer: x.consumer.map(|c| c.name.as_ref()),
         request: RequestPart {
             method: x.request.method.as_str(),
             uri: x.request.uri.to_string(),
@@ -239,6 +245,9 @@ pub fn record_headers(x: &Exchange<'_>, opts: &EncodeOptions) -> Vec<(String, Ve
         h.push(("ce_time".into(), rfc3339(x.started_at).into_bytes()));
         if let Some(t) = trace {
             h.push(("ce_traceparent".into(), t.to_vec()));
+        }
+        if let Some(c) = x.consumer {
+            h.extend(c.cloudevents_headers());
         }
     }
     h.push(("content-type".into(), b"application/json".to_vec()));

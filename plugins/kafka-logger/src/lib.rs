@@ -19,7 +19,6 @@ use pingora_error::{Error, Result};
 use pingora_proxy::Session;
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
-use sluice_core::template::RequestData;
 use sluice_core::{BuildScope, Plugin, PluginSpec, RequestCtx};
 use sluice_kafka::{Destination, EventCounters, KafkaRuntime, OutgoingEvent};
 
@@ -177,12 +176,7 @@ impl Plugin for KafkaLoggerPlugin {
     async fn log(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
         let state = ctx.ext.remove::<LoggerState>();
         let req = session.req_header();
-        let data = RequestData {
-            route_id: ctx.route_id(),
-            request_id: &ctx.request_id,
-            client_ip: ctx.client_ip,
-            req,
-        };
+        let data = ctx.request_data(req);
         let Some(topic) = self.dest.topic(&data) else {
             self.counters.discarded_unsent("invalid_topic");
             return;
@@ -196,6 +190,7 @@ impl Plugin for KafkaLoggerPlugin {
             route_id: ctx.route_id(),
             request_id: &ctx.request_id,
             client_ip: ctx.client_ip,
+            consumer: ctx.consumer.as_ref(),
             request: req,
             request_size: session.body_bytes_read() as u64,
             request_body: self.req_cap.and(state.as_ref().map(|s| &s.request)),

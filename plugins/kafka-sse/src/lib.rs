@@ -23,7 +23,7 @@ use pingora_proxy::Session;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
-use sluice_core::template::{query_arg, RequestData, Template};
+use sluice_core::template::{query_arg, Template};
 use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
 use sluice_kafka::{Cluster, KafkaRuntime};
 
@@ -241,12 +241,7 @@ impl Plugin for KafkaSsePlugin {
             m.streams.with_label_values(&[&route]).inc();
         }
         let _slot = Slot(self.active.clone(), route.clone());
-        let data = RequestData {
-            route_id: &route,
-            request_id: &ctx.request_id,
-            client_ip: ctx.client_ip,
-            req: session.req_header(),
-        };
+        let data = ctx.request_data(session.req_header());
         let filter = Filter {
             key: self.key.as_ref().map(|k| k.render(&data).into_bytes()),
             header: self

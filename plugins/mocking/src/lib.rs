@@ -100,8 +100,10 @@ impl Plugin for MockingPlugin {
     }
 
     fn priority(&self) -> i32 {
-        // Runs after authentication-style plugins (APISIX uses 10900 for mocking, below auth).
-        10900
+        // Answers the request like an upstream would: after authentication (2500),
+        // authorization and rate limits (1001-2400). (APISIX's 10900 runs it before
+        // authentication, which makes a mocked route public.)
+        900
     }
 
     fn answers_requests(&self) -> bool {

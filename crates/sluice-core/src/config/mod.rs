@@ -10,6 +10,7 @@
 //! [`ConfigDoc::finish`] then returns the configuration or *every* error found, each as
 //! `FILE:LINE:COL: path: message`, in file order.
 
+pub mod consumer;
 pub mod decode;
 pub mod error;
 pub mod kafka;
@@ -28,6 +29,7 @@ use serde_yaml::Value;
 
 use crate::plugin::{BuildScope, Registry};
 use crate::router::{Route, RouteMatch, Router};
+pub use consumer::{ConsumerConfig, KeyAuthCredential};
 use decode::{decode, FieldError};
 pub use error::{ConfigError, ConfigErrors};
 pub use kafka::*;
@@ -51,6 +53,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// `subscriptions:` (those that decoded).
     pub subscriptions: Vec<SubscriptionConfig>,
+    /// `consumers:` (those that decoded).
+    pub consumers: Vec<ConsumerConfig>,
 }
 
 #[derive(Deserialize)]
@@ -68,6 +72,8 @@ struct TopLevel {
     routes: Value,
     #[serde(default)]
     subscriptions: Value,
+    #[serde(default)]
+    consumers: Value,
 }
 
 #[derive(Deserialize, Default)]
@@ -87,6 +93,8 @@ pub struct ConfigDoc {
     route_index: Vec<usize>,
     /// Subscription index in the file for each entry of `config.subscriptions`.
     subscription_index: Vec<usize>,
+    /// Consumer index in the file for each entry of `config.consumers`.
+    consumer_index: Vec<usize>,
     declared_clusters: BTreeSet<String>,
     declared_upstreams: BTreeSet<String>,
     errors: Vec<FieldError>,
@@ -134,6 +142,7 @@ impl ConfigDoc {
             config: Config::default(),
             route_index: Vec::new(),
             subscription_index: Vec::new(),
+            consumer_index: Vec::new(),
             declared_clusters: BTreeSet::new(),
             declared_upstreams: BTreeSet::new(),
             errors: Vec::new(),
@@ -198,32 +207,42 @@ impl ConfigDoc {
                 self.config.upstreams.insert(name, u);
             }
         }
-        let routes_path = root.key("routes");
-        let routes: Vec<Value> = if top.routes.is_null() {
-            Vec::new()
-        } else {
-            self.take(decode(&top.routes, &routes_path))
-                .unwrap_or_default()
-        };
-        for (i, v) in routes.iter().enumerate() {
-            if let Some(r) = self.take(decode::<RouteConfig>(v, &routes_path.index(i))) {
-                self.config.routes.push(r);
-                self.route_index.push(i);
-            }
+        for (i, r) in self.decode_list(top.routes, root.key("routes")) {
+            self.config.routes.push(r);
+            self.route_index.push(i);
         }
-        let subs_path = root.key("subscriptions");
-        let subs: Vec<Value> = if top.subscriptions.is_null() {
-            Vec::new()
-        } else {
-            self.take(decode(&top.subscriptions, &subs_path))
-                .unwrap_or_default()
-        };
-        for (i, v) in subs.iter().enumerate() {
-            if let Some(s) = self.take(decode::<SubscriptionConfig>(v, &subs_path.index(i))) {
-                self.config.subscriptions.push(s);
-                self.subscription_index.push(i);
-            }
+        for (i, s) in self.decode_list(top.subscriptions, root.key("subscriptions")) {
+            self.config.subscriptions.push(s);
+            self.subscription_index.push(i);
         }
+        for (i, c) in self.decode_list(top.consumers, root.key("consumers")) {
+            self.config.consumers.push(c);
+            self.consumer_index.push(i);
+        }
+    }
+
+    /// Decode a list section entry by entry: the entries that decoded, with their index.
+    fn decode_list<T: serde::de::DeserializeOwned>(
+        &mut self,
+        list: Value,
+        at: FieldPath,
+    ) -> Vec<(usize, T)> {
+        if list.is_null() {
+            return Vec::new();
+        }
+        let items: Vec<Value> = self.take(decode(&list, &at)).unwrap_or_default();
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| self.take(decode::<T>(v, &at.index(i))).map(|t| (i, t)))
+            .collect()
+    }
+
+    /// The path of `consumers[i]` for the i-th decoded consumer.
+    pub fn consumer_path(&self, decoded: usize) -> FieldPath {
+        FieldPath::root()
+            .key("consumers")
+            .index(self.consumer_index.get(decoded).copied().unwrap_or(decoded))
     }
 
     /// The path of `subscriptions[i]` for the i-th decoded subscription.
@@ -272,6 +291,7 @@ impl ConfigDoc {
             let scope = BuildScope {
                 route_id: &rc.id,
                 declared_clusters: &self.declared_clusters,
+                consumers: &self.config.consumers,
             };
             let mut plugins = Vec::new();
             let mut failed = false;

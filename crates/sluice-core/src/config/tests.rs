@@ -199,6 +199,17 @@ const BAD: &[(&str, &[&str])] = &[
         "server: [\n",
         &["2:1: invalid YAML"],
     ),
+    (
+        "consumers:\n  - name: billing\n    key-auth: { key: short }\n  - name: billing\n    key-auth: { key: \"0123456789\" }\n  - name: \"bad name\"\n    key-auth: { key: \"0123456789\" }\n  - { name: x, jwt: 1, key-auth: {} }\n",
+        &[
+            "3:22: consumers[0].key-auth.key: an API key needs at least 8 characters",
+            "4:11: consumers[1].name: duplicate consumer name (first used at consumers[0])",
+            "6:11: consumers[2].name: must be 1-64 letters, digits, `_`, `-` or `.`",
+            "7:22: consumers[2].key-auth.key: consumer `billing` has the same key",
+            "8:16: consumers[3].jwt: unknown field `jwt`",
+            "8:34: consumers[3].key-auth: missing field `key`",
+        ],
+    ),
 ];
 
 #[test]

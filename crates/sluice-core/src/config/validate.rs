@@ -102,6 +102,9 @@ pub(super) fn check(doc: &mut ConfigDoc) {
             }
         }
     }
+    errors.extend(super::consumer::check(&doc.config.consumers, &|i| {
+        doc.consumer_path(i)
+    }));
     let mut sub_ids: HashMap<&str, usize> = HashMap::new();
     for (i, sub) in doc.config.subscriptions.iter().enumerate() {
         let at = doc.subscription_path(i);

@@ -26,7 +26,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use sluice_core::metrics::{http as http_metrics, method_label};
 use sluice_core::router::{has_dot_segments, host_without_port, RouteResult};
-use sluice_core::template::{request_host, RequestData};
+use sluice_core::template::request_host;
 use sluice_core::{Flow, HttpResponse, RequestCtx, Router};
 
 use crate::live::Live;
@@ -63,7 +63,10 @@ pub struct GatewayCtx {
 
 async fn respond(session: &mut Session, ctx: &mut GatewayCtx, resp: HttpResponse) -> Result<bool> {
     ctx.error_status = resp.status;
-    let resp = resp.with_header(headers::REQUEST_ID, ctx.req.request_id.clone());
+    let mut resp = resp.with_header(headers::REQUEST_ID, ctx.req.request_id.clone());
+    for (name, value) in std::mem::take(&mut ctx.req.response_headers) {
+        resp = resp.with_header(name, value);
+    }
     resp.write_to(session).await?;
     Ok(true)
 }
@@ -158,12 +161,7 @@ impl ProxyHttp for Gateway {
         ctx.req.upstream.started.get_or_insert_with(Instant::now);
         ctx.req.upstream.tries += 1;
         let key = match &up.hash_key {
-            Some(t) => t.render(&RequestData {
-                route_id: ctx.req.route_id(),
-                request_id: &ctx.req.request_id,
-                client_ip: ctx.req.client_ip,
-                req: session.req_header(),
-            }),
+            Some(t) => t.render(&ctx.req.request_data(session.req_header())),
             None => String::new(),
         };
         let Some(backend) = up.select(key.as_bytes(), &ctx.tried) else {
@@ -287,6 +285,9 @@ impl ProxyHttp for Gateway {
         ctx: &mut GatewayCtx,
     ) -> Result<()> {
         headers::downstream_response(response, &ctx.req.request_id)?;
+        for (name, value) in std::mem::take(&mut ctx.req.response_headers) {
+            response.insert_header(name, value)?;
+        }
         if let Some(route) = ctx.req.route.clone() {
             for p in route.plugins.iter().rev() {
                 p.response(session, response, &mut ctx.req).await?;

@@ -38,6 +38,7 @@ fn exchange<'a>(
         route_id: "orders",
         request_id: "req-1",
         client_ip: Some("192.0.2.7".parse().unwrap()),
+        consumer: None,
         request: req,
         request_size: 11,
         request_body: Some(body),

@@ -1,0 +1,76 @@
+//! What the limit plugins share beyond the algorithms: the config fields every limit has
+//! (`key`, `rejected_code`, `rejected_msg`, `max_keys`), their checks, and the refusal.
+
+use std::time::Duration;
+
+use sluice_core::config::decode::FieldError;
+use sluice_core::config::path::FieldPath;
+use sluice_core::{HttpResponse, RequestCtx};
+
+use crate::key::LimitKey;
+
+/// The fields `limit-req` and `limit-count` have in common. (Each plugin's config lists
+/// them itself: serde cannot flatten into a struct that denies unknown fields.)
+#[derive(Debug, Clone)]
+pub struct CommonLimitConfig {
+    /// `key`: what to count by.
+    pub key: String,
+    /// `rejected_code`: status of a refused request.
+    pub rejected_code: u16,
+    /// `rejected_msg`: `detail` of the refusal.
+    pub rejected_msg: Option<String>,
+    /// `max_keys`: keys remembered at most.
+    pub max_keys: usize,
+}
+
+/// Default `key`.
+pub fn default_key() -> String {
+    "remote_addr".into()
+}
+/// Default `rejected_code`.
+pub const fn default_code() -> u16 {
+    429
+}
+/// Default `max_keys`.
+pub const fn default_max_keys() -> usize {
+    100_000
+}
+
+impl CommonLimitConfig {
+    /// Check the fields; the parsed key, or the errors (paths under `at`).
+    pub fn check(&self, at: &FieldPath, errors: &mut Vec<FieldError>) -> Option<LimitKey> {
+        if !(400..=599).contains(&self.rejected_code) {
+            errors.push(FieldError::value(
+                at.key("rejected_code"),
+                "must be an HTTP error status (400-599)",
+            ));
+        }
+        if self.max_keys == 0 {
+            errors.push(FieldError::value(at.key("max_keys"), "must be at least 1"));
+        }
+        match LimitKey::parse(&self.key) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                errors.push(FieldError::value(at.key("key"), e));
+                None
+            }
+        }
+    }
+
+    /// The refusal: `rejected_code`, a problem document, `Retry-After`; counted as a
+    /// rejection with `reason` on the route.
+    pub fn refuse(
+        &self,
+        ctx: &RequestCtx,
+        reason: &str,
+        default_msg: &str,
+        retry_after: Duration,
+    ) -> HttpResponse {
+        sluice_core::metrics::reject(ctx.route_id(), reason);
+        let msg = self.rejected_msg.as_deref().unwrap_or(default_msg);
+        HttpResponse::problem(self.rejected_code, msg, &ctx.request_id).with_header(
+            "retry-after",
+            crate::ceil_secs(retry_after).max(1).to_string(),
+        )
+    }
+}

@@ -1,0 +1,225 @@
+//! The `consumer-restriction` plugin (APISIX's, by consumer name): authorization after
+//! authentication. A route lists the consumers allowed (`allow`) or refused (`deny`);
+//! a request nobody authenticated is refused with `401`, a consumer not allowed with
+//! `403`. Put it on kafka-divert routes to say who may produce to their topics, and on
+//! kafka-sse routes to say who may read a stream.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora_error::Result;
+use pingora_proxy::Session;
+use serde::Deserialize;
+use sluice_core::config::decode::FieldError;
+use sluice_core::config::path::FieldPath;
+use sluice_core::config::ConsumerConfig;
+use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+
+/// `plugins.consumer-restriction:` — exactly one of `allow` and `deny`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerRestrictionConfig {
+    /// Consumers (names under `consumers:`) allowed on the route; all others refused.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Consumers refused on the route; all others allowed.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Status for an authenticated consumer that is refused (400-599). Default `403`.
+    #[serde(default = "default_code")]
+    pub rejected_code: u16,
+    /// `detail` of the refusal. Default `the consumer is not allowed on this route`.
+    #[serde(default)]
+    pub rejected_msg: Option<String>,
+}
+
+const fn default_code() -> u16 {
+    403
+}
+
+/// The plugin factory (`consumer-restriction`).
+pub struct ConsumerRestriction;
+
+/// One configured instance.
+pub struct ConsumerRestrictionPlugin {
+    names: HashSet<String>,
+    allow: bool,
+    code: u16,
+    msg: String,
+}
+
+/// What the plugin decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Go on.
+    Allowed,
+    /// No consumer was authenticated (no or a failed authentication plugin before).
+    Unauthenticated,
+    /// The consumer is not allowed.
+    Forbidden,
+}
+
+impl PluginSpec for ConsumerRestriction {
+    const NAME: &'static str = "consumer-restriction";
+    type Config = ConsumerRestrictionConfig;
+
+    fn build(
+        &self,
+        c: ConsumerRestrictionConfig,
+        at: &FieldPath,
+        scope: &BuildScope<'_>,
+    ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
+        Ok(Arc::new(ConsumerRestrictionPlugin::new(
+            c,
+            at,
+            scope.consumers,
+        )?))
+    }
+}
+
+impl ConsumerRestrictionPlugin {
+    /// An instance; every listed name must be a declared consumer.
+    pub fn new(
+        c: ConsumerRestrictionConfig,
+        at: &FieldPath,
+        consumers: &[ConsumerConfig],
+    ) -> std::result::Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let (field, list) = match (c.allow.is_empty(), c.deny.is_empty()) {
+            (false, true) => ("allow", &c.allow),
+            (true, false) => ("deny", &c.deny),
+            _ => {
+                errors.push(FieldError::value(
+                    at.clone(),
+                    "set exactly one of `allow` and `deny` (a non-empty list of consumer names)",
+                ));
+                ("allow", &c.allow)
+            }
+        };
+        let declared: HashSet<&str> = consumers.iter().map(|c| c.name.as_str()).collect();
+        for (i, name) in list.iter().enumerate() {
+            if !declared.contains(name.as_str()) {
+                errors.push(FieldError::value(
+                    at.key(field).index(i),
+                    format!("unknown consumer `{name}` (not under `consumers:`)"),
+                ));
+            }
+        }
+        if !(400..=599).contains(&c.rejected_code) {
+            errors.push(FieldError::value(
+                at.key("rejected_code"),
+                "must be an HTTP error status (400-599)",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            names: list.iter().cloned().collect(),
+            allow: field == "allow",
+            code: c.rejected_code,
+            msg: c
+                .rejected_msg
+                .unwrap_or_else(|| "the consumer is not allowed on this route".into()),
+        })
+    }
+
+    /// The decision for the request's consumer.
+    pub fn verdict(&self, ctx: &RequestCtx) -> Verdict {
+        match ctx.consumer_name() {
+            None => Verdict::Unauthenticated,
+            Some(n) if self.names.contains(n) == self.allow => Verdict::Allowed,
+            Some(_) => Verdict::Forbidden,
+        }
+    }
+}
+
+#[async_trait]
+impl Plugin for ConsumerRestrictionPlugin {
+    fn name(&self) -> &'static str {
+        ConsumerRestriction::NAME
+    }
+
+    fn priority(&self) -> i32 {
+        // APISIX's consumer-restriction priority: right after authentication (2500).
+        2400
+    }
+
+    async fn request(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        let (reason, response) = match self.verdict(ctx) {
+            Verdict::Allowed => return Ok(Flow::Continue),
+            Verdict::Unauthenticated => (
+                "unauthenticated",
+                HttpResponse::problem(
+                    401,
+                    "authentication required (the route has no authentication plugin, or it did not identify a consumer)",
+                    &ctx.request_id,
+                ),
+            ),
+            Verdict::Forbidden => (
+                "forbidden",
+                HttpResponse::problem(self.code, &self.msg, &ctx.request_id),
+            ),
+        };
+        sluice_core::metrics::reject(ctx.route_id(), reason);
+        Ok(Flow::Respond(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_core::context::Consumer;
+
+    use super::*;
+
+    fn consumers() -> Vec<ConsumerConfig> {
+        ["billing", "mobile", "ops"]
+            .iter()
+            .map(|n| ConsumerConfig {
+                name: n.to_string(),
+                key_auth: None,
+            })
+            .collect()
+    }
+
+    fn plugin(yaml: &str) -> std::result::Result<ConsumerRestrictionPlugin, Vec<FieldError>> {
+        let c: ConsumerRestrictionConfig = serde_yaml::from_str(yaml).unwrap();
+        ConsumerRestrictionPlugin::new(c, &FieldPath::root().key("cr"), &consumers())
+    }
+
+    fn ctx(name: Option<&str>) -> RequestCtx {
+        let mut c = RequestCtx::new();
+        c.consumer = name.map(|n| Consumer {
+            name: n.into(),
+            auth: "key-auth",
+        });
+        c
+    }
+
+    #[test]
+    fn allow_and_deny_lists() {
+        let allow = plugin("{ allow: [billing, ops] }").unwrap();
+        assert_eq!(allow.verdict(&ctx(Some("billing"))), Verdict::Allowed);
+        assert_eq!(allow.verdict(&ctx(Some("mobile"))), Verdict::Forbidden);
+        assert_eq!(allow.verdict(&ctx(None)), Verdict::Unauthenticated);
+        let deny = plugin("{ deny: [mobile] }").unwrap();
+        assert_eq!(deny.verdict(&ctx(Some("billing"))), Verdict::Allowed);
+        assert_eq!(deny.verdict(&ctx(Some("mobile"))), Verdict::Forbidden);
+        assert_eq!(deny.verdict(&ctx(None)), Verdict::Unauthenticated);
+    }
+
+    #[test]
+    fn config_errors() {
+        let e = plugin("{}").err().unwrap();
+        assert!(e[0].message.contains("exactly one"), "{e:?}");
+        let e = plugin("{ allow: [billing], deny: [ops] }").err().unwrap();
+        assert!(e[0].message.contains("exactly one"));
+        let e = plugin("{ allow: [billing, nobody], rejected_code: 302 }")
+            .err()
+            .unwrap();
+        assert_eq!(e[0].path.to_string(), "cr.allow[1]");
+        assert!(e[0].message.contains("unknown consumer `nobody`"));
+        assert_eq!(e[1].path.to_string(), "cr.rejected_code");
+    }
+}

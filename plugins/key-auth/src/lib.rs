@@ -1,0 +1,218 @@
+//! The `key-auth` plugin: a request must carry the API key of one of the `consumers`
+//! (header `apikey`, or query argument `apikey`, as in APISIX). The consumer found is
+//! recorded in the request context for later plugins (authorization, rate limits, Kafka
+//! events); the credential is removed from the request by default so that it reaches
+//! neither the upstream nor any event or log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora_error::Result;
+use pingora_http::RequestHeader;
+use pingora_proxy::Session;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use sluice_core::config::decode::FieldError;
+use sluice_core::config::path::FieldPath;
+use sluice_core::config::ConsumerConfig;
+use sluice_core::context::Consumer;
+use sluice_core::template::{percent_decode, query_arg};
+use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+
+/// `plugins.key-auth:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyAuthConfig {
+    /// Request header carrying the key. Default `apikey`.
+    #[serde(default = "default_name")]
+    pub header: String,
+    /// Query argument carrying the key, looked at when the header is absent. Default
+    /// `apikey`.
+    #[serde(default = "default_name")]
+    pub query: String,
+    /// Remove the key from the request (header and query argument) once checked, so it
+    /// reaches neither the upstream nor Kafka events. Default `true`.
+    #[serde(default = "default_true")]
+    pub hide_credentials: bool,
+}
+
+fn default_name() -> String {
+    "apikey".into()
+}
+const fn default_true() -> bool {
+    true
+}
+
+/// The plugin factory (`key-auth`).
+pub struct KeyAuth;
+
+/// One configured instance: the consumers' keys, by SHA-256 (lookups compare digests,
+/// never the secrets themselves).
+pub struct KeyAuthPlugin {
+    header: http::HeaderName,
+    query: String,
+    hide: bool,
+    keys: HashMap<[u8; 32], Arc<str>>,
+}
+
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+impl PluginSpec for KeyAuth {
+    const NAME: &'static str = "key-auth";
+    type Config = KeyAuthConfig;
+
+    fn build(
+        &self,
+        c: KeyAuthConfig,
+        at: &FieldPath,
+        scope: &BuildScope<'_>,
+    ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
+        Ok(Arc::new(KeyAuthPlugin::new(c, at, scope.consumers)?))
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No key in the header or the query.
+    Missing,
+    /// A key no consumer has.
+    Invalid,
+}
+
+impl KeyAuthPlugin {
+    /// An instance knowing the keys of `consumers`; errors carry paths under `at`.
+    pub fn new(
+        c: KeyAuthConfig,
+        at: &FieldPath,
+        consumers: &[ConsumerConfig],
+    ) -> std::result::Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let header = http::HeaderName::from_bytes(c.header.as_bytes());
+        if header.is_err() {
+            errors.push(FieldError::value(
+                at.key("header"),
+                "not a valid header name",
+            ));
+        }
+        if c.query.is_empty() {
+            errors.push(FieldError::value(at.key("query"), "must not be empty"));
+        }
+        let keys: HashMap<[u8; 32], Arc<str>> = consumers
+            .iter()
+            .filter_map(|c| {
+                c.key_auth
+                    .as_ref()
+                    .map(|k| (digest(&k.key), c.name.as_str().into()))
+            })
+            .collect();
+        if keys.is_empty() {
+            errors.push(FieldError::value(
+                at.clone(),
+                "no consumer has a `key-auth` credential (consumers[].key-auth.key): every request would be refused",
+            ));
+        }
+        match header {
+            Ok(header) if errors.is_empty() => Ok(Self {
+                header,
+                query: c.query,
+                hide: c.hide_credentials,
+                keys,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// Check the request's key; on success record the consumer and hide the key.
+    pub fn authenticate(
+        &self,
+        req: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> std::result::Result<(), Refusal> {
+        let from_header = req
+            .headers
+            .get(&self.header)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let key = match from_header {
+            Some(k) => Some(k),
+            None => req.uri.query().and_then(|q| query_arg(q, &self.query)),
+        };
+        let key = key.filter(|k| !k.is_empty()).ok_or(Refusal::Missing)?;
+        let name = self.keys.get(&digest(&key)).ok_or(Refusal::Invalid)?;
+        ctx.consumer = Some(Consumer {
+            name: name.clone(),
+            auth: KeyAuth::NAME,
+        });
+        if self.hide {
+            req.remove_header(&self.header);
+            strip_query_arg(req, &self.query);
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, r: Refusal, ctx: &RequestCtx) -> HttpResponse {
+        let (reason, detail) = match r {
+            Refusal::Missing => (
+                "missing_credentials",
+                format!(
+                    "missing API key (header `{}` or query argument `{}`)",
+                    self.header, self.query
+                ),
+            ),
+            Refusal::Invalid => ("invalid_credentials", "invalid API key".to_string()),
+        };
+        sluice_core::metrics::reject(ctx.route_id(), reason);
+        HttpResponse::problem(401, &detail, &ctx.request_id).with_header(
+            "www-authenticate",
+            format!("ApiKey header=\"{}\"", self.header),
+        )
+    }
+}
+
+/// Remove every `name=...` argument from the request's query string.
+pub fn strip_query_arg(req: &mut RequestHeader, name: &str) {
+    let Some(query) = req.uri.query() else {
+        return;
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| percent_decode(pair.split_once('=').map_or(*pair, |p| p.0)) != name)
+        .collect();
+    if kept.len() == query.split('&').count() {
+        return;
+    }
+    let path = req.uri.path();
+    let uri = if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    };
+    if let Ok(uri) = uri.parse::<http::Uri>() {
+        req.set_uri(uri);
+    }
+}
+
+#[async_trait]
+impl Plugin for KeyAuthPlugin {
+    fn name(&self) -> &'static str {
+        KeyAuth::NAME
+    }
+
+    fn priority(&self) -> i32 {
+        // APISIX's key-auth priority: before authorization (2400) and rate limits.
+        2500
+    }
+
+    async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        match self.authenticate(session.req_header_mut(), ctx) {
+            Ok(()) => Ok(Flow::Continue),
+            Err(r) => Ok(Flow::Respond(self.refuse(r, ctx))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+//! The `limit-req` plugin (APISIX's `limit-req`, nginx's `limit_req`): requests per key
+//! drain at `rate` per second; up to `burst` requests above the rate are accepted and
+//! delayed to the rate (or let through at once with `nodelay`); beyond that, `429` with
+//! `Retry-After`. State is per route and per Sluice process.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora_error::Result;
+use pingora_http::RequestHeader;
+use pingora_proxy::Session;
+use serde::Deserialize;
+use sluice_core::config::decode::FieldError;
+use sluice_core::config::path::FieldPath;
+use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+use sluice_limits::reply::{default_code, default_key, default_max_keys};
+use sluice_limits::{
+    Clock, CommonLimitConfig, Decision, LeakyBucket, LeakyState, LimitKey, MonotonicClock, Table,
+};
+
+/// `plugins.limit-req:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitReqConfig {
+    /// Requests per second a key may make steadily (> 0; fractions allowed, e.g. `0.5`).
+    /// Required.
+    pub rate: f64,
+    /// Requests above the rate accepted (and delayed) before refusing. Default `0`.
+    #[serde(default)]
+    pub burst: f64,
+    /// Let accepted requests above the rate through at once instead of delaying them
+    /// to the rate. Default `false`.
+    #[serde(default)]
+    pub nodelay: bool,
+    /// What to count by: `remote_addr` (default), `consumer`, `route` (one bucket for
+    /// everyone) or a template such as `"{header.x-tenant}"`. An empty value (no
+    /// consumer, header missing) falls back to the client's IP address.
+    #[serde(default = "default_key")]
+    pub key: String,
+    /// Status of a refused request (400-599). Default `429`.
+    #[serde(default = "default_code")]
+    pub rejected_code: u16,
+    /// `detail` of the refusal's problem document. Default `request rate exceeded`.
+    #[serde(default)]
+    pub rejected_msg: Option<String>,
+    /// Keys remembered at most; past it, drained keys are dropped first, then arbitrary
+    /// ones (that key starts over). Default `100000`.
+    #[serde(default = "default_max_keys")]
+    pub max_keys: usize,
+}
+
+/// The plugin factory (`limit-req`).
+pub struct LimitReq;
+
+/// One configured instance with its buckets.
+pub struct LimitReqPlugin {
+    common: CommonLimitConfig,
+    key: LimitKey,
+    bucket: LeakyBucket,
+    table: Table<LeakyState>,
+    clock: Arc<dyn Clock>,
+}
+
+impl PluginSpec for LimitReq {
+    const NAME: &'static str = "limit-req";
+    type Config = LimitReqConfig;
+
+    fn build(
+        &self,
+        c: LimitReqConfig,
+        at: &FieldPath,
+        _scope: &BuildScope<'_>,
+    ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
+        Ok(Arc::new(LimitReqPlugin::new(
+            c,
+            at,
+            Arc::new(MonotonicClock::new()),
+        )?))
+    }
+}
+
+impl LimitReqPlugin {
+    /// An instance timed by `clock`; errors carry paths under `at`.
+    pub fn new(
+        c: LimitReqConfig,
+        at: &FieldPath,
+        clock: Arc<dyn Clock>,
+    ) -> std::result::Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if !(c.rate.is_finite() && c.rate > 0.0 && c.rate <= 1e9) {
+            errors.push(FieldError::value(
+                at.key("rate"),
+                "must be a number above 0",
+            ));
+        }
+        if !(c.burst.is_finite() && c.burst >= 0.0) {
+            errors.push(FieldError::value(at.key("burst"), "must be 0 or more"));
+        }
+        let common = CommonLimitConfig {
+            key: c.key,
+            rejected_code: c.rejected_code,
+            rejected_msg: c.rejected_msg,
+            max_keys: c.max_keys,
+        };
+        let key = common.check(at, &mut errors);
+        match key {
+            Some(key) if errors.is_empty() => Ok(Self {
+                table: Table::new(common.max_keys),
+                common,
+                key,
+                bucket: LeakyBucket::new(c.rate, c.burst, c.nodelay),
+                clock,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// Account the request: how long to delay it, or its refusal.
+    pub fn check(
+        &self,
+        req: &RequestHeader,
+        ctx: &RequestCtx,
+    ) -> std::result::Result<std::time::Duration, HttpResponse> {
+        let key = self.key.render(ctx, req);
+        let now = self.clock.now();
+        let decision = self.table.with(
+            &key,
+            now,
+            || self.bucket.state(now),
+            |s| self.bucket.check(s, now),
+        );
+        match decision {
+            Decision::Allow(delay) => Ok(delay),
+            Decision::Reject(wait) => {
+                Err(self
+                    .common
+                    .refuse(ctx, "rate_limited", "request rate exceeded", wait))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Plugin for LimitReqPlugin {
+    fn name(&self) -> &'static str {
+        LimitReq::NAME
+    }
+
+    fn priority(&self) -> i32 {
+        // APISIX's limit-req priority: after authentication and limit-count.
+        1001
+    }
+
+    async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        match self.check(session.req_header(), ctx) {
+            Ok(delay) => {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
+                Ok(Flow::Continue)
+            }
+            Err(r) => Ok(Flow::Respond(r)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sluice_limits::ManualClock;
+
+    use super::*;
+
+    fn plugin(yaml: &str) -> (LimitReqPlugin, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new());
+        let c: LimitReqConfig = serde_yaml::from_str(yaml).unwrap();
+        let p = LimitReqPlugin::new(c, &FieldPath::root(), clock.clone()).unwrap();
+        (p, clock)
+    }
+
+    fn ctx(ip: &str) -> RequestCtx {
+        let mut c = RequestCtx::new();
+        c.client_ip = Some(ip.parse().unwrap());
+        c
+    }
+
+    #[test]
+    fn burst_is_delayed_then_refused_with_retry_after() {
+        let (p, clock) = plugin("{ rate: 2, burst: 2 }");
+        let req = RequestHeader::build("GET", b"/", None).unwrap();
+        let c = ctx("10.0.0.1");
+        assert_eq!(p.check(&req, &c).unwrap(), Duration::ZERO);
+        assert_eq!(p.check(&req, &c).unwrap(), Duration::from_millis(500));
+        assert_eq!(p.check(&req, &c).unwrap(), Duration::from_secs(1));
+        let r = p.check(&req, &c).unwrap_err();
+        assert_eq!(r.status, 429);
+        assert!(r
+            .headers
+            .iter()
+            .any(|(n, v)| n == "retry-after" && v == "1"));
+        // Another address has its own bucket.
+        assert_eq!(p.check(&req, &ctx("10.0.0.2")).unwrap(), Duration::ZERO);
+        clock.advance(Duration::from_millis(500));
+        assert_eq!(p.check(&req, &c).unwrap(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn nodelay_counts_exactly() {
+        let (p, clock) = plugin("{ rate: 10, burst: 5, nodelay: true, key: '{header.x-tenant}' }");
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.insert_header("x-tenant", "acme").unwrap();
+        let ok = (0..20)
+            .filter(|_| p.check(&req, &ctx("10.0.0.1")).is_ok())
+            .count();
+        assert_eq!(ok, 6);
+        // The same tenant from another address shares the bucket.
+        assert!(p.check(&req, &ctx("10.0.0.9")).is_err());
+        clock.advance(Duration::from_millis(300));
+        let ok = (0..20)
+            .filter(|_| p.check(&req, &ctx("10.0.0.1")).is_ok())
+            .count();
+        assert_eq!(ok, 3);
+    }
+
+    #[test]
+    fn config_errors() {
+        for (yaml, path) in [
+            ("{ rate: 0 }", "rate"),
+            ("{ rate: 1, burst: -1 }", "burst"),
+            ("{ rate: 1, key: nope }", "key"),
+        ] {
+            let c: LimitReqConfig = serde_yaml::from_str(yaml).unwrap();
+            let e = LimitReqPlugin::new(c, &FieldPath::root(), Arc::new(ManualClock::new()))
+                .err()
+                .unwrap();
+            assert_eq!(e[0].path.to_string(), path, "{yaml}");
+        }
+    }
+}
