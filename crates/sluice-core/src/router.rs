@@ -16,6 +16,8 @@ pub struct Route {
     pub upstream: Option<Arc<str>>,
     /// Plugin instances, highest priority first.
     pub plugins: Vec<Arc<dyn Plugin>>,
+    /// Largest request body accepted (`routes[].max_body_bytes`).
+    pub max_body_bytes: Option<u64>,
 }
 
 impl Route {
@@ -26,7 +28,14 @@ impl Route {
             id: Arc::from(id),
             upstream: upstream.map(Arc::from),
             plugins,
+            max_body_bytes: None,
         }
+    }
+
+    /// The same route with a body cap.
+    pub fn with_max_body_bytes(mut self, max: Option<u64>) -> Self {
+        self.max_body_bytes = max;
+        self
     }
 
     /// True when one of the route's plugins answers requests itself.

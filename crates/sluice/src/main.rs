@@ -3,6 +3,7 @@
 
 mod admin;
 mod control;
+mod guard;
 mod live;
 mod proxy;
 mod registry;

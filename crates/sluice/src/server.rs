@@ -11,13 +11,14 @@ use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
-use pingora_proxy::ProxyServiceBuilder;
+
 use sluice_core::config::{Config, ConfigDoc};
 use sluice_kafka::runtime::{validate_properties, KafkaService};
 use sluice_kafka::KafkaRuntime;
 
 use crate::admin::AdminApp;
 use crate::control::ControlService;
+use crate::guard::GuardedApp;
 use crate::live::Live;
 use crate::proxy::{Gateway, GatewayState};
 use crate::subscriptions::{Built, SubscriptionService};
@@ -122,15 +123,21 @@ fn serve(file: &str, loaded: Loaded, upgrade: bool) {
     let mut server = Server::new_with_opt_and_conf(Some(opt), conf);
     server.bootstrap();
     let listen = config.server.listen.clone();
+    let config_limits = config.server.limits;
     let admin_listen = config.admin.listen.clone();
     let live = Live::new(file, config, kafka.clone(), state);
     live.subscriptions.set_pending(subscriptions);
 
     let kafka_handle = server.add_service(background_service("kafka", KafkaService(kafka)));
 
-    let mut proxy = ProxyServiceBuilder::new(&server.configuration, Gateway::new(live.clone()))
-        .name("sluice proxy")
-        .build();
+    let proxy_app = pingora_proxy::http_proxy(
+        &server.configuration,
+        Gateway::new(live.clone(), config_limits),
+    );
+    let mut proxy = Service::new(
+        "sluice proxy".to_string(),
+        GuardedApp::new(proxy_app, config_limits),
+    );
     for addr in &listen {
         proxy.add_tcp(addr);
     }

@@ -14,6 +14,7 @@ pub mod consumer;
 pub mod decode;
 pub mod error;
 pub mod kafka;
+pub mod limits;
 pub mod model;
 pub mod path;
 pub mod source;
@@ -317,7 +318,8 @@ impl ConfigDoc {
                     },
                 }
             }
-            let route = Route::new(&rc.id, rc.upstream.as_deref(), plugins);
+            let route = Route::new(&rc.id, rc.upstream.as_deref(), plugins)
+                .with_max_body_bytes(rc.max_body_bytes.map(|b| b.0));
             if !failed && rc.upstream.is_none() && !route.answers_requests() {
                 self.errors.push(FieldError::key(
                     at.key("upstream"),

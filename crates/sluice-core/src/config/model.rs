@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::units::HumanDuration;
+use super::limits::RequestLimits;
+use super::units::{ByteSize, HumanDuration};
 
 /// `server:` — the proxy listeners and runtime.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -40,6 +41,9 @@ pub struct ServerConfig {
     /// PID file. Default `/tmp/sluice.pid`.
     #[serde(default = "default_pid_file")]
     pub pid_file: String,
+    /// Limits on what clients send (header size and time, connections per IP).
+    #[serde(default)]
+    pub limits: RequestLimits,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +57,7 @@ impl Default for ServerConfig {
             watch_config: false,
             upgrade_sock: default_upgrade_sock(),
             pid_file: default_pid_file(),
+            limits: RequestLimits::default(),
         }
     }
 }
@@ -243,6 +248,12 @@ pub struct RouteConfig {
     /// Plugins by name, each with its config (`{}` for defaults).
     #[serde(default)]
     pub plugins: BTreeMap<String, serde_yaml::Value>,
+    /// Largest request body accepted on the route: a larger `Content-Length` is refused
+    /// with `413` before anything is proxied; a chunked body that grows past it ends the
+    /// request (`413` when nothing was answered yet). Default: no limit (kafka-divert has
+    /// its own `max_body_bytes`).
+    #[serde(default)]
+    pub max_body_bytes: Option<ByteSize>,
 }
 
 /// `routes[].match:`

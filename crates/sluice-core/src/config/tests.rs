@@ -200,6 +200,14 @@ const BAD: &[(&str, &[&str])] = &[
         &["2:1: invalid YAML"],
     ),
     (
+        "server:\n  limits: { header_timeout: 0s, max_header_bytes: 10, max_headers: 999 }\n",
+        &[
+            "2:29: server.limits.header_timeout: must be between 1s and 5m",
+            "2:51: server.limits.max_header_bytes: must be between 1KiB and 1MiB",
+            "2:68: server.limits.max_headers: must be between 1 and 256",
+        ],
+    ),
+    (
         "consumers:\n  - name: billing\n    key-auth: { key: short }\n  - name: billing\n    key-auth: { key: \"0123456789\" }\n  - name: \"bad name\"\n    key-auth: { key: \"0123456789\" }\n  - { name: x, jwt: 1, key-auth: {} }\n",
         &[
             "3:22: consumers[0].key-auth.key: an API key needs at least 8 characters",

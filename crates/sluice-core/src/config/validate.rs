@@ -171,6 +171,7 @@ fn server(s: &ServerConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
             "must be between 1 and 256",
         ));
     }
+    s.limits.check(&at.key("limits"), errors);
 }
 
 fn cluster(c: &ClusterConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {

@@ -12,6 +12,7 @@
 //! ```
 
 mod errors;
+mod hardening;
 mod headers;
 
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+use sluice_core::config::limits::RequestLimits;
 use sluice_core::metrics::{http as http_metrics, method_label};
 use sluice_core::router::{has_dot_segments, host_without_port, RouteResult};
 use sluice_core::template::request_host;
@@ -43,13 +45,33 @@ pub struct GatewayState {
 /// The proxy application.
 pub struct Gateway {
     live: Arc<Live>,
+    limits: RequestLimits,
 }
 
 impl Gateway {
-    /// A gateway serving the live configuration.
-    pub fn new(live: Arc<Live>) -> Self {
-        Self { live }
+    /// A gateway serving the live configuration with `server.limits` (fixed until a
+    /// restart or upgrade).
+    pub fn new(live: Arc<Live>, limits: RequestLimits) -> Self {
+        Self { live, limits }
     }
+}
+
+/// Refuse a request before its route's plugins: counted, answered, connection closed
+/// (the rest of the request may be unread or ambiguous).
+async fn refuse(
+    session: &mut Session,
+    ctx: &mut GatewayCtx,
+    r: hardening::Refusal,
+) -> Result<bool> {
+    let route = ctx.req.route.as_deref().map(|r| r.id.clone());
+    sluice_core::metrics::reject(route.as_deref().unwrap_or("_none"), r.reason);
+    session.set_keepalive(None);
+    respond(
+        session,
+        ctx,
+        HttpResponse::problem(r.status, r.detail, &ctx.req.request_id),
+    )
+    .await
 }
 
 /// Pingora's per-request context: the plugins' view plus proxy bookkeeping.
@@ -59,6 +81,7 @@ pub struct GatewayCtx {
     upstream: Option<Arc<Upstream>>,
     tried: Vec<SocketAddr>,
     error_status: u16,
+    body_bytes: u64,
 }
 
 async fn respond(session: &mut Session, ctx: &mut GatewayCtx, resp: HttpResponse) -> Result<bool> {
@@ -84,6 +107,7 @@ impl ProxyHttp for Gateway {
             upstream: None,
             tried: Vec::new(),
             error_status: 0,
+            body_bytes: 0,
         }
     }
 
@@ -94,6 +118,14 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         ctx.req.request_id = headers::request_id(req);
+        let raw = session
+            .as_downstream()
+            .as_http1()
+            .map(|h| h.get_headers_raw_bytes());
+        if let Err(r) = hardening::check_header(raw.as_deref(), req, &self.limits) {
+            return refuse(session, ctx, r).await;
+        }
+        let req = session.req_header();
         let path = req.uri.path();
         if has_dot_segments(path) {
             let r = HttpResponse::problem(
@@ -127,6 +159,9 @@ impl ProxyHttp for Gateway {
             .as_deref()
             .and_then(|u| state.upstreams.get(u).cloned());
         ctx.req.route = Some(route.clone());
+        if let Err(r) = hardening::check_declared_body(session.req_header(), route.max_body_bytes) {
+            return refuse(session, ctx, r).await;
+        }
         for plugin in &route.plugins {
             match plugin.request(session, &mut ctx.req).await? {
                 Flow::Continue => {}
@@ -260,6 +295,14 @@ impl ProxyHttp for Gateway {
         ctx: &mut GatewayCtx,
     ) -> Result<()> {
         if let Some(route) = ctx.req.route.clone() {
+            ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+            if route.max_body_bytes.is_some_and(|max| ctx.body_bytes > max) {
+                sluice_core::metrics::reject(&route.id, "body_too_large");
+                return Err(Error::explain(
+                    ErrorType::HTTPStatus(413),
+                    "the request body is larger than this route accepts",
+                ));
+            }
             for p in &route.plugins {
                 p.request_body(session, body, end_of_stream, &mut ctx.req)
                     .await?;

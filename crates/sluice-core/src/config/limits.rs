@@ -1,0 +1,82 @@
+//! `server.limits:` — what a client may send before any route or plugin sees the request
+//! (request smuggling, oversized headers, slowloris, connection floods). Field docs are
+//! user documentation.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::decode::FieldError;
+use super::path::FieldPath;
+use super::units::{ByteSize, HumanDuration};
+
+/// `server.limits:`
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RequestLimits {
+    /// Time from a request's first byte to the end of its header; slower clients are
+    /// disconnected (slowloris). 1s to 5m. Default `10s`.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout: HumanDuration,
+    /// Largest request header (request line and all fields); larger → `431`. 1KiB to
+    /// 1MiB. Default `32KiB`.
+    #[serde(default = "default_header_bytes")]
+    pub max_header_bytes: ByteSize,
+    /// Most header fields in a request; more → `431`. 1 to 256 (past 256 the HTTP parser
+    /// answers `400`). Default `100`.
+    #[serde(default = "default_headers")]
+    pub max_headers: usize,
+    /// Open connections per client IP address; further connections are closed at once.
+    /// `0` = no cap. Default `1000`.
+    #[serde(default = "default_conns")]
+    pub max_connections_per_ip: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: default_header_timeout(),
+            max_header_bytes: default_header_bytes(),
+            max_headers: default_headers(),
+            max_connections_per_ip: default_conns(),
+        }
+    }
+}
+
+const fn default_header_timeout() -> HumanDuration {
+    HumanDuration(Duration::from_secs(10))
+}
+const fn default_header_bytes() -> ByteSize {
+    ByteSize(32 * 1024)
+}
+const fn default_headers() -> usize {
+    100
+}
+const fn default_conns() -> usize {
+    1000
+}
+
+impl RequestLimits {
+    /// Check the ranges; errors carry paths under `at`.
+    pub fn check(&self, at: &FieldPath, errors: &mut Vec<FieldError>) {
+        let t = self.header_timeout.0;
+        if !(Duration::from_secs(1)..=Duration::from_secs(300)).contains(&t) {
+            errors.push(FieldError::value(
+                at.key("header_timeout"),
+                "must be between 1s and 5m",
+            ));
+        }
+        if !(1024..=1024 * 1024).contains(&self.max_header_bytes.0) {
+            errors.push(FieldError::value(
+                at.key("max_header_bytes"),
+                "must be between 1KiB and 1MiB",
+            ));
+        }
+        if !(1..=256).contains(&self.max_headers) {
+            errors.push(FieldError::value(
+                at.key("max_headers"),
+                "must be between 1 and 256",
+            ));
+        }
+    }
+}
