@@ -48,7 +48,7 @@ subscriptions:
       url: "http://127.0.0.1:{port}/hook/{{key}}?offset={{offset}}"
       secrets: ["{SECRET}"]
       headers: [x-tenant]
-      retries: [2s, 2s]
+      retries: [5s, 5s]          # long enough that all good records arrive before the first DLQ, even on a loaded machine
       allow_private_targets: true
 "#,
         bootstrap = tansu.bootstrap,
