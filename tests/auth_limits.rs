@@ -283,3 +283,91 @@ routes:
     assert_eq!(rejections(gw.admin, "counted", "quota_exceeded"), 2.0);
     assert_eq!(rejections(gw.admin, "paced", "rate_limited"), 3.0);
 }
+
+#[test]
+fn jwt_tokens_authenticate_and_claims_key_the_limits() {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    const SECRET: &str = "e2e-mobile-secret-0123456789abcdef";
+    let origin = Origin::start();
+    let gw = Gateway::start(&format!(
+        r#"
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 1s }}
+admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
+upstreams:
+  origin: {{ nodes: ["127.0.0.1:{}"] }}
+consumers:
+  - name: mobile
+    jwt-auth: {{ key: mobile-app, secret: "{SECRET}" }}
+routes:
+  - id: app
+    match: {{ paths: ["/app/*"] }}
+    upstream: origin
+    plugins:
+      jwt-auth: {{ required_claims: [tenant] }}
+      limit-count: {{ count: 2, time_window: 60s, key: "{{claim.tenant}}" }}
+"#,
+        origin.port
+    ));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let token = |tenant: &str, exp: u64| {
+        let claims = serde_json::json!({"key": "mobile-app", "tenant": tenant, "exp": exp});
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let call = |t: &str| {
+        let auth = format!("Bearer {t}");
+        request(
+            gw.port,
+            "GET",
+            "/app/x",
+            &[("authorization", auth.as_str())],
+            b"",
+        )
+    };
+
+    let acme = token("acme", now + 300);
+    assert_eq!(call(&acme).status, 200);
+    assert_eq!(call(&acme).status, 200);
+    let r = call(&acme);
+    assert_eq!(r.status, 429, "the third request of tenant acme");
+    assert_eq!(
+        call(&token("beta", now + 300)).status,
+        200,
+        "another tenant"
+    );
+
+    let r = call(&token("acme", now - 120));
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer error=\"invalid_token\"")
+    );
+    assert!(r.text().contains("expired"));
+    let r = request(gw.port, "GET", "/app/x", &[], b"");
+    assert_eq!(r.status, 401);
+    let forged = encode(
+        &Header::default(),
+        &serde_json::json!({"key": "mobile-app", "tenant": "acme", "exp": now + 300}),
+        &EncodingKey::from_secret(b"not-the-secret-not-the-secret-xxx"),
+    )
+    .unwrap();
+    assert_eq!(call(&forged).status, 401);
+
+    let seen = origin.seen();
+    assert_eq!(seen.len(), 3, "only the accepted requests reach the origin");
+    assert!(
+        seen.iter().all(|s| s.header("authorization").is_none()),
+        "token stripped"
+    );
+    assert_eq!(rejections(gw.admin, "app", "expired_token"), 1.0);
+    assert_eq!(rejections(gw.admin, "app", "missing_credentials"), 1.0);
+    assert_eq!(rejections(gw.admin, "app", "invalid_credentials"), 1.0);
+    assert_eq!(rejections(gw.admin, "app", "quota_exceeded"), 1.0);
+}

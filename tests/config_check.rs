@@ -66,7 +66,7 @@ routes:
         "FILE:18:15: routes[1].upstream: unknown upstream `nowhere` (defined: orders)",
         "FILE:20:65: routes[1].plugins.kafka-logger.max_req_body_bytes: invalid size \"lots\"",
         "FILE:21:26: routes[1].plugins.mocking.status: must be an HTTP status (100-599)",
-        "FILE:22:7: routes[1].plugins.rate-limit: unknown plugin `rate-limit` (known: consumer-restriction, kafka-divert, kafka-logger, kafka-sse, key-auth, limit-count, limit-req, mocking)",
+        "FILE:22:7: routes[1].plugins.rate-limit: unknown plugin `rate-limit` (known: consumer-restriction, jwt-auth, kafka-divert, kafka-logger, kafka-sse, key-auth, limit-count, limit-req, mocking)",
     ];
     let lines: Vec<&str> = stderr.lines().collect();
     for e in expected {

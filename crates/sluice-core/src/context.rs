@@ -42,8 +42,10 @@ pub struct RequestCtx {
 pub struct Consumer {
     /// The name from `consumers[].name`.
     pub name: Arc<str>,
-    /// The plugin that authenticated it (`key-auth`).
+    /// The plugin that authenticated it (`key-auth`, `jwt-auth`).
     pub auth: &'static str,
+    /// The verified token's claims (`jwt-auth`), for `{claim.NAME}` templates.
+    pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl Consumer {
@@ -108,6 +110,7 @@ impl RequestCtx {
             request_id: &self.request_id,
             client_ip: self.client_ip,
             consumer: self.consumer_name(),
+            claims: self.consumer.as_ref().and_then(|c| c.claims.as_deref()),
             req,
         }
     }

@@ -2,7 +2,7 @@
 //!
 //! A template is text with placeholders in braces: `{route_id}`, `{client_ip}`,
 //! `{method}`, `{host}`, `{path}`, `{request_id}`, `{consumer}` (the authenticated API
-//! client's name), `{header.NAME}`, `{query.NAME}` and
+//! client's name), `{claim.NAME}` (a claim of its verified JWT), `{header.NAME}`, `{query.NAME}` and
 //! `{path.N}` (the N-th path segment, counting from 0: in `/api/orders/42`, `{path.2}` is
 //! `42`). `{{` and `}}` are literal braces. A missing header, argument or segment renders
 //! as the empty string. Templates are parsed once, at config load.
@@ -28,6 +28,7 @@ enum Part {
     Path,
     RequestId,
     Consumer,
+    Claim(String),
     Header(http::HeaderName),
     Query(String),
     Segment(usize),
@@ -43,6 +44,8 @@ pub struct RequestData<'a> {
     pub client_ip: Option<IpAddr>,
     /// The authenticated consumer's name.
     pub consumer: Option<&'a str>,
+    /// The verified token's claims, when a JWT authenticated the request.
+    pub claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
     /// The request header.
     pub req: &'a RequestHeader,
 }
@@ -102,6 +105,11 @@ impl Template {
                         http::HeaderName::from_bytes(h.as_bytes())
                             .map_err(|_| format!("invalid header name {h:?}"))?,
                     )
+                } else if let Some(c) = name.strip_prefix("claim.") {
+                    if c.is_empty() {
+                        return Err("`{claim.}` needs a claim name".into());
+                    }
+                    Part::Claim(c.to_string())
                 } else if let Some(q) = name.strip_prefix("query.") {
                     if q.is_empty() {
                         return Err("`{query.}` needs an argument name".into());
@@ -114,7 +122,7 @@ impl Template {
                     )
                 } else {
                     return Err(format!(
-                        "unknown placeholder `{{{name}}}` (known: route_id, client_ip, method, host, path, request_id, consumer, header.NAME, query.NAME, path.N)"
+                        "unknown placeholder `{{{name}}}` (known: route_id, client_ip, method, host, path, request_id, consumer, claim.NAME, header.NAME, query.NAME, path.N)"
                     ));
                 }
             }
@@ -142,6 +150,11 @@ impl Template {
                 Part::RouteId => out.push_str(d.route_id),
                 Part::RequestId => out.push_str(d.request_id),
                 Part::Consumer => out.push_str(d.consumer.unwrap_or_default()),
+                Part::Claim(name) => match d.claims.and_then(|c| c.get(name)) {
+                    Some(serde_json::Value::String(s)) => out.push_str(s),
+                    Some(serde_json::Value::Null) | None => {}
+                    Some(v) => out.push_str(&v.to_string()),
+                },
                 Part::ClientIp => {
                     if let Some(ip) = d.client_ip {
                         let _ = write!(out, "{ip}");
@@ -198,6 +211,29 @@ pub fn query_arg(query: &str, name: &str) -> Option<String> {
     })
 }
 
+/// Remove every `name=...` argument from the request's query string.
+pub fn strip_query_arg(req: &mut RequestHeader, name: &str) {
+    let Some(query) = req.uri.query() else {
+        return;
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| percent_decode(pair.split_once('=').map_or(*pair, |p| p.0)) != name)
+        .collect();
+    if kept.len() == query.split('&').count() {
+        return;
+    }
+    let path = req.uri.path();
+    let uri = if kept.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", kept.join("&"))
+    };
+    if let Ok(uri) = uri.parse::<http::Uri>() {
+        req.set_uri(uri);
+    }
+}
+
 /// Decode `%XX` escapes and `+` (as in query strings); invalid escapes stay as written.
 pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
@@ -237,11 +273,16 @@ mod tests {
 
     fn render(t: &str, uri: &str) -> String {
         let r = req(uri);
+        let claims = serde_json::json!({"tenant": "acme", "tier": 2})
+            .as_object()
+            .cloned()
+            .unwrap();
         let d = RequestData {
             route_id: "orders",
             request_id: "rid-1",
             client_ip: Some("10.1.2.3".parse().unwrap()),
             consumer: Some("billing"),
+            claims: Some(&claims),
             req: &r,
         };
         Template::parse(t).unwrap().render(&d)
@@ -257,6 +298,10 @@ mod tests {
             "bob@x||"
         );
         assert_eq!(render("{consumer}:{path.1}", uri), "billing:orders");
+        assert_eq!(
+            render("{claim.tenant}/{claim.tier}/{claim.none}", uri),
+            "acme/2/"
+        );
         assert_eq!(
             render("{client_ip}/{method}/{request_id}", uri),
             "10.1.2.3/POST/rid-1"

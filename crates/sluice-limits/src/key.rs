@@ -69,6 +69,7 @@ mod tests {
         ctx.consumer = Some(Consumer {
             name: "billing".into(),
             auth: "key-auth",
+            claims: None,
         });
         req.insert_header("x-tenant", "acme").unwrap();
         assert_eq!(consumer.render(&ctx, &req), "billing");

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use sluice_core::Registry;
 use sluice_kafka::KafkaRuntime;
 use sluice_plugin_consumer_restriction::ConsumerRestriction;
+use sluice_plugin_jwt_auth::JwtAuth;
 use sluice_plugin_kafka_divert::KafkaDivert;
 use sluice_plugin_kafka_logger::KafkaLogger;
 use sluice_plugin_kafka_sse::KafkaSse;
@@ -22,6 +23,7 @@ pub fn plugins(kafka: Arc<KafkaRuntime>) -> Registry {
         .register(KafkaSse::new(kafka))
         .register(Mocking)
         .register(KeyAuth)
+        .register(JwtAuth)
         .register(ConsumerRestriction)
         .register(LimitCount)
         .register(LimitReq);

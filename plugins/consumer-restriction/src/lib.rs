@@ -179,6 +179,7 @@ mod tests {
             .map(|n| ConsumerConfig {
                 name: n.to_string(),
                 key_auth: None,
+                jwt_auth: None,
             })
             .collect()
     }
@@ -193,6 +194,7 @@ mod tests {
         c.consumer = name.map(|n| Consumer {
             name: n.into(),
             auth: "key-auth",
+            claims: None,
         });
         c
     }

@@ -17,7 +17,7 @@ use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
 use sluice_core::config::ConsumerConfig;
 use sluice_core::context::Consumer;
-use sluice_core::template::{percent_decode, query_arg};
+use sluice_core::template::{query_arg, strip_query_arg};
 use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
 
 /// `plugins.key-auth:`
@@ -145,6 +145,7 @@ impl KeyAuthPlugin {
         ctx.consumer = Some(Consumer {
             name: name.clone(),
             auth: KeyAuth::NAME,
+            claims: None,
         });
         if self.hide {
             req.remove_header(&self.header);
@@ -169,29 +170,6 @@ impl KeyAuthPlugin {
             "www-authenticate",
             format!("ApiKey header=\"{}\"", self.header),
         )
-    }
-}
-
-/// Remove every `name=...` argument from the request's query string.
-pub fn strip_query_arg(req: &mut RequestHeader, name: &str) {
-    let Some(query) = req.uri.query() else {
-        return;
-    };
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| percent_decode(pair.split_once('=').map_or(*pair, |p| p.0)) != name)
-        .collect();
-    if kept.len() == query.split('&').count() {
-        return;
-    }
-    let path = req.uri.path();
-    let uri = if kept.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{}", kept.join("&"))
-    };
-    if let Ok(uri) = uri.parse::<http::Uri>() {
-        req.set_uri(uri);
     }
 }
 

@@ -10,6 +10,7 @@ fn consumers() -> Vec<ConsumerConfig> {
             key_auth: Some(KeyAuthCredential {
                 key: format!("{n}-secret-key"),
             }),
+            jwt_auth: None,
         })
         .collect()
 }

@@ -16,6 +16,7 @@ fn ctx(ip: &str, consumer: Option<&str>) -> RequestCtx {
     c.consumer = consumer.map(|n| Consumer {
         name: n.into(),
         auth: "key-auth",
+        claims: None,
     });
     c
 }

@@ -30,7 +30,7 @@ use serde_yaml::Value;
 
 use crate::plugin::{BuildScope, Registry};
 use crate::router::{Route, RouteMatch, Router};
-pub use consumer::{ConsumerConfig, KeyAuthCredential};
+pub use consumer::{ConsumerConfig, JwtCredential, KeyAuthCredential};
 use decode::{decode, FieldError};
 pub use error::{ConfigError, ConfigErrors};
 pub use kafka::*;

@@ -208,6 +208,15 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "consumers:\n  - name: a\n    jwt-auth: { key: k, secret: short }\n  - name: b\n    jwt-auth: { key: k, algorithm: RS256, secret: \"0123456789abcdef0123456789abcdef\" }\n  - name: c\n    jwt-auth: { key: c, algorithm: none }\n",
+        &[
+            "3:33: consumers[0].jwt-auth.secret: an HMAC secret needs at least 32 characters",
+            "5:15: consumers[1].jwt-auth: an RS*/ES* algorithm takes one of `public_key` and `jwks_file` (and no `secret`)",
+            "5:22: consumers[1].jwt-auth.key: consumer `a` has the same jwt-auth key",
+            "7:36: consumers[2].jwt-auth.algorithm: one of HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384",
+        ],
+    ),
+    (
         "consumers:\n  - name: billing\n    key-auth: { key: short }\n  - name: billing\n    key-auth: { key: \"0123456789\" }\n  - name: \"bad name\"\n    key-auth: { key: \"0123456789\" }\n  - { name: x, jwt: 1, key-auth: {} }\n",
         &[
             "3:22: consumers[0].key-auth.key: an API key needs at least 8 characters",

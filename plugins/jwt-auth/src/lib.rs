@@ -1,0 +1,178 @@
+//! The `jwt-auth` plugin: a request must carry a JSON Web Token signed for one of the
+//! `consumers` (APISIX's `jwt-auth`, with HS*, RS* and ES* keys from the config, PEM or a
+//! JWKS file). The token names its consumer with the `key` claim or the `kid` header;
+//! only that consumer's algorithm and key are accepted (no `alg` confusion, no `none`).
+//! `exp` is required and `nbf` checked, both with `leeway`; `aud`, `iss` and further
+//! claims can be required. The consumer and its verified claims go into the request
+//! context (`{consumer}`, `{claim.NAME}` in templates); the token is removed from the
+//! request by default.
+
+pub mod keys;
+mod verify;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora_error::Result;
+use pingora_proxy::Session;
+use serde::Deserialize;
+use sluice_core::config::decode::FieldError;
+use sluice_core::config::path::FieldPath;
+use sluice_core::config::units::HumanDuration;
+use sluice_core::config::ConsumerConfig;
+use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+
+pub use verify::Refusal;
+
+/// `plugins.jwt-auth:`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtAuthConfig {
+    /// Header carrying the token (`Bearer <token>`, or the bare token). Default
+    /// `authorization`.
+    #[serde(default = "default_header")]
+    pub header: String,
+    /// Query argument carrying the token when the header is absent. Default `jwt`.
+    #[serde(default = "default_jwt")]
+    pub query: String,
+    /// Cookie carrying the token when header and query are absent. Default `jwt`.
+    #[serde(default = "default_jwt")]
+    pub cookie: String,
+    /// Clock skew allowed on `exp` and `nbf`. Default `0s`.
+    #[serde(default = "default_leeway")]
+    pub leeway: HumanDuration,
+    /// Accepted `aud` values; empty = `aud` not checked. Default empty.
+    #[serde(default)]
+    pub audience: Vec<String>,
+    /// Accepted `iss` values; empty = `iss` not checked. Default empty.
+    #[serde(default)]
+    pub issuer: Vec<String>,
+    /// Claims that must be present besides `exp`. Default none.
+    #[serde(default)]
+    pub required_claims: Vec<String>,
+    /// Remove the token from the request (header, query argument, cookie) once
+    /// checked. Default `true`.
+    #[serde(default = "default_true")]
+    pub hide_credentials: bool,
+}
+
+fn default_header() -> String {
+    "authorization".into()
+}
+fn default_jwt() -> String {
+    "jwt".into()
+}
+const fn default_leeway() -> HumanDuration {
+    HumanDuration(std::time::Duration::ZERO)
+}
+const fn default_true() -> bool {
+    true
+}
+
+/// The plugin factory (`jwt-auth`).
+pub struct JwtAuth;
+
+/// One configured instance.
+pub struct JwtAuthPlugin {
+    header: http::HeaderName,
+    query: String,
+    cookie: String,
+    hide: bool,
+    rules: verify::Rules,
+    consumers: HashMap<String, keys::ConsumerKey>,
+}
+
+impl PluginSpec for JwtAuth {
+    const NAME: &'static str = "jwt-auth";
+    type Config = JwtAuthConfig;
+
+    fn build(
+        &self,
+        c: JwtAuthConfig,
+        at: &FieldPath,
+        scope: &BuildScope<'_>,
+    ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
+        Ok(Arc::new(JwtAuthPlugin::new(c, at, scope.consumers)?))
+    }
+}
+
+impl JwtAuthPlugin {
+    /// An instance verifying the tokens of `consumers`; errors carry paths under `at`.
+    pub fn new(
+        c: JwtAuthConfig,
+        at: &FieldPath,
+        consumers: &[ConsumerConfig],
+    ) -> std::result::Result<Self, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let header = http::HeaderName::from_bytes(c.header.as_bytes());
+        if header.is_err() {
+            errors.push(FieldError::value(
+                at.key("header"),
+                "not a valid header name",
+            ));
+        }
+        if c.leeway.0 > std::time::Duration::from_secs(600) {
+            errors.push(FieldError::value(at.key("leeway"), "at most 10m"));
+        }
+        let loaded = match keys::load(consumers) {
+            Ok(k) => k,
+            Err(es) => {
+                errors.extend(es.into_iter().map(|e| FieldError::value(at.clone(), e)));
+                HashMap::new()
+            }
+        };
+        if loaded.is_empty() && errors.is_empty() {
+            errors.push(FieldError::value(
+                at.clone(),
+                "no consumer has a `jwt-auth` credential (consumers[].jwt-auth): every request would be refused",
+            ));
+        }
+        match header {
+            Ok(header) if errors.is_empty() => Ok(Self {
+                header,
+                query: c.query,
+                cookie: c.cookie,
+                hide: c.hide_credentials,
+                rules: verify::Rules {
+                    leeway: c.leeway.0.as_secs(),
+                    audience: c.audience,
+                    issuer: c.issuer,
+                    required: c.required_claims,
+                },
+                consumers: loaded,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    fn refuse(&self, r: &Refusal, ctx: &RequestCtx) -> HttpResponse {
+        sluice_core::metrics::reject(ctx.route_id(), r.reason);
+        HttpResponse::problem(401, r.detail, &ctx.request_id).with_header(
+            "www-authenticate",
+            format!("Bearer error=\"{}\"", r.oauth_error),
+        )
+    }
+}
+
+#[async_trait]
+impl Plugin for JwtAuthPlugin {
+    fn name(&self) -> &'static str {
+        JwtAuth::NAME
+    }
+
+    fn priority(&self) -> i32 {
+        // APISIX's jwt-auth priority: before authorization (2400) and rate limits.
+        2510
+    }
+
+    async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        match self.authenticate(session.req_header_mut(), ctx) {
+            Ok(()) => Ok(Flow::Continue),
+            Err(r) => Ok(Flow::Respond(self.refuse(&r, ctx))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
