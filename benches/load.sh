@@ -4,8 +4,9 @@
 #   2. nginx as a tuned reverse proxy (the reference: keep-alive upstream, same workers)
 #   3. Sluice with no plugins
 #   4. Sluice with kafka-logger, to a Tansu broker
-#   5. Sluice proxying POSTs with 1 KiB bodies, and
-#   6. Sluice diverting the same POSTs into Kafka (kafka-divert, 202 after the ack)
+#   5. Sluice with key-auth + limit-count + limit-req (limits never reached)
+#   6. Sluice proxying POSTs with 1 KiB bodies, and
+#   7. Sluice diverting the same POSTs into Kafka (kafka-divert, 202 after the ack)
 # and the ratios between them. Both Sluice variants are routes of one Sluice process
 # (`/plain/*` without plugins, `/logged/*` with kafka-logger). The targets are measured
 # in interleaved rounds; ratios are taken within each round and the median reported,
@@ -63,12 +64,16 @@ wrk.method = "POST"
 wrk.body = string.rep("x", 1024)
 wrk.headers["Content-Type"] = "application/octet-stream"
 LUA
+cat > "$work/auth.lua" <<'LUA'
+wrk.headers["apikey"] = "bench-api-key-0123456789"
+LUA
 
 cat > "$work/sluice.yaml" <<YML
 server: { listen: ["127.0.0.1:$SLUICE"], threads: $THREADS, grace_period: 0s }
 admin: { listen: "127.0.0.1:$ADMIN" }
 kafka: { clusters: { default: { brokers: ["127.0.0.1:$KAFKA"] } } }
 upstreams: { origin: { nodes: ["127.0.0.1:$ORIGIN"] } }
+consumers: [{ name: bench, key-auth: { key: bench-api-key-0123456789 } }]
 routes:
   - id: plain
     match: { paths: ["/plain/*"] }
@@ -77,6 +82,13 @@ routes:
     match: { paths: ["/logged/*"] }
     upstream: origin
     plugins: { kafka-logger: { topic: bench-log, key: "{client_ip}" } }
+  - id: secured
+    match: { paths: ["/secured/*"] }
+    upstream: origin
+    plugins:
+      key-auth: {}
+      limit-count: { count: 1000000000, time_window: 1h, key: consumer }
+      limit-req: { rate: 1000000000, burst: 1000, key: consumer }
   - id: divert
     match: { paths: ["/divert/*"], methods: [POST] }
     plugins: { kafka-divert: { topic: bench-divert, key: "{request_id}" } }
@@ -96,7 +108,8 @@ run() { # name port path [wrk args] -> "name rps p50_ms p99_ms"
 
 POST="-s $work/post.lua"
 targets=("origin $ORIGIN /api/orders" "nginx $NGINX /api/orders" "sluice $SLUICE /plain/orders"
-  "sluice+kafka-logger $SLUICE /logged/orders" "sluice-post-1KiB $SLUICE /plain/orders $POST"
+  "sluice+kafka-logger $SLUICE /logged/orders" "sluice+auth+limits $SLUICE /secured/orders -s $work/auth.lua"
+  "sluice-post-1KiB $SLUICE /plain/orders $POST"
   "kafka-divert-1KiB $SLUICE /divert/orders $POST")
 for t in "${targets[@]}"; do  # warm-up: connections and upstream pools
   set -- $t; wrk -t"$THREADS" -c"$CONNS" -d1s "${@:4}" "http://127.0.0.1:$2$3" >/dev/null 2>&1
@@ -127,7 +140,7 @@ echo "# GET, 47-byte JSON body from the origin; origin, proxies, Tansu and wrk a
 echo
 echo "| target | requests/s | p50 ms | p99 ms |"
 echo "|---|---:|---:|---:|"
-for t in origin nginx sluice sluice+kafka-logger sluice-post-1KiB kafka-divert-1KiB; do
+for t in origin nginx sluice sluice+kafka-logger sluice+auth+limits sluice-post-1KiB kafka-divert-1KiB; do
   printf "| %s | %.0f | %.3f | %.3f |\n" "$t" "$(col $t 3)" "$(col $t 4)" "$(col $t 5)"
 done
 echo
@@ -136,6 +149,8 @@ printf -- "- sluice / origin direct throughput: %.2f\n" "$(ratio sluice origin 3
 printf -- "- kafka-logger throughput cost: %.1f%% (1 - logged/plain, per-round median)\n" \
   "$(awk -v r="$(ratio sluice+kafka-logger sluice 3)" 'BEGIN { print 100 * (1 - r) }')"
 printf -- "- kafka-logger p99 added: %+.3f ms (median over rounds of logged - plain)\n" "$(echo "$all" | awk '$2 == "sluice" { p[$1] = $5 } $2 == "sluice+kafka-logger" { q[$1] = $5 } END { for (r in p) print q[r] - p[r] }' | median)"
+printf -- "- key-auth + limit-count + limit-req throughput cost: %.1f%% (1 - secured/plain, per-round median)\n" \
+  "$(awk -v r="$(ratio sluice+auth+limits sluice 3)" 'BEGIN { print 100 * (1 - r) }')"
 printf -- "- kafka-divert / plain proxy, POST 1 KiB: %.2f throughput (per-round median)\n" "$(ratio kafka-divert-1KiB sluice-post-1KiB 3)"
 echo "- kafka-divert mean wait for the broker's acknowledgement: $ack_mean ms (sluice_divert_ack_duration_seconds)"
 echo "- Kafka events (logger + divert): $events"
