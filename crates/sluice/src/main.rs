@@ -9,6 +9,7 @@ mod proxy;
 mod registry;
 mod server;
 mod subscriptions;
+mod tls;
 mod upstream;
 
 use std::process::ExitCode;

@@ -22,6 +22,7 @@ use crate::guard::GuardedApp;
 use crate::live::Live;
 use crate::proxy::{Gateway, GatewayState};
 use crate::subscriptions::{Built, SubscriptionService};
+use crate::tls::SniResolver;
 
 /// Everything built from one configuration file.
 pub struct Loaded {
@@ -33,6 +34,8 @@ pub struct Loaded {
     pub state: GatewayState,
     /// Subscriptions (not started).
     pub subscriptions: Vec<Built>,
+    /// Certificates of the HTTPS listeners (read at start; a reload checks them only).
+    pub tls: Option<Arc<SniResolver>>,
 }
 
 /// Load `file` and build everything from it, or return every error. With `running`,
@@ -56,12 +59,28 @@ pub fn load(
             Err(errors) => errors.into_iter().for_each(|e| doc.error(e)),
         }
     }
+    let tls = match doc.config.server.tls.clone() {
+        None => None,
+        Some(t) => {
+            let at = sluice_core::config::path::FieldPath::root()
+                .key("server")
+                .key("tls");
+            match SniResolver::load(&t, &at) {
+                Ok(r) => Some(r),
+                Err(errors) => {
+                    errors.into_iter().for_each(|e| doc.error(e));
+                    None
+                }
+            }
+        }
+    };
     let config = doc.finish()?;
     Ok(Loaded {
         config,
         kafka,
         state: GatewayState { router, upstreams },
         subscriptions,
+        tls,
     })
 }
 
@@ -95,16 +114,16 @@ pub fn run(file: &str, test_only: bool, upgrade: bool) -> ExitCode {
         println!("sluice: configuration file {file} is valid");
         return ExitCode::SUCCESS;
     }
-    serve(file, loaded, upgrade);
-    ExitCode::SUCCESS
+    serve(file, loaded, upgrade)
 }
 
-fn serve(file: &str, loaded: Loaded, upgrade: bool) {
+fn serve(file: &str, loaded: Loaded, upgrade: bool) -> ExitCode {
     let Loaded {
         config,
         kafka,
         state,
         subscriptions,
+        tls,
     } = loaded;
     let conf = ServerConf {
         threads: config.server.threads,
@@ -124,6 +143,7 @@ fn serve(file: &str, loaded: Loaded, upgrade: bool) {
     server.bootstrap();
     let listen = config.server.listen.clone();
     let config_limits = config.server.limits;
+    let tls_config = config.server.tls.clone();
     let admin_listen = config.admin.listen.clone();
     let live = Live::new(file, config, kafka.clone(), state);
     live.subscriptions.set_pending(subscriptions);
@@ -140,6 +160,17 @@ fn serve(file: &str, loaded: Loaded, upgrade: bool) {
     );
     for addr in &listen {
         proxy.add_tcp(addr);
+    }
+    if let (Some(resolver), Some(t)) = (&tls, &tls_config) {
+        for addr in &t.listen {
+            match resolver.settings(t.http2) {
+                Ok(s) => proxy.add_tls_with_settings(addr, None, s),
+                Err(e) => {
+                    eprintln!("sluice: TLS listener {addr}: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
     }
     let proxy_handle = server.add_service(proxy);
     proxy_handle.add_dependency(&kafka_handle);
@@ -164,9 +195,15 @@ fn serve(file: &str, loaded: Loaded, upgrade: bool) {
     log::info!(
         "sluice {} listening on {} (admin {})",
         env!("CARGO_PKG_VERSION"),
-        listen.join(", "),
+        listen
+            .iter()
+            .chain(tls_config.iter().flat_map(|t| t.listen.iter()))
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", "),
         admin_listen
     );
     server.run(RunArgs::default());
     live.shutdown_kafka();
+    ExitCode::SUCCESS
 }

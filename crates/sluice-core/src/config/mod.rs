@@ -19,6 +19,7 @@ pub mod model;
 pub mod path;
 pub mod source;
 pub mod subscription;
+pub mod tls;
 pub mod units;
 mod validate;
 

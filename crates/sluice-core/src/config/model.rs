@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::limits::RequestLimits;
+use super::tls::TlsConfig;
 use super::units::{ByteSize, HumanDuration};
 
 /// `server:` — the proxy listeners and runtime.
@@ -44,6 +45,9 @@ pub struct ServerConfig {
     /// Limits on what clients send (header size and time, connections per IP).
     #[serde(default)]
     pub limits: RequestLimits,
+    /// HTTPS listeners (TLS termination with rustls). Default none.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +62,7 @@ impl Default for ServerConfig {
             upgrade_sock: default_upgrade_sock(),
             pid_file: default_pid_file(),
             limits: RequestLimits::default(),
+            tls: None,
         }
     }
 }

@@ -29,6 +29,7 @@ pub(super) fn check(doc: &mut ConfigDoc) {
     let mut errors = Vec::new();
     let root = FieldPath::root();
     server(&doc.config.server, &root.key("server"), &mut errors);
+    tls(doc, &mut errors);
     let admin = &doc.config.admin;
     if admin.listen.parse::<SocketAddr>().is_err() {
         errors.push(FieldError::value(
@@ -172,6 +173,15 @@ fn server(s: &ServerConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
         ));
     }
     s.limits.check(&at.key("limits"), errors);
+}
+
+fn tls(doc: &ConfigDoc, errors: &mut Vec<FieldError>) {
+    let s = &doc.config.server;
+    if let Some(t) = &s.tls {
+        let mut taken: Vec<&str> = s.listen.iter().map(String::as_str).collect();
+        taken.push(doc.config.admin.listen.as_str());
+        t.check(&FieldPath::root().key("server").key("tls"), &taken, errors);
+    }
 }
 
 fn cluster(c: &ClusterConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {

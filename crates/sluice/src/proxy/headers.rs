@@ -81,7 +81,8 @@ pub fn upstream_request(
         };
         req.insert_header("x-forwarded-for", xff)?;
     }
-    // Sluice terminates plain HTTP; a client-supplied value would be a lie.
+    // What the client used (the proxy sets `https` on TLS listeners); a client-supplied
+    // value would be a lie.
     req.insert_header("x-forwarded-proto", "http")?;
     if let Some(host) = req.headers.get(http::header::HOST).cloned() {
         if !req.headers.contains_key("x-forwarded-host") {
