@@ -36,7 +36,11 @@ pub struct Tansu {
     /// `127.0.0.1:PORT`.
     pub bootstrap: String,
     port: u16,
+    /// The port advertised to clients (the listening one, or a proxy in front of it).
+    advertised: u16,
     storage: String,
+    /// Extra `tansu broker` arguments (e.g. `--authentication`).
+    extra: Vec<String>,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -55,10 +59,18 @@ impl Tansu {
 
     fn start_with(storage: &str) -> Self {
         let port = free_port();
+        Self::start_advertising(storage, port, port)
+    }
+
+    /// Start a broker (in-memory storage) listening on `port` that tells clients to
+    /// connect to `advertised` (a TLS proxy in front of it, say).
+    pub fn start_advertising(storage: &str, port: u16, advertised: u16) -> Self {
         let mut t = Self {
             bootstrap: format!("127.0.0.1:{port}"),
             port,
+            advertised,
             storage: storage.to_string(),
+            extra: Vec::new(),
             dir: scratch_dir("tansu"),
             child: None,
         };
@@ -66,8 +78,35 @@ impl Tansu {
         t
     }
 
+    /// Create a SCRAM user (`scram256` or `scram512`) with Tansu's CLI.
+    pub fn create_user(&self, name: &str, password: &str, mechanism: &str) {
+        let out = Command::new(tansu_bin())
+            .args([
+                "user",
+                "create",
+                "--broker",
+                &format!("tcp://{}", self.bootstrap),
+            ])
+            .args([name, password, "--mechanism", mechanism])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Restart with client authentication (SASL) required; users and topics must have
+    /// been created before (persistent storage).
+    pub fn restart_requiring_authentication(&mut self) {
+        self.extra = vec!["--authentication".into()];
+        self.restart();
+    }
+
     fn spawn(&mut self) {
         let url = format!("tcp://127.0.0.1:{}", self.port);
+        let advertised = format!("tcp://127.0.0.1:{}", self.advertised);
         let log = |name: &str| {
             std::fs::OpenOptions::new()
                 .create(true)
@@ -81,9 +120,10 @@ impl Tansu {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
             ])
             .args(["--storage-engine", &self.storage])
+            .args(&self.extra)
             .current_dir(&self.dir)
             .stdout(Stdio::from(log("tansu.log")))
             .stderr(Stdio::from(log("tansu.err")))

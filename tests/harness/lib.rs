@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod origin;
 pub mod receiver;
 pub mod sse;
+pub mod tls_proxy;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};

@@ -151,6 +151,9 @@ impl Cluster {
         let mut cfg = ClientConfig::new();
         cfg.set("bootstrap.servers", bootstrap)
             .set("client.id", "sluice");
+        for (k, v) in self.config.security_properties() {
+            cfg.set(k, v);
+        }
         for (k, v) in &self.config.properties {
             if !PRODUCER_ONLY.contains(&k.as_str()) && !k.starts_with("queue.buffering") {
                 cfg.set(k, v.to_property());

@@ -155,6 +155,9 @@ pub fn producer_config(c: &ClusterConfig, bootstrap: &str) -> ClientConfig {
             cfg.set("acks", "0");
         }
     }
+    for (k, v) in c.security_properties() {
+        cfg.set(k, v);
+    }
     for (k, v) in &c.properties {
         cfg.set(k, v.to_property());
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::kafka_security::{KafkaTlsConfig, SaslConfig};
 use super::units::{ByteSize, HumanDuration};
 
 /// `kafka.clusters.<name>:` — one Kafka cluster and the producer Sluice keeps for it.
@@ -19,9 +20,9 @@ pub struct ClusterConfig {
     /// connecting to `brokers`. Data lives in memory only: for demos and tests.
     #[serde(default)]
     pub dev_broker: Option<DevBrokerConfig>,
-    /// librdkafka properties passed through as-is (e.g. `compression.type: lz4`,
-    /// `security.protocol: sasl_ssl`). Properties that have a typed field here
-    /// (`queue.buffering.max.kbytes`, ...) must be set with that field.
+    /// librdkafka properties passed through as-is (e.g. `compression.type: lz4`).
+    /// Properties that have a typed field here (`queue.buffering.max.kbytes`, ...,
+    /// and the `tls`/`sasl` ones when those are set) must be set with that field.
     #[serde(default)]
     pub properties: BTreeMap<String, PropertyValue>,
     /// Memory bound of the producer queue (`queue.buffering.max.kbytes`). When it is
@@ -51,6 +52,19 @@ pub struct ClusterConfig {
     /// `delivery: at_least_once` or `acks: spool`, and whatever is queued at shutdown).
     #[serde(default)]
     pub spool: Option<SpoolConfig>,
+    /// TLS to the brokers (verification on by default).
+    #[serde(default)]
+    pub tls: Option<KafkaTlsConfig>,
+    /// SASL authentication (`PLAIN`, `SCRAM-SHA-256`, `SCRAM-SHA-512`).
+    #[serde(default)]
+    pub sasl: Option<SaslConfig>,
+}
+
+impl ClusterConfig {
+    /// The librdkafka properties of `tls` and `sasl`.
+    pub fn security_properties(&self) -> Vec<(&'static str, String)> {
+        super::kafka_security::security_properties(self.tls.as_ref(), self.sasl.as_ref())
+    }
 }
 
 /// `kafka.clusters.<name>.spool:`

@@ -14,6 +14,7 @@ pub mod consumer;
 pub mod decode;
 pub mod error;
 pub mod kafka;
+pub mod kafka_security;
 pub mod limits;
 pub mod model;
 pub mod path;

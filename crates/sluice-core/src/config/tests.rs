@@ -217,6 +217,15 @@ const BAD: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "kafka:\n  clusters:\n    k:\n      brokers: [\"b:9093\"]\n      tls: { cert_file: /nonexistent/c.pem }\n      sasl: { mechanism: GSSAPI, username: u, password: p }\n      properties: { security.protocol: ssl }\n",
+        &[
+            "5:12: kafka.clusters.k.tls: `cert_file` and `key_file` go together (mutual TLS)",
+            "5:25: kafka.clusters.k.tls.cert_file: cannot read /nonexistent/c.pem",
+            "6:26: kafka.clusters.k.sasl.mechanism: one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512",
+            "7:21: kafka.clusters.k.properties.security.protocol: set this with the cluster's `tls` / `sasl` fields",
+        ],
+    ),
+    (
         "consumers:\n  - name: billing\n    key-auth: { key: short }\n  - name: billing\n    key-auth: { key: \"0123456789\" }\n  - name: \"bad name\"\n    key-auth: { key: \"0123456789\" }\n  - { name: x, jwt: 1, key-auth: {} }\n",
         &[
             "3:22: consumers[0].key-auth.key: an API key needs at least 8 characters",

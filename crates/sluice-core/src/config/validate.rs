@@ -227,6 +227,19 @@ fn cluster(c: &ClusterConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
             ));
         }
     }
+    super::kafka_security::check(
+        c.tls.as_ref(),
+        c.sasl.as_ref(),
+        &mut c.properties.keys(),
+        at,
+        errors,
+    );
+    if c.dev_broker.is_some() && (c.tls.is_some() || c.sasl.is_some()) {
+        errors.push(FieldError::value(
+            at.clone(),
+            "the dev broker speaks plaintext only: remove `tls` / `sasl`",
+        ));
+    }
     for key in c.properties.keys() {
         if let Some((_, field)) = TYPED_PROPERTIES.iter().find(|(p, _)| p == key) {
             errors.push(FieldError::key(
