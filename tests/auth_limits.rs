@@ -305,6 +305,12 @@ routes:
     plugins:
       jwt-auth: {{ required_claims: [tenant] }}
       limit-count: {{ count: 2, time_window: 60s, key: "{{claim.tenant}}" }}
+  - id: acme-only
+    match: {{ paths: ["/acme/*"] }}
+    upstream: origin
+    plugins:
+      jwt-auth: {{}}
+      consumer-restriction: {{ claims: {{ tenant: [acme] }} }}
 "#,
         origin.port
     ));
@@ -360,8 +366,23 @@ routes:
     .unwrap();
     assert_eq!(call(&forged).status, 401);
 
+    // Authorization by claim.
+    let acme_only = |t: &str| {
+        let auth = format!("Bearer {t}");
+        request(
+            gw.port,
+            "GET",
+            "/acme/x",
+            &[("authorization", auth.as_str())],
+            b"",
+        )
+        .status
+    };
+    assert_eq!(acme_only(&acme), 200);
+    assert_eq!(acme_only(&token("beta", now + 300)), 403);
+
     let seen = origin.seen();
-    assert_eq!(seen.len(), 3, "only the accepted requests reach the origin");
+    assert_eq!(seen.len(), 4, "only the accepted requests reach the origin");
     assert!(
         seen.iter().all(|s| s.header("authorization").is_none()),
         "token stripped"

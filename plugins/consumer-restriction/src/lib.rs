@@ -26,6 +26,11 @@ pub struct ConsumerRestrictionConfig {
     /// Consumers refused on the route; all others allowed.
     #[serde(default)]
     pub deny: Vec<String>,
+    /// Claims the consumer's verified JWT must carry (`jwt-auth`), each with one of the
+    /// listed values (for an array claim: any element), e.g. `{ tenant: [acme] }`.
+    /// Requests without a token's claims are refused.
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<String, Vec<String>>,
     /// Status for an authenticated consumer that is refused (400-599). Default `403`.
     #[serde(default = "default_code")]
     pub rejected_code: u16,
@@ -45,6 +50,7 @@ pub struct ConsumerRestriction;
 pub struct ConsumerRestrictionPlugin {
     names: HashSet<String>,
     allow: bool,
+    claims: std::collections::BTreeMap<String, Vec<String>>,
     code: u16,
     msg: String,
 }
@@ -89,14 +95,23 @@ impl ConsumerRestrictionPlugin {
         let (field, list) = match (c.allow.is_empty(), c.deny.is_empty()) {
             (false, true) => ("allow", &c.allow),
             (true, false) => ("deny", &c.deny),
+            (true, true) if !c.claims.is_empty() => ("deny", &c.deny),
             _ => {
                 errors.push(FieldError::value(
                     at.clone(),
-                    "set exactly one of `allow` and `deny` (a non-empty list of consumer names)",
+                    "set `allow` or `deny` (not both; non-empty lists of consumer names), and/or `claims`",
                 ));
                 ("allow", &c.allow)
             }
         };
+        for (name, values) in &c.claims {
+            if values.is_empty() {
+                errors.push(FieldError::value(
+                    at.key("claims").key(name),
+                    "list at least one accepted value",
+                ));
+            }
+        }
         let declared: HashSet<&str> = consumers.iter().map(|c| c.name.as_str()).collect();
         for (i, name) in list.iter().enumerate() {
             if !declared.contains(name.as_str()) {
@@ -118,6 +133,7 @@ impl ConsumerRestrictionPlugin {
         Ok(Self {
             names: list.iter().cloned().collect(),
             allow: field == "allow",
+            claims: c.claims,
             code: c.rejected_code,
             msg: c
                 .rejected_msg
@@ -127,11 +143,37 @@ impl ConsumerRestrictionPlugin {
 
     /// The decision for the request's consumer.
     pub fn verdict(&self, ctx: &RequestCtx) -> Verdict {
-        match ctx.consumer_name() {
-            None => Verdict::Unauthenticated,
-            Some(n) if self.names.contains(n) == self.allow => Verdict::Allowed,
-            Some(_) => Verdict::Forbidden,
+        let Some(consumer) = ctx.consumer.as_ref() else {
+            return Verdict::Unauthenticated;
+        };
+        if self.names.contains(consumer.name.as_ref()) != self.allow {
+            return Verdict::Forbidden;
         }
+        let claims = consumer.claims.as_deref();
+        let ok = self.claims.iter().all(|(name, accepted)| {
+            claims
+                .and_then(|c| c.get(name))
+                .is_some_and(|v| claim_matches(v, accepted))
+        });
+        if ok {
+            Verdict::Allowed
+        } else {
+            Verdict::Forbidden
+        }
+    }
+}
+
+/// Whether a claim value is one of `accepted` (strings as-is, numbers and booleans as
+/// written in JSON; an array when any element is).
+fn claim_matches(v: &serde_json::Value, accepted: &[String]) -> bool {
+    match v {
+        serde_json::Value::String(s) => accepted.iter().any(|a| a == s),
+        serde_json::Value::Array(items) => items.iter().any(|i| claim_matches(i, accepted)),
+        serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
+            let s = v.to_string();
+            accepted.iter().any(|a| *a == s)
+        }
+        _ => false,
     }
 }
 
@@ -201,6 +243,19 @@ mod tests {
 
     #[test]
     fn allow_and_deny_lists() {
+        let claims = plugin("{ claims: { tenant: [acme], roles: [admin] } }").unwrap();
+        let mut c = ctx(Some("mobile"));
+        assert_eq!(claims.verdict(&c), Verdict::Forbidden, "no token claims");
+        if let Some(x) = c.consumer.as_mut() {
+            let m = serde_json::json!({"tenant": "acme", "roles": ["user", "admin"]});
+            x.claims = m.as_object().cloned().map(std::sync::Arc::new);
+        }
+        assert_eq!(claims.verdict(&c), Verdict::Allowed);
+        if let Some(x) = c.consumer.as_mut() {
+            let m = serde_json::json!({"tenant": "beta", "roles": ["admin"]});
+            x.claims = m.as_object().cloned().map(std::sync::Arc::new);
+        }
+        assert_eq!(claims.verdict(&c), Verdict::Forbidden, "other tenant");
         let allow = plugin("{ allow: [billing, ops] }").unwrap();
         assert_eq!(allow.verdict(&ctx(Some("billing"))), Verdict::Allowed);
         assert_eq!(allow.verdict(&ctx(Some("mobile"))), Verdict::Forbidden);
@@ -214,9 +269,11 @@ mod tests {
     #[test]
     fn config_errors() {
         let e = plugin("{}").err().unwrap();
-        assert!(e[0].message.contains("exactly one"), "{e:?}");
+        assert!(e[0].message.contains("not both"), "{e:?}");
         let e = plugin("{ allow: [billing], deny: [ops] }").err().unwrap();
-        assert!(e[0].message.contains("exactly one"));
+        assert!(e[0].message.contains("not both"));
+        let e = plugin("{ claims: { tenant: [] } }").err().unwrap();
+        assert_eq!(e[0].path.to_string(), "cr.claims.tenant");
         let e = plugin("{ allow: [billing, nobody], rejected_code: 302 }")
             .err()
             .unwrap();
