@@ -171,7 +171,7 @@ fn claim_matches(v: &serde_json::Value, accepted: &[String]) -> bool {
         serde_json::Value::Array(items) => items.iter().any(|i| claim_matches(i, accepted)),
         serde_json::Value::Number(_) | serde_json::Value::Bool(_) => {
             let s = v.to_string();
-            accepted.iter().any(|a| *a == s)
+            accepted.contains(&s)
         }
         _ => false,
     }
