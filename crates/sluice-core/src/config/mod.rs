@@ -23,6 +23,7 @@ pub mod subscription;
 pub mod tls;
 pub mod units;
 mod validate;
+mod validate_cluster;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

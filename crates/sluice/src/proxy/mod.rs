@@ -11,6 +11,7 @@
 //! logging (metrics, plugins.log) ◀───────────────────────────────────────────────┘
 //! ```
 
+mod answer;
 mod errors;
 mod hardening;
 mod headers;
@@ -33,6 +34,7 @@ use sluice_core::{Flow, HttpResponse, RequestCtx, Router};
 
 use crate::live::Live;
 use crate::upstream::Upstream;
+use answer::{refuse, respond};
 
 /// Everything a request needs from the active configuration.
 pub struct GatewayState {
@@ -56,24 +58,6 @@ impl Gateway {
     }
 }
 
-/// Refuse a request before its route's plugins: counted, answered, connection closed
-/// (the rest of the request may be unread or ambiguous).
-async fn refuse(
-    session: &mut Session,
-    ctx: &mut GatewayCtx,
-    r: hardening::Refusal,
-) -> Result<bool> {
-    let route = ctx.req.route.as_deref().map(|r| r.id.clone());
-    sluice_core::metrics::reject(route.as_deref().unwrap_or("_none"), r.reason);
-    session.set_keepalive(None);
-    respond(
-        session,
-        ctx,
-        HttpResponse::problem(r.status, r.detail, &ctx.req.request_id),
-    )
-    .await
-}
-
 /// Pingora's per-request context: the plugins' view plus proxy bookkeeping.
 pub struct GatewayCtx {
     /// What plugins see.
@@ -82,16 +66,6 @@ pub struct GatewayCtx {
     tried: Vec<SocketAddr>,
     error_status: u16,
     body_bytes: u64,
-}
-
-async fn respond(session: &mut Session, ctx: &mut GatewayCtx, resp: HttpResponse) -> Result<bool> {
-    ctx.error_status = resp.status;
-    let mut resp = resp.with_header(headers::REQUEST_ID, ctx.req.request_id.clone());
-    for (name, value) in std::mem::take(&mut ctx.req.response_headers) {
-        resp = resp.with_header(name, value);
-    }
-    resp.write_to(session).await?;
-    Ok(true)
 }
 
 #[async_trait]
