@@ -5,7 +5,8 @@
 //! - [`table`]: a sharded, bounded map from key to limiter state.
 //! - [`leaky`]: the leaky bucket (rate and burst) of `limit-req`, as nginx's `limit_req`.
 //! - [`window`]: fixed and sliding windows (count per time window) of `limit-count`.
-//! - [`reply`]: the config fields every limit has, and the refusal.
+//! - [`reply`]: the config fields every limit has, the refusal, and [`Keyed`] (key,
+//!   state table and clock of one plugin instance).
 //!
 //! State lives in the plugin instance of one route on one Sluice process: several
 //! instances behind a load balancer each allow the full limit.
@@ -20,7 +21,7 @@ pub mod window;
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use key::LimitKey;
 pub use leaky::{Decision, LeakyBucket, LeakyState};
-pub use reply::CommonLimitConfig;
+pub use reply::{CommonLimitConfig, Keyed};
 pub use table::{Expiring, Table};
 pub use window::{Policy, Quota, WindowCounter, WindowState};
 

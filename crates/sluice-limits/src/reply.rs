@@ -1,13 +1,17 @@
 //! What the limit plugins share beyond the algorithms: the config fields every limit has
 //! (`key`, `rejected_code`, `rejected_msg`, `max_keys`), their checks, and the refusal.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use pingora_http::RequestHeader;
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
 use sluice_core::{HttpResponse, RequestCtx};
 
+use crate::clock::Clock;
 use crate::key::LimitKey;
+use crate::table::{Expiring, Table};
 
 /// The fields `limit-req` and `limit-count` have in common. (Each plugin's config lists
 /// them itself: serde cannot flatten into a struct that denies unknown fields.)
@@ -72,5 +76,47 @@ impl CommonLimitConfig {
             "retry-after",
             crate::ceil_secs(retry_after).max(1).to_string(),
         )
+    }
+}
+
+/// What every limit plugin instance holds besides its algorithm: the refusal settings,
+/// the parsed key, the keyed state and the clock.
+pub struct Keyed<S> {
+    /// The common settings (refusals use them).
+    pub common: CommonLimitConfig,
+    key: LimitKey,
+    table: Table<S>,
+    clock: Arc<dyn Clock>,
+}
+
+impl<S: Expiring> Keyed<S> {
+    /// Check `common` (errors under `at` go to `errors`); `None` when it is invalid.
+    pub fn new(
+        common: CommonLimitConfig,
+        at: &FieldPath,
+        clock: Arc<dyn Clock>,
+        errors: &mut Vec<FieldError>,
+    ) -> Option<Self> {
+        let key = common.check(at, errors)?;
+        Some(Self {
+            table: Table::new(common.max_keys.max(1)),
+            common,
+            key,
+            clock,
+        })
+    }
+
+    /// Run `f` on this request's state (created by `new` for a new key) at the current
+    /// time.
+    pub fn apply<R>(
+        &self,
+        req: &RequestHeader,
+        ctx: &RequestCtx,
+        new: impl FnOnce(Duration) -> S,
+        f: impl FnOnce(&mut S, Duration) -> R,
+    ) -> R {
+        let key = self.key.render(ctx, req);
+        let now = self.clock.now();
+        self.table.with(&key, now, || new(now), |s| f(s, now))
     }
 }

@@ -18,8 +18,7 @@ use sluice_core::config::units::HumanDuration;
 use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
 use sluice_limits::reply::{default_code, default_key, default_max_keys};
 use sluice_limits::{
-    ceil_secs, Clock, CommonLimitConfig, LimitKey, MonotonicClock, Policy, Table, WindowCounter,
-    WindowState,
+    ceil_secs, Clock, CommonLimitConfig, Keyed, MonotonicClock, Policy, WindowCounter, WindowState,
 };
 
 /// `plugins.limit-count:`
@@ -74,12 +73,9 @@ pub struct LimitCount;
 
 /// One configured instance with its counters.
 pub struct LimitCountPlugin {
-    common: CommonLimitConfig,
-    key: LimitKey,
+    keyed: Keyed<WindowState>,
     counter: WindowCounter,
     headers: bool,
-    table: Table<WindowState>,
-    clock: Arc<dyn Clock>,
 }
 
 impl PluginSpec for LimitCount {
@@ -124,19 +120,16 @@ impl LimitCountPlugin {
             rejected_msg: c.rejected_msg,
             max_keys: c.max_keys,
         };
-        let key = common.check(at, &mut errors);
+        let keyed = Keyed::new(common, at, clock, &mut errors);
         let policy = match c.policy {
             PolicyConfig::Fixed => Policy::Fixed,
             PolicyConfig::Sliding => Policy::Sliding,
         };
-        match key {
-            Some(key) if errors.is_empty() => Ok(Self {
-                table: Table::new(common.max_keys),
-                common,
-                key,
+        match keyed {
+            Some(keyed) if errors.is_empty() => Ok(Self {
+                keyed,
                 counter: WindowCounter::new(c.count, window, policy),
                 headers: c.show_limit_quota_header,
-                clock,
             }),
             _ => Err(errors),
         }
@@ -145,13 +138,11 @@ impl LimitCountPlugin {
     /// Count the request; the refusal when over the quota. The `RateLimit-*` headers go
     /// into the context, for whatever answers the request.
     pub fn check(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> Option<HttpResponse> {
-        let key = self.key.render(ctx, req);
-        let now = self.clock.now();
-        let quota = self.table.with(
-            &key,
-            now,
-            || self.counter.state(now),
-            |s| self.counter.check(s, now),
+        let quota = self.keyed.apply(
+            req,
+            ctx,
+            |now| self.counter.state(now),
+            |s, now| self.counter.check(s, now),
         );
         if self.headers {
             let limit = self.counter.limit();
@@ -168,7 +159,8 @@ impl LimitCountPlugin {
             return None;
         }
         Some(
-            self.common
+            self.keyed
+                .common
                 .refuse(ctx, "quota_exceeded", "request quota exceeded", quota.reset),
         )
     }

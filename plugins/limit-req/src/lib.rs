@@ -15,7 +15,7 @@ use sluice_core::config::path::FieldPath;
 use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
 use sluice_limits::reply::{default_code, default_key, default_max_keys};
 use sluice_limits::{
-    Clock, CommonLimitConfig, Decision, LeakyBucket, LeakyState, LimitKey, MonotonicClock, Table,
+    Clock, CommonLimitConfig, Decision, Keyed, LeakyBucket, LeakyState, MonotonicClock,
 };
 
 /// `plugins.limit-req:`
@@ -54,11 +54,8 @@ pub struct LimitReq;
 
 /// One configured instance with its buckets.
 pub struct LimitReqPlugin {
-    common: CommonLimitConfig,
-    key: LimitKey,
+    keyed: Keyed<LeakyState>,
     bucket: LeakyBucket,
-    table: Table<LeakyState>,
-    clock: Arc<dyn Clock>,
 }
 
 impl PluginSpec for LimitReq {
@@ -102,14 +99,10 @@ impl LimitReqPlugin {
             rejected_msg: c.rejected_msg,
             max_keys: c.max_keys,
         };
-        let key = common.check(at, &mut errors);
-        match key {
-            Some(key) if errors.is_empty() => Ok(Self {
-                table: Table::new(common.max_keys),
-                common,
-                key,
+        match Keyed::new(common, at, clock, &mut errors) {
+            Some(keyed) if errors.is_empty() => Ok(Self {
+                keyed,
                 bucket: LeakyBucket::new(c.rate, c.burst, c.nodelay),
-                clock,
             }),
             _ => Err(errors),
         }
@@ -121,18 +114,17 @@ impl LimitReqPlugin {
         req: &RequestHeader,
         ctx: &RequestCtx,
     ) -> std::result::Result<std::time::Duration, HttpResponse> {
-        let key = self.key.render(ctx, req);
-        let now = self.clock.now();
-        let decision = self.table.with(
-            &key,
-            now,
-            || self.bucket.state(now),
-            |s| self.bucket.check(s, now),
+        let decision = self.keyed.apply(
+            req,
+            ctx,
+            |now| self.bucket.state(now),
+            |s, now| self.bucket.check(s, now),
         );
         match decision {
             Decision::Allow(delay) => Ok(delay),
             Decision::Reject(wait) => {
                 Err(self
+                    .keyed
                     .common
                     .refuse(ctx, "rate_limited", "request rate exceeded", wait))
             }
