@@ -53,12 +53,13 @@ pub fn request_id(req: &RequestHeader) -> String {
     }
 }
 
-/// Prepare the request header that goes upstream.
+/// Prepare the request header that goes upstream; `tls` when the client came over TLS.
 pub fn upstream_request(
     req: &mut RequestHeader,
     client_ip: Option<IpAddr>,
     request_id: &str,
     is_upgrade: bool,
+    tls: bool,
 ) -> Result<()> {
     for name in connection_listed(&req.headers) {
         req.remove_header(name.as_str());
@@ -81,9 +82,8 @@ pub fn upstream_request(
         };
         req.insert_header("x-forwarded-for", xff)?;
     }
-    // What the client used (the proxy sets `https` on TLS listeners); a client-supplied
-    // value would be a lie.
-    req.insert_header("x-forwarded-proto", "http")?;
+    // What the client used; a client-supplied value would be a lie.
+    req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
     if let Some(host) = req.headers.get(http::header::HOST).cloned() {
         if !req.headers.contains_key("x-forwarded-host") {
             req.insert_header("x-forwarded-host", host)?;
@@ -123,7 +123,14 @@ mod tests {
         r.append_header("TE", "trailers").unwrap();
         r.append_header("X-Forwarded-For", "203.0.113.1").unwrap();
         r.append_header("X-Forwarded-Proto", "https").unwrap();
-        upstream_request(&mut r, Some("10.0.0.9".parse().unwrap()), "rid", false).unwrap();
+        upstream_request(
+            &mut r,
+            Some("10.0.0.9".parse().unwrap()),
+            "rid",
+            false,
+            false,
+        )
+        .unwrap();
         let h = &r.headers;
         for gone in [
             "connection",
@@ -145,7 +152,7 @@ mod tests {
         let mut r = RequestHeader::build("GET", b"/ws", None).unwrap();
         r.append_header("Connection", "Upgrade").unwrap();
         r.append_header("Upgrade", "websocket").unwrap();
-        upstream_request(&mut r, None, "rid", true).unwrap();
+        upstream_request(&mut r, None, "rid", true, false).unwrap();
         assert_eq!(r.headers["upgrade"], "websocket");
         assert!(r.headers.contains_key("connection"));
     }

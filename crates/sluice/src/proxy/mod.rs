@@ -235,10 +235,8 @@ impl ProxyHttp for Gateway {
             ctx.req.client_ip,
             &ctx.req.request_id,
             session.is_upgrade_req(),
+            session.digest().is_some_and(|d| d.ssl_digest.is_some()),
         )?;
-        if session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
-            upstream_request.insert_header("x-forwarded-proto", "https")?;
-        }
         if let Some(up) = &ctx.upstream {
             use sluice_core::config::PassHost;
             match (
