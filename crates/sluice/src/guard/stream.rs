@@ -37,7 +37,9 @@ pub struct HeaderDeadline {
     inner: Stream,
     limit: Duration,
     phase: Phase,
-    deadline: Option<Pin<Box<Sleep>>>,
+    /// One timer per connection, re-armed at each request's first byte.
+    deadline: Pin<Box<Sleep>>,
+    armed: bool,
     on_timeout: Arc<dyn Fn() + Send + Sync>,
 }
 
@@ -57,7 +59,8 @@ impl HeaderDeadline {
             inner,
             limit,
             phase: Phase::Idle,
-            deadline: None,
+            deadline: Box::pin(tokio::time::sleep(limit)),
+            armed: false,
             on_timeout,
         }
     }
@@ -67,7 +70,9 @@ impl HeaderDeadline {
         for &b in bytes {
             match self.phase {
                 Phase::Idle => {
-                    self.deadline = Some(Box::pin(tokio::time::sleep(self.limit)));
+                    let at = tokio::time::Instant::now() + self.limit;
+                    self.deadline.as_mut().reset(at);
+                    self.armed = true;
                     self.phase = Phase::Header {
                         newlines: u8::from(b == b'\n'),
                     };
@@ -80,7 +85,7 @@ impl HeaderDeadline {
                     };
                     if n >= 2 {
                         self.phase = Phase::Body;
-                        self.deadline = None;
+                        self.armed = false;
                         return;
                     }
                     self.phase = Phase::Header { newlines: n };
@@ -98,15 +103,13 @@ impl AsyncRead for HeaderDeadline {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Some(d) = this.deadline.as_mut() {
-            if d.as_mut().poll(cx).is_ready() {
-                this.deadline = None;
-                (this.on_timeout)();
-                return Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "request header not received within server.limits.header_timeout",
-                )));
-            }
+        if this.armed && this.deadline.as_mut().poll(cx).is_ready() {
+            this.armed = false;
+            (this.on_timeout)();
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request header not received within server.limits.header_timeout",
+            )));
         }
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
