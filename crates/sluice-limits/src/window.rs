@@ -70,16 +70,6 @@ impl WindowCounter {
         }
     }
 
-    /// The configured count.
-    pub fn limit(&self) -> u64 {
-        self.count
-    }
-
-    /// The configured window.
-    pub fn window(&self) -> Duration {
-        self.window
-    }
-
     /// A fresh state for a key seen first at `now`.
     pub fn state(&self, now: Duration) -> WindowState {
         WindowState {

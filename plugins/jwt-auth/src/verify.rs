@@ -1,11 +1,11 @@
 //! Finding the token in a request, choosing its consumer, verifying it, and hiding it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use base64::Engine as _;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{decode, decode_header, Validation};
+use jsonwebtoken::{decode, decode_header, Algorithm, Validation};
 use pingora_http::RequestHeader;
 use serde_json::{Map, Value};
 use sluice_core::context::Consumer;
@@ -16,12 +16,44 @@ use crate::keys::ConsumerKey;
 use crate::{JwtAuth, JwtAuthPlugin};
 use sluice_core::PluginSpec as _;
 
-/// The checks besides the signature.
+/// The checks besides the signature, built once per plugin instance.
 pub(crate) struct Rules {
-    pub leeway: u64,
-    pub audience: Vec<String>,
-    pub issuer: Vec<String>,
-    pub required: Vec<String>,
+    /// Claims that must be present besides `exp` (and `aud`/`iss` when configured).
+    required: Vec<String>,
+    /// `exp`/`nbf`/`aud`/`iss` validation for each algorithm the consumers use.
+    validations: HashMap<Algorithm, Validation>,
+}
+
+impl Rules {
+    pub(crate) fn new(
+        leeway: u64,
+        audience: &[String],
+        issuer: &[String],
+        required: Vec<String>,
+        algorithms: impl Iterator<Item = Algorithm>,
+    ) -> Self {
+        let validation = |alg| {
+            let mut v = Validation::new(alg);
+            v.leeway = leeway;
+            v.validate_nbf = true;
+            v.required_spec_claims = HashSet::from(["exp".to_string()]);
+            if audience.is_empty() {
+                v.validate_aud = false;
+            } else {
+                v.set_audience(audience);
+                v.required_spec_claims.insert("aud".into());
+            }
+            if !issuer.is_empty() {
+                v.set_issuer(issuer);
+                v.required_spec_claims.insert("iss".into());
+            }
+            v
+        };
+        Self {
+            required,
+            validations: algorithms.map(|a| (a, validation(a))).collect(),
+        }
+    }
 }
 
 /// Why a request was refused (always `401`).
@@ -73,7 +105,12 @@ impl JwtAuthPlugin {
         let key = consumer
             .key(header.kid.as_deref())
             .ok_or(invalid("no key for the token's kid"))?;
-        let claims = decode::<Map<String, Value>>(&token, key, &self.validation(consumer))
+        let validation = self
+            .rules
+            .validations
+            .get(&consumer.algorithm)
+            .ok_or(invalid("invalid token"))?;
+        let claims = decode::<Map<String, Value>>(&token, key, validation)
             .map_err(|e| refusal_for(e.kind()))?
             .claims;
         if let Some(missing) = self
@@ -131,24 +168,6 @@ impl JwtAuthPlugin {
                 _ => None,
             }
         })
-    }
-
-    fn validation(&self, c: &ConsumerKey) -> Validation {
-        let mut v = Validation::new(c.algorithm);
-        v.leeway = self.rules.leeway;
-        v.validate_nbf = true;
-        v.required_spec_claims = HashSet::from(["exp".to_string()]);
-        if self.rules.audience.is_empty() {
-            v.validate_aud = false;
-        } else {
-            v.set_audience(&self.rules.audience);
-            v.required_spec_claims.insert("aud".into());
-        }
-        if !self.rules.issuer.is_empty() {
-            v.set_issuer(&self.rules.issuer);
-            v.required_spec_claims.insert("iss".into());
-        }
-        v
     }
 }
 

@@ -75,7 +75,8 @@ pub struct LimitCount;
 pub struct LimitCountPlugin {
     keyed: Keyed<WindowState>,
     counter: WindowCounter,
-    headers: bool,
+    /// `RateLimit-Limit` and `RateLimit-Policy` values, when the headers are sent.
+    constant_headers: Option<(String, String)>,
 }
 
 impl PluginSpec for LimitCount {
@@ -129,7 +130,12 @@ impl LimitCountPlugin {
             Some(keyed) if errors.is_empty() => Ok(Self {
                 keyed,
                 counter: WindowCounter::new(c.count, window, policy),
-                headers: c.show_limit_quota_header,
+                constant_headers: c.show_limit_quota_header.then(|| {
+                    (
+                        c.count.to_string(),
+                        format!("{};w={}", c.count, window.as_secs()),
+                    )
+                }),
             }),
             _ => Err(errors),
         }
@@ -144,16 +150,12 @@ impl LimitCountPlugin {
             |now| self.counter.state(now),
             |s, now| self.counter.check(s, now),
         );
-        if self.headers {
-            let limit = self.counter.limit();
+        if let Some((limit, policy)) = &self.constant_headers {
             let h = &mut ctx.response_headers;
-            h.push(("ratelimit-limit", limit.to_string()));
+            h.push(("ratelimit-limit", limit.clone()));
             h.push(("ratelimit-remaining", quota.remaining.to_string()));
             h.push(("ratelimit-reset", ceil_secs(quota.reset).to_string()));
-            h.push((
-                "ratelimit-policy",
-                format!("{limit};w={}", self.counter.window().as_secs()),
-            ));
+            h.push(("ratelimit-policy", policy.clone()));
         }
         if quota.allowed {
             return None;
