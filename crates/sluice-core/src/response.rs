@@ -55,6 +55,17 @@ impl HttpResponse {
         Self::problem_with(status, detail, request_id, &[])
     }
 
+    /// A request refused by the gateway: counted in `sluice_http_rejections_total` with
+    /// `reason` (route `_none` before routing) and answered with a problem document.
+    pub fn refusal(ctx: &crate::RequestCtx, status: u16, reason: &str, detail: &str) -> Self {
+        let route = match ctx.route_id() {
+            "" => "_none",
+            r => r,
+        };
+        crate::metrics::reject(route, reason);
+        Self::problem(status, detail, &ctx.request_id)
+    }
+
     /// An `application/problem+json` error with extension members.
     pub fn problem_with(
         status: u16,

@@ -70,9 +70,8 @@ impl CommonLimitConfig {
         default_msg: &str,
         retry_after: Duration,
     ) -> HttpResponse {
-        sluice_core::metrics::reject(ctx.route_id(), reason);
         let msg = self.rejected_msg.as_deref().unwrap_or(default_msg);
-        HttpResponse::problem(self.rejected_code, msg, &ctx.request_id).with_header(
+        HttpResponse::refusal(ctx, self.rejected_code, reason, msg).with_header(
             "retry-after",
             crate::ceil_secs(retry_after).max(1).to_string(),
         )

@@ -189,22 +189,16 @@ impl Plugin for ConsumerRestrictionPlugin {
     }
 
     async fn request(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
-        let (reason, response) = match self.verdict(ctx) {
+        let response = match self.verdict(ctx) {
             Verdict::Allowed => return Ok(Flow::Continue),
-            Verdict::Unauthenticated => (
+            Verdict::Unauthenticated => HttpResponse::refusal(
+                ctx,
+                401,
                 "unauthenticated",
-                HttpResponse::problem(
-                    401,
-                    "authentication required (the route has no authentication plugin, or it did not identify a consumer)",
-                    &ctx.request_id,
-                ),
+                "authentication required (the route has no authentication plugin, or it did not identify a consumer)",
             ),
-            Verdict::Forbidden => (
-                "forbidden",
-                HttpResponse::problem(self.code, &self.msg, &ctx.request_id),
-            ),
+            Verdict::Forbidden => HttpResponse::refusal(ctx, self.code, "forbidden", &self.msg),
         };
-        sluice_core::metrics::reject(ctx.route_id(), reason);
         Ok(Flow::Respond(response))
     }
 }

@@ -148,8 +148,7 @@ impl JwtAuthPlugin {
     }
 
     fn refuse(&self, r: &Refusal, ctx: &RequestCtx) -> HttpResponse {
-        sluice_core::metrics::reject(ctx.route_id(), r.reason);
-        HttpResponse::problem(401, r.detail, &ctx.request_id).with_header(
+        HttpResponse::refusal(ctx, 401, r.reason, r.detail).with_header(
             "www-authenticate",
             format!("Bearer error=\"{}\"", r.oauth_error),
         )

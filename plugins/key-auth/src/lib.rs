@@ -165,8 +165,7 @@ impl KeyAuthPlugin {
             ),
             Refusal::Invalid => ("invalid_credentials", "invalid API key".to_string()),
         };
-        sluice_core::metrics::reject(ctx.route_id(), reason);
-        HttpResponse::problem(401, &detail, &ctx.request_id).with_header(
+        HttpResponse::refusal(ctx, 401, reason, &detail).with_header(
             "www-authenticate",
             format!("ApiKey header=\"{}\"", self.header),
         )

@@ -30,13 +30,7 @@ pub(super) async fn refuse(
     ctx: &mut GatewayCtx,
     r: hardening::Refusal,
 ) -> Result<bool> {
-    let route = ctx.req.route.as_deref().map(|r| r.id.clone());
-    sluice_core::metrics::reject(route.as_deref().unwrap_or("_none"), r.reason);
     session.set_keepalive(None);
-    respond(
-        session,
-        ctx,
-        HttpResponse::problem(r.status, r.detail, &ctx.req.request_id),
-    )
-    .await
+    let resp = HttpResponse::refusal(&ctx.req, r.status, r.reason, r.detail);
+    respond(session, ctx, resp).await
 }
