@@ -56,8 +56,8 @@ pub struct KeyAuthPlugin {
     keys: HashMap<[u8; 32], Arc<str>>,
 }
 
-fn digest(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
+fn digest(key: &[u8]) -> [u8; 32] {
+    Sha256::digest(key).into()
 }
 
 impl PluginSpec for KeyAuth {
@@ -106,7 +106,7 @@ impl KeyAuthPlugin {
             .filter_map(|c| {
                 c.key_auth
                     .as_ref()
-                    .map(|k| (digest(&k.key), c.name.as_str().into()))
+                    .map(|k| (digest(k.key.as_bytes()), c.name.as_str().into()))
             })
             .collect();
         if keys.is_empty() {
@@ -132,16 +132,18 @@ impl KeyAuthPlugin {
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> std::result::Result<(), Refusal> {
-        let from_header = req
-            .headers
-            .get(&self.header)
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-        let key = match from_header {
-            Some(k) => Some(k),
-            None => req.uri.query().and_then(|q| query_arg(q, &self.query)),
+        // The header's bytes are hashed in place; only a query argument is decoded.
+        let hashed = match req.headers.get(&self.header) {
+            Some(v) => (!v.is_empty()).then(|| digest(v.as_bytes())),
+            None => req
+                .uri
+                .query()
+                .and_then(|q| query_arg(q, &self.query))
+                .filter(|k| !k.is_empty())
+                .map(|k| digest(k.as_bytes())),
         };
-        let key = key.filter(|k| !k.is_empty()).ok_or(Refusal::Missing)?;
-        let name = self.keys.get(&digest(&key)).ok_or(Refusal::Invalid)?;
+        let hashed = hashed.ok_or(Refusal::Missing)?;
+        let name = self.keys.get(&hashed).ok_or(Refusal::Invalid)?;
         ctx.consumer = Some(Consumer {
             name: name.clone(),
             auth: KeyAuth::NAME,
