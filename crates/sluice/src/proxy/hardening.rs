@@ -36,7 +36,7 @@ pub fn check_header(
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 4)
             .sum::<usize>()
-            + req.uri.to_string().len()
+            + req.uri.path_and_query().map_or(0, |p| p.as_str().len())
     });
     if size as u64 > limits.max_header_bytes.0 {
         return Err(refuse(
