@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Consume-side benchmark, one run, same machine (Tansu, nginx as the webhook receiver):
+# Consume-side benchmark, one run, same machine (Apache Kafka 4, nginx as the webhook receiver):
 #   1. fill a 3-partition topic with N 1 KiB records through kafka-divert (wrk),
 #   2. kafka-webhook: a fresh Sluice delivers them all to nginx (`204`), with 1000 keys
 #      (per-key order) at concurrency 16 and 64, and without keys at concurrency 64;
@@ -37,12 +37,8 @@ http {
 NGX
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' & pids+=($!)
 
-tansu broker --listener-url tcp://127.0.0.1:$KAFKA --advertised-listener-url tcp://127.0.0.1:$KAFKA \
-  --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 & pids+=($!)
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$KAFKA) 2>/dev/null && break; sleep 0.1; done
-for t in keyed unkeyed; do
-  tansu topic create --broker tcp://127.0.0.1:$KAFKA --partitions 3 "$t" >/dev/null
-done
+# Apache Kafka 4 (single KRaft node; topics are created on first use, 3 partitions).
+pids+=("$(scripts/kafka-broker "$work/kafka" $KAFKA 3)")
 
 metric() { curl -s "127.0.0.1:$ADMIN/metrics" | awk -v m="$1" -v l="$2" 'index($0, m) == 1 && index($0, l) { s += $NF } END { printf "%d", s }'; }
 
@@ -109,7 +105,7 @@ sse() { # count
 }
 
 cpu=$(awk -F: '/model name/ { print $2; exit }' /proc/cpuinfo | sed 's/^ *//')
-echo "# Sluice consume benchmark — $(date -u +%Y-%m-%d), $(nproc) cores ($cpu); Tansu, nginx receiver, 1 KiB records"
+echo "# Sluice consume benchmark — $(date -u +%Y-%m-%d), $(nproc) cores ($cpu); Apache Kafka 4, nginx receiver, 1 KiB records"
 echo
 echo "| what | records | rate | notes |"
 echo "|---|---:|---:|---|"

@@ -3,7 +3,7 @@
 #   1. the origin directly (nginx returning a small JSON body)
 #   2. nginx as a tuned reverse proxy (the reference: keep-alive upstream, same workers)
 #   3. Sluice with no plugins
-#   4. Sluice with kafka-logger, to a Tansu broker
+#   4. Sluice with kafka-logger, to an Apache Kafka 4 broker
 #   5. Sluice with key-auth + limit-count + limit-req (limits never reached)
 #   6. Sluice proxying POSTs with 1 KiB bodies, and
 #   7. Sluice diverting the same POSTs into Kafka (kafka-divert, 202 after the ack)
@@ -54,11 +54,8 @@ http {
 NGX
 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g 'daemon off;' & pids+=($!)
 
-tansu broker --listener-url tcp://127.0.0.1:$KAFKA --advertised-listener-url tcp://127.0.0.1:$KAFKA \
-  --storage-engine memory://tansu/ >"$work/tansu.log" 2>&1 & pids+=($!)
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$KAFKA) 2>/dev/null && break; sleep 0.1; done
-tansu topic create --broker tcp://127.0.0.1:$KAFKA --partitions 3 bench-log >/dev/null
-tansu topic create --broker tcp://127.0.0.1:$KAFKA --partitions 3 bench-divert >/dev/null
+# Apache Kafka 4 (single KRaft node; topics are created on first use, 3 partitions).
+pids+=("$(scripts/kafka-broker "$work/kafka" $KAFKA 3)")
 cat > "$work/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = string.rep("x", 1024)
@@ -136,7 +133,7 @@ ack_mean=$(curl -s "127.0.0.1:$ADMIN/metrics" | awk '
 cpu=$(awk -F: '/model name/ { print $2; exit }' /proc/cpuinfo | sed 's/^ *//')
 echo "# Sluice load benchmark — $(date -u +%Y-%m-%d), $(nproc) cores ($cpu)"
 echo "# wrk -t$THREADS -c$CONNS -d${DUR}s x $ROUNDS interleaved rounds (medians over rounds),"
-echo "# GET, 47-byte JSON body from the origin; origin, proxies, Tansu and wrk all on this machine"
+echo "# GET, 47-byte JSON body from the origin; origin, proxies, Apache Kafka and wrk all on this machine"
 echo
 echo "| target | requests/s | p50 ms | p99 ms |"
 echo "|---|---:|---:|---:|"

@@ -1,5 +1,5 @@
 //! key-auth, consumer-restriction, limit-count and limit-req end to end: the real binary,
-//! a real origin and Tansu. Credentials must reach neither the origin nor any Kafka
+//! a real origin and Kafka. Credentials must reach neither the origin nor any Kafka
 //! record; refused requests must not reach the origin; limits count exactly and answer
 //! `429` with `Retry-After` and `RateLimit-*` headers; `/metrics` counts every refusal.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sluice_e2e::client::request;
 use sluice_e2e::gateway::Gateway;
-use sluice_e2e::kafka::{read_topic, Tansu};
+use sluice_e2e::kafka::{read_topic, Kafka};
 use sluice_e2e::metrics::scrape;
 use sluice_e2e::origin::Origin;
 
@@ -26,9 +26,9 @@ fn rejections(admin: u16, route: &str, reason: &str) -> f64 {
 #[test]
 fn api_keys_authenticate_authorize_and_never_leak() {
     std::env::set_var("E2E_BILLING_API_KEY", BILLING_KEY);
-    let tansu = Tansu::start();
-    tansu.create_topic("sec-log", 1);
-    tansu.create_topic("sec-divert", 1);
+    let kafka = Kafka::start();
+    kafka.create_topic("sec-log", 1);
+    kafka.create_topic("sec-divert", 1);
     let origin = Origin::start();
     let gw = Gateway::start(&format!(
         r#"
@@ -61,7 +61,7 @@ routes:
       consumer-restriction: {{ deny: [ops] }}
       kafka-divert: {{ topic: sec-divert, key: "{{consumer}}" }}
 "#,
-        tansu.bootstrap, origin.port
+        kafka.bootstrap, origin.port
     ));
 
     // 1. No key, 2. a wrong key: 401 with a problem document, never proxied.
@@ -132,7 +132,7 @@ routes:
     );
     assert_eq!(r.status, 401, "the route reads the key from x-api-key");
     let diverted = read_topic(
-        &tansu.bootstrap,
+        &kafka.bootstrap,
         "sec-divert",
         1,
         Duration::from_millis(500),
@@ -147,7 +147,7 @@ routes:
 
     // Every /api request is logged; no record holds a real key anywhere.
     let logged = read_topic(
-        &tansu.bootstrap,
+        &kafka.bootstrap,
         "sec-log",
         5,
         Duration::from_millis(500),

@@ -1,20 +1,26 @@
-//! TLS and SASL towards Kafka, end to end with the real binary and Tansu: SCRAM-SHA-256
-//! against a broker that requires authentication (a wrong password is refused: 503,
-//! never 202), and TLS with certificate and host-name verification on by default (a
-//! broker certificate from an unknown CA is refused; `verify: false` accepts it).
-//! Tansu 0.6 does not terminate TLS, so a TLS proxy fronts it and is what it advertises.
+//! TLS and SASL towards Kafka, end to end with the real binary and Apache Kafka's own
+//! listeners: SCRAM-SHA-512 and SCRAM-SHA-256 against a listener that requires them (a
+//! wrong password or no credentials: 503 on divert within the route's timeout, never a
+//! 202 nor a hang; a logger route counts its events failed), and TLS with certificate and
+//! host-name verification on by default (a broker certificate from an unknown CA is
+//! refused; `verify: false` accepts it). Certificates are made by the test with openssl;
+//! records are read back on the broker's plaintext listener by an independent client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use sluice_e2e::client::request;
 use sluice_e2e::gateway::Gateway;
-use sluice_e2e::kafka::Tansu;
-use sluice_e2e::tls_proxy::TlsProxy;
-use sluice_e2e::{free_port, scratch_dir};
+use sluice_e2e::kafka::{read_topic, Kafka, Options};
+use sluice_e2e::metrics::wait_sum;
+use sluice_e2e::origin::Origin;
+use sluice_e2e::scratch_dir;
 
-fn divert_gateway(cluster: &str) -> Gateway {
+/// A gateway with a divert route (`/d/*`, 3 s timeout) and a logger route (`/l/*`) on
+/// one cluster; `cluster` is the cluster's YAML (indented six spaces).
+fn gateway(cluster: &str, origin: &Origin) -> Gateway {
     Gateway::start(&format!(
         r#"
 server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 0s }}
@@ -22,40 +28,95 @@ admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
 kafka:
   clusters:
     default:
-      acks: leader
+      delivery_timeout: 3s
 {cluster}
+upstreams: {{ origin: {{ nodes: ["127.0.0.1:{}"] }} }}
 routes:
   - id: d
     match: {{ paths: ["/d/*"], methods: [POST] }}
     plugins: {{ kafka-divert: {{ topic: secured, timeout: 3s }} }}
-"#
+  - id: l
+    match: {{ paths: ["/l/*"] }}
+    upstream: origin
+    plugins: {{ kafka-logger: {{ topic: secured-log }} }}
+"#,
+        origin.port
     ))
 }
 
+/// POST `body` to the divert route: the status, after checking the wait was bounded.
 fn post(gw: &Gateway, body: &str) -> u16 {
-    request(gw.port, "POST", "/d/x", &[], body.as_bytes()).status
+    let r = request(gw.port, "POST", "/d/x", &[], body.as_bytes());
+    assert!(
+        r.elapsed < Duration::from_secs(6),
+        "the 3 s timeout bounds the wait: {:?}",
+        r.elapsed
+    );
+    r.status
+}
+
+/// A GET through the logger route must be proxied (200) whatever Kafka does; its event
+/// must end counted with `outcome`.
+fn log_one_and_expect(gw: &Gateway, outcome: &str) {
+    assert_eq!(request(gw.port, "GET", "/l/x", &[], b"").status, 200);
+    wait_sum(
+        gw.admin,
+        "sluice_kafka_events_total",
+        &[("route", "l"), ("outcome", outcome)],
+        1.0,
+    );
+}
+
+/// The divert record values in `secured`, read on the plaintext listener.
+fn values(kafka: &Kafka, expect: usize) -> Vec<String> {
+    read_topic(
+        &kafka.bootstrap,
+        "secured",
+        expect,
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    )
+    .iter()
+    .map(|r| String::from_utf8(r.value.clone()).unwrap())
+    .collect()
 }
 
 #[test]
 fn sasl_scram_authenticates_and_a_wrong_password_never_gets_202() {
-    let mut tansu = Tansu::start_persistent();
-    tansu.create_user("sluice", "sluice-scram-password", "scram256");
-    tansu.create_topic("secured", 1);
-    tansu.restart_requiring_authentication();
-    let b = &tansu.bootstrap;
+    let kafka = Kafka::start_with(Options {
+        scram_users: vec![("sluice".into(), "sluice-scram-password".into())],
+        tls: None,
+    });
+    kafka.create_topic("secured", 1);
+    kafka.create_topic("secured-log", 1);
+    let b = kafka.sasl_bootstrap.clone().unwrap();
+    let origin = Origin::start();
+    let sasl = |mechanism: &str, password: &str| {
+        format!(
+            "      brokers: [\"{b}\"]\n      sasl: {{ mechanism: {mechanism}, username: sluice, password: {password} }}"
+        )
+    };
 
-    let gw = divert_gateway(&format!(
-        "      brokers: [\"{b}\"]\n      sasl: {{ mechanism: SCRAM-SHA-256, username: sluice, password: sluice-scram-password }}"
-    ));
+    let gw = gateway(&sasl("SCRAM-SHA-512", "sluice-scram-password"), &origin);
     assert_eq!(post(&gw, "{\"n\":1}"), 202);
-    let bad = divert_gateway(&format!(
-        "      brokers: [\"{b}\"]\n      sasl: {{ mechanism: SCRAM-SHA-256, username: sluice, password: wrong }}"
-    ));
-    assert_eq!(post(&bad, "{\"n\":2}"), 503);
-    let none = divert_gateway(&format!("      brokers: [\"{b}\"]"));
-    assert_eq!(post(&none, "{\"n\":3}"), 503, "no credentials");
+    log_one_and_expect(&gw, "acked");
+    let sha256 = gateway(&sasl("SCRAM-SHA-256", "sluice-scram-password"), &origin);
+    assert_eq!(post(&sha256, "{\"n\":2}"), 202);
+
+    let bad = gateway(&sasl("SCRAM-SHA-512", "wrong"), &origin);
+    assert_eq!(post(&bad, "{\"n\":3}"), 503, "wrong password");
+    log_one_and_expect(&bad, "failed");
+    let none = gateway(&format!("      brokers: [\"{b}\"]"), &origin);
+    assert_eq!(post(&none, "{\"n\":4}"), 503, "no credentials");
+    log_one_and_expect(&none, "failed");
     drop((bad, none));
-    assert_eq!(post(&gw, "{\"n\":4}"), 202);
+    assert_eq!(post(&gw, "{\"n\":5}"), 202);
+
+    assert_eq!(
+        values(&kafka, 3),
+        ["{\"n\":1}", "{\"n\":2}", "{\"n\":5}"],
+        "only the authenticated requests reached the topic"
+    );
 }
 
 /// A certificate for 127.0.0.1 and localhost signed by a fresh CA: (ca, cert, key).
@@ -137,43 +198,45 @@ fn tls_verifies_the_broker_certificate_by_default() {
     let dir = scratch_dir("kafka-tls");
     let (ca, cert, key) = ca_and_certificate(&dir, "broker");
     let (other_ca, _, _) = ca_and_certificate(&dir, "other");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy_port = listener.local_addr().unwrap().port();
-    let tansu = Tansu::start_advertising("memory://tansu/", free_port(), proxy_port);
-    tansu.create_topic("secured", 1);
-    let proxy = TlsProxy::start(listener, &cert, &key, tansu_port(&tansu));
-    let tls_bootstrap = format!("127.0.0.1:{}", proxy.port);
+    let kafka = Kafka::start_with(Options {
+        scram_users: vec![],
+        tls: Some((cert.into(), key.into())),
+    });
+    kafka.create_topic("secured", 1);
+    kafka.create_topic("secured-log", 1);
+    let tls_bootstrap = kafka.tls_bootstrap.clone().unwrap();
+    let origin = Origin::start();
+    let tls = |extra: &str| {
+        format!("      brokers: [\"{tls_bootstrap}\"]\n      tls: {{ ca_file: \"{extra}\" }}")
+    };
 
-    let gw = divert_gateway(&format!(
-        "      brokers: [\"{tls_bootstrap}\"]\n      tls: {{ ca_file: \"{ca}\" }}"
-    ));
+    let gw = gateway(&tls(&ca), &origin);
     assert_eq!(post(&gw, "{\"tls\":1}"), 202);
-    let untrusted = divert_gateway(&format!(
-        "      brokers: [\"{tls_bootstrap}\"]\n      tls: {{ ca_file: \"{other_ca}\" }}"
-    ));
+    log_one_and_expect(&gw, "acked");
+    let untrusted = gateway(&tls(&other_ca), &origin);
     assert_eq!(
         post(&untrusted, "{\"tls\":2}"),
         503,
         "a broker certificate from an unknown CA"
     );
-    let insecure = divert_gateway(&format!(
-        "      brokers: [\"{tls_bootstrap}\"]\n      tls: {{ ca_file: \"{other_ca}\", verify: false }}"
-    ));
+    log_one_and_expect(&untrusted, "failed");
+    let insecure = gateway(
+        &format!(
+            "      brokers: [\"{tls_bootstrap}\"]\n      tls: {{ ca_file: \"{other_ca}\", verify: false }}"
+        ),
+        &origin,
+    );
     assert_eq!(post(&insecure, "{\"tls\":3}"), 202, "verify: false");
+    let plain = gateway(&format!("      brokers: [\"{tls_bootstrap}\"]"), &origin);
+    assert_eq!(
+        post(&plain, "{\"tls\":4}"),
+        503,
+        "plaintext to a TLS listener"
+    );
 
-    // The 202s carry the broker-assigned offsets: both records are in the log, in order
-    // (the reader cannot check directly: Tansu advertises the TLS port).
-    let offsets: Vec<u64> = ["{\"tls\":4}", "{\"tls\":5}"]
-        .iter()
-        .map(|b| {
-            let r = request(gw.port, "POST", "/d/x", &[], b.as_bytes());
-            assert_eq!(r.status, 202);
-            r.json()["offset"].as_u64().unwrap()
-        })
-        .collect();
-    assert_eq!(offsets, [2, 3], "records 1 and 3 took offsets 0 and 1");
-}
-
-fn tansu_port(t: &Tansu) -> u16 {
-    t.bootstrap.rsplit_once(':').unwrap().1.parse().unwrap()
+    assert_eq!(
+        values(&kafka, 2),
+        ["{\"tls\":1}", "{\"tls\":3}"],
+        "only the verified (or explicitly unverified) connections produced"
+    );
 }

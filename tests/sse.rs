@@ -1,19 +1,18 @@
-//! kafka-sse end to end: the real binary and Tansu. M records over 3 partitions are read
+//! kafka-sse end to end: the real binary and Kafka. M records over 3 partitions are read
 //! through many connections dropped at random points, each resumed with the previous
 //! `Last-Event-ID`: the concatenation is exactly the M records, in per-partition order,
 //! no gap, no duplicate; payloads with newlines and `id:`-looking text arrive intact;
 //! keep-alives arrive while idle; bad tokens and too many streams are refused.
 //!
-//! Tansu 0.6.0 returns nothing when a fetch starts inside a multi-record batch (a resume
-//! point usually is), so records are produced one per batch for Tansu; the same resume
-//! test runs against librdkafka's mock cluster with batched records.
+//! Records are produced through a linger into multi-record batches, so most resume points
+//! (and the `earliest` start of the by-key stream) land inside a batch.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sluice_e2e::gateway::Gateway;
-use sluice_e2e::kafka::{produce, Tansu};
+use sluice_e2e::kafka::{produce, Kafka};
 use sluice_e2e::metrics::scrape;
 use sluice_e2e::sse::read;
 
@@ -60,18 +59,10 @@ fn records() -> Vec<(i32, String, String)> {
 
 #[test]
 fn resumed_streams_deliver_every_record_once_in_partition_order() {
-    let tansu = Tansu::start();
-    tansu.create_topic("orders", 3);
-    produce(&tansu.bootstrap, "orders", &records(), 1);
-    resume_many_times(&gateway(&tansu.bootstrap));
-}
-
-#[test]
-fn resuming_inside_record_batches_on_the_mock_cluster() {
-    let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
-    mock.create_topic("orders", 3, 1).unwrap();
-    produce(&mock.bootstrap_servers(), "orders", &records(), 10_000);
-    resume_many_times(&gateway(&mock.bootstrap_servers()));
+    let kafka = Kafka::start();
+    kafka.create_topic("orders", 3);
+    produce(&kafka.bootstrap, "orders", &records(), 10_000);
+    resume_many_times(&gateway(&kafka.bootstrap));
 }
 
 /// Read the whole topic through connections dropped at pseudo-random points.
@@ -142,10 +133,10 @@ fn resume_many_times(gw: &Gateway) {
 
 #[test]
 fn keepalives_filters_bad_tokens_and_the_stream_cap() {
-    let tansu = Tansu::start();
-    tansu.create_topic("orders", 3);
-    produce(&tansu.bootstrap, "orders", &records(), 1);
-    let gw = gateway(&tansu.bootstrap);
+    let kafka = Kafka::start();
+    kafka.create_topic("orders", 3);
+    produce(&kafka.bootstrap, "orders", &records(), 10_000);
+    let gw = gateway(&kafka.bootstrap);
     // Caught up and idle: keep-alive comments every 300 ms.
     let r = read(
         gw.port,

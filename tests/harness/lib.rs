@@ -1,18 +1,18 @@
 //! Test harness for Sluice's end-to-end tests: start the real `sluice` binary with a
-//! config, a real origin server, a Tansu broker; talk HTTP over plain sockets; read
+//! config, a real origin server, an Apache Kafka broker; talk HTTP over plain sockets; read
 //! records back from Kafka (partitions assigned directly, no consumer group); scrape
 //! and query `/metrics`. Every wait is on a condition, bounded by a deadline.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod client;
 pub mod gateway;
+pub mod http_server;
 pub mod kafka;
 pub mod load;
 pub mod metrics;
 pub mod origin;
 pub mod receiver;
 pub mod sse;
-pub mod tls_proxy;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};

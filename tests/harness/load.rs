@@ -13,6 +13,9 @@ use std::time::Duration;
 pub struct Outcome {
     /// The request's sequence number (unique across threads).
     pub n: u64,
+    /// The load thread that sent it (each thread sends one request at a time, so its
+    /// outcomes are in the order it sent them).
+    pub thread: usize,
     /// The path requested.
     pub path: String,
     /// Status, or `None` for a connection error.
@@ -73,7 +76,7 @@ impl Load {
         let counter = Arc::new(AtomicU64::new(0));
         let plan = Arc::new(plan);
         let threads = (0..threads)
-            .map(|_| {
+            .map(|thread| {
                 let (stop, outcomes, counter, plan) = (
                     stop.clone(),
                     outcomes.clone(),
@@ -87,6 +90,7 @@ impl Load {
                         let r = try_request(port, &method, &path, &headers, &body);
                         outcomes.lock().unwrap().push(Outcome {
                             n,
+                            thread,
                             path,
                             status: r.as_ref().map(|r| r.0),
                             body: r.map(|r| r.1).unwrap_or_default(),

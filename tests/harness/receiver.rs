@@ -10,6 +10,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::http_server::{Answer, HttpServer};
 use crate::origin::{nodelay_listener, Seen};
 
 /// What the script answers.
@@ -43,70 +44,47 @@ pub struct Hit {
     pub at: Instant,
 }
 
-type Script = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
-
 /// A running receiver; stops when dropped.
 pub struct Receiver {
     /// Its port.
     pub port: u16,
     hits: Arc<Mutex<Vec<Hit>>>,
-    server: Arc<tiny_http::Server>,
+    _server: HttpServer,
 }
 
 impl Receiver {
     /// Start; `script(request, earlier attempts with the same webhook-id)`.
     pub fn start(script: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Self {
-        let server = Arc::new(tiny_http::Server::from_listener(nodelay_listener(), None).unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
         let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
         let attempts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let script: Arc<Script> = Arc::new(script);
-        let (srv, log) = (server.clone(), hits.clone());
-        std::thread::spawn(move || {
-            for mut req in srv.incoming_requests() {
-                let (log, attempts, script) = (log.clone(), attempts.clone(), script.clone());
-                std::thread::spawn(move || {
-                    let at = Instant::now();
-                    let mut body = Vec::new();
-                    let _ = req.as_reader().read_to_end(&mut body);
-                    let seen = Seen {
-                        method: req.method().as_str().to_string(),
-                        url: req.url().to_string(),
-                        headers: req
-                            .headers()
-                            .iter()
-                            .map(|h| {
-                                (
-                                    h.field.as_str().as_str().to_ascii_lowercase(),
-                                    h.value.as_str().to_string(),
-                                )
-                            })
-                            .collect(),
-                        body,
-                    };
-                    let earlier = {
-                        let mut a = attempts.lock().unwrap();
-                        let n = a
-                            .entry(seen.header("webhook-id").unwrap_or_default().to_string())
-                            .or_default();
-                        *n += 1;
-                        *n - 1
-                    };
-                    let reply = script(&seen, earlier);
-                    log.lock().unwrap().push(Hit { seen, at });
-                    std::thread::sleep(reply.delay);
-                    let mut resp =
-                        tiny_http::Response::from_string("ok").with_status_code(reply.status);
-                    for (k, v) in &reply.headers {
-                        resp = resp.with_header(
-                            tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).unwrap(),
-                        );
-                    }
-                    let _ = req.respond(resp);
-                });
+        let log = hits.clone();
+        let server = HttpServer::start(nodelay_listener(), move |seen: &Seen| {
+            let at = Instant::now();
+            let earlier = {
+                let mut a = attempts.lock().unwrap();
+                let n = a
+                    .entry(seen.header("webhook-id").unwrap_or_default().to_string())
+                    .or_default();
+                *n += 1;
+                *n - 1
+            };
+            let reply = script(seen, earlier);
+            log.lock().unwrap().push(Hit {
+                seen: seen.clone(),
+                at,
+            });
+            Answer {
+                status: reply.status,
+                headers: reply.headers,
+                body: b"ok".to_vec(),
+                delay: reply.delay,
             }
         });
-        Self { port, hits, server }
+        Self {
+            port: server.port,
+            hits,
+            _server: server,
+        }
     }
 
     /// Every request so far, in arrival order.
@@ -119,12 +97,6 @@ impl Receiver {
     /// Requests so far.
     pub fn count(&self) -> usize {
         self.hits.lock().unwrap().len()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.server.unblock();
     }
 }
 

@@ -31,7 +31,7 @@ pub struct Cluster {
     name: String,
     config: ClusterConfig,
     profiles: Mutex<BTreeSet<Profile>>,
-    producers: OnceLock<Producers>,
+    pub(crate) producers: OnceLock<Producers>,
     pub(crate) spool: OnceLock<Arc<Spool>>,
     bootstrap: OnceLock<String>,
     pub(crate) health: Arc<ClusterHealth>,
@@ -211,6 +211,8 @@ impl Cluster {
         }
         let _ = self.producers.set(producers);
         let _ = self.bootstrap.set(bootstrap);
+        let task = tokio::spawn(crate::watchdog::run(self.clone()));
+        lock(&self.tasks).push(task);
         if let Some(s) = spool {
             let _ = self.spool.set(s);
             let task = tokio::spawn(crate::replay::run(self.clone()));

@@ -6,6 +6,8 @@
 //!   counted ([`accounting::EventCounters`]) so that
 //!   `attempted = acked + failed + discarded + in_flight` always holds.
 //! - [`dev_broker`]: the embedded development broker (librdkafka's mock cluster).
+//! - `watchdog`: replaces producers that hit a fatal error, so sends recover without a
+//!   restart.
 //! - [`tail`]: the `sluice tail` record printer.
 
 pub mod accounting;
@@ -20,6 +22,7 @@ mod reliable;
 mod replay;
 pub mod runtime;
 pub mod tail;
+mod watchdog;
 
 pub use accounting::EventCounters;
 pub use cluster::{Cluster, Profile};

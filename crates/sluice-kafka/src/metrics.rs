@@ -28,6 +28,9 @@ pub struct KafkaMetrics {
     pub broker_rtt_p99: prometheus::GaugeVec,
     /// `sluice_kafka_client_errors_total{cluster,code}`: errors librdkafka reported.
     pub client_errors: IntCounterVec,
+    /// `sluice_kafka_producer_replacements_total{cluster,reason}`: producers replaced
+    /// after a fatal error (the reason is the fatal error's code).
+    pub producer_replacements: IntCounterVec,
     /// `sluice_spool_records{cluster}`: events in the disk spool, not yet delivered.
     pub spool_records: IntGaugeVec,
     /// `sluice_spool_bytes{cluster}`: bytes of the spool on disk.
@@ -93,6 +96,13 @@ impl KafkaMetrics {
                 Opts::new("sluice_kafka_client_errors_total", "Errors reported by the Kafka client"),
                 &["cluster", "code"],
             )?,
+            producer_replacements: IntCounterVec::new(
+                Opts::new(
+                    "sluice_kafka_producer_replacements_total",
+                    "Producers replaced after a fatal error, by the error's code",
+                ),
+                &["cluster", "reason"],
+            )?,
             spool_records: gauge("sluice_spool_records", "Events in the disk spool, not yet delivered", &["cluster"])?,
             spool_bytes: gauge("sluice_spool_bytes", "Bytes of the disk spool", &["cluster"])?,
             spool_oldest_age: prometheus::GaugeVec::new(
@@ -136,6 +146,7 @@ impl KafkaMetrics {
         r.register(Box::new(m.broker_up.clone()))?;
         r.register(Box::new(m.broker_rtt_p99.clone()))?;
         r.register(Box::new(m.client_errors.clone()))?;
+        r.register(Box::new(m.producer_replacements.clone()))?;
         Ok(m)
     }
 }

@@ -2,17 +2,22 @@
 //! [`Profile`] (delivery timeout and linger) that routes need — librdkafka's
 //! `message.timeout.ms` and `linger.ms` are per producer, not per message. Producers
 //! for new profiles are created on demand, also after start (hot reload).
+//!
+//! A producer that hit a fatal error (librdkafka's idempotence state can no longer be
+//! trusted: a broker that lost its producer state, a rewound sequence, ...) never sends
+//! again; [`Producers::replace_fatal`] swaps it for a fresh one of the same profile.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::ThreadedProducer;
+use rdkafka::producer::{Producer, ThreadedProducer};
 use sluice_core::config::{Acks, ClusterConfig};
 use sluice_spool::Spool;
 
 use crate::context::{ClusterHealth, SluiceContext};
+use crate::event::code_reason;
 
 /// One producer.
 pub type Sender = ThreadedProducer<SluiceContext>;
@@ -33,8 +38,21 @@ pub struct Producers {
     health: Arc<ClusterHealth>,
     spool: Option<Arc<Spool>>,
     default_profile: Profile,
-    default: Sender,
-    by_profile: RwLock<BTreeMap<Profile, Sender>>,
+    /// Every producer by profile (the default one included), with its statistics slot.
+    by_profile: RwLock<BTreeMap<Profile, (usize, Sender)>>,
+}
+
+/// A producer taken out of service after a fatal error.
+pub struct Replaced {
+    /// The producer's profile.
+    pub profile: Profile,
+    /// The fatal error's code (snake case, e.g. `out_of_order_sequence_number`).
+    pub code: String,
+    /// Its description.
+    pub reason: String,
+    /// The old producer, to purge and drop (off the async runtime: dropping joins its
+    /// thread).
+    pub old: Sender,
 }
 
 impl Producers {
@@ -53,17 +71,14 @@ impl Producers {
             health,
             spool,
             default_profile,
-            default,
-            by_profile: RwLock::new(BTreeMap::new()),
+            by_profile: RwLock::new(BTreeMap::from([(default_profile, (0, default))])),
         })
     }
 
     /// The producer for `profile` (`None`: the default), creating it if needed.
     pub fn get(&self, profile: Option<Profile>) -> Result<Sender, String> {
-        let Some(p) = profile.filter(|p| *p != self.default_profile) else {
-            return Ok(self.default.clone());
-        };
-        if let Some(s) = self
+        let p = profile.unwrap_or(self.default_profile);
+        if let Some((_, s)) = self
             .by_profile
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -72,27 +87,68 @@ impl Producers {
             return Ok(s.clone());
         }
         let mut map = self.by_profile.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = map.get(&p) {
+        if let Some((_, s)) = map.get(&p) {
             return Ok(s.clone());
         }
-        let s = create(
+        let slot = map.len();
+        let s = self.create(slot, p)?;
+        map.insert(p, (slot, s.clone()));
+        Ok(s)
+    }
+
+    fn create(&self, slot: usize, p: Profile) -> Result<Sender, String> {
+        let profile = (p != self.default_profile).then_some(p);
+        create(
             &self.cluster,
             &self.config,
-            map.len() + 1,
-            Some(p),
+            slot,
+            profile,
             &self.health,
             &self.spool,
-        )?;
-        map.insert(p, s.clone());
-        Ok(s)
+        )
     }
 
     /// Every producer.
     pub fn all(&self) -> Vec<Sender> {
         let map = self.by_profile.read().unwrap_or_else(|e| e.into_inner());
-        std::iter::once(self.default.clone())
-            .chain(map.values().cloned())
-            .collect()
+        map.values().map(|(_, s)| s.clone()).collect()
+    }
+
+    /// Replace every producer that raised a fatal error with a new one of the same
+    /// profile; the old ones are returned for the caller to purge and drop. A producer
+    /// that cannot be created again stays as it is (its sends keep failing, counted) and
+    /// is tried again next time.
+    pub fn replace_fatal(&self) -> Vec<Replaced> {
+        let fatal: Vec<(Profile, usize, String, String)> = {
+            let map = self.by_profile.read().unwrap_or_else(|e| e.into_inner());
+            map.iter()
+                .filter_map(|(p, (slot, s))| {
+                    let (code, reason) = s.client().fatal_error()?;
+                    Some((*p, *slot, code_reason(code), reason))
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+        for (profile, slot, code, reason) in fatal {
+            let fresh = match self.create(slot, profile) {
+                Ok(f) => f,
+                Err(e) => {
+                    log::error!("{e}");
+                    continue;
+                }
+            };
+            let mut map = self.by_profile.write().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = map.get_mut(&profile) {
+                let old = std::mem::replace(&mut entry.1, fresh);
+                out.push(Replaced {
+                    profile,
+                    code: code.clone(),
+                    reason,
+                    old,
+                });
+            }
+        }
+        out
     }
 }
 

@@ -9,12 +9,12 @@
 //!
 //! Split: [`config`], [`sign`], [`target`] (URL template, SSRF-safe client),
 //! [`deliver`] (attempts and retries), [`dispatch`] (ordering, concurrency, commits),
-//! [`lag`], [`metrics`].
+//! [`context`] (consumer lag, the partitions this member owns), [`metrics`].
 
 pub mod config;
+pub mod context;
 pub mod deliver;
 pub mod dispatch;
-pub mod lag;
 pub mod metrics;
 pub mod sign;
 pub mod target;
@@ -33,8 +33,8 @@ use sluice_kafka::{Cluster, EventCounters, KafkaRuntime, OutgoingEvent};
 use tokio::sync::watch;
 
 use config::WebhookConfig;
+use context::SubscriptionContext;
 use deliver::{deliver, forwarded, Outcome, Request, Target};
-use lag::LagContext;
 use metrics::webhook;
 use target::UrlTemplate;
 
@@ -241,10 +241,11 @@ impl Subscription {
             }
         }
         let cfg = consumer_properties(cfg, &self.config, None);
-        let context = LagContext {
+        let context = SubscriptionContext {
             subscription: self.id.clone(),
+            assignment: Arc::default(),
         };
-        let consumer: StreamConsumer<LagContext> = match cfg.create_with_context(context) {
+        let consumer: StreamConsumer<SubscriptionContext> = match cfg.create_with_context(context) {
             Ok(c) => c,
             Err(e) => {
                 log::error!(

@@ -1,4 +1,4 @@
-//! kafka-webhook end to end on Tansu: the real binary consumes with a consumer group
+//! kafka-webhook end to end on Apache Kafka: the real binary consumes with a consumer group
 //! and delivers to a scripted receiver. Records diverted over HTTP arrive signed, in key
 //! order, once each, with their content type and forwarded headers; a failing key is
 //! retried without holding up the others and ends in the dead-letter topic with its
@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sluice_e2e::client::request;
 use sluice_e2e::gateway::Gateway;
-use sluice_e2e::kafka::{committed, read_topic, Tansu};
+use sluice_e2e::kafka::{committed, read_topic, Kafka};
 use sluice_e2e::metrics::{scrape, wait_sum};
 use sluice_e2e::receiver::{verify, Receiver, Reply};
 use sluice_e2e::wait_for;
@@ -25,9 +25,9 @@ fn json(body: &[u8]) -> serde_json::Value {
 
 #[test]
 fn diverted_records_arrive_signed_in_key_order_and_failures_go_to_the_dead_letter_topic() {
-    let tansu = Tansu::start();
-    tansu.create_topic("orders", 3);
-    tansu.create_topic("orders.dlq", 1);
+    let kafka = Kafka::start();
+    kafka.create_topic("orders", 3);
+    kafka.create_topic("orders.dlq", 1);
     let receiver =
         Receiver::start(|seen, _| Reply::status(if seen.url.contains("/bad") { 500 } else { 200 }));
     let gw = Gateway::start(&format!(
@@ -51,7 +51,7 @@ subscriptions:
       retries: [5s, 5s]          # long enough that all good records arrive before the first DLQ, even on a loaded machine
       allow_private_targets: true
 "#,
-        bootstrap = tansu.bootstrap,
+        bootstrap = kafka.bootstrap,
         port = receiver.port,
     ));
     // 90 records over 6 keys, posted one after the other, then 3 for a failing key.
@@ -134,7 +134,7 @@ subscriptions:
 
     // The failing key: 3 attempts per record with a stable webhook-id, then the DLQ.
     let dlq = read_topic(
-        &tansu.bootstrap,
+        &kafka.bootstrap,
         "orders.dlq",
         3,
         Duration::from_millis(300),
@@ -221,7 +221,7 @@ subscriptions:
         "offsets committed to the end",
         Duration::from_secs(20),
         || {
-            let c = committed(&tansu.bootstrap, "sluice-orders-hook", "orders", 3);
+            let c = committed(&kafka.bootstrap, "sluice-orders-hook", "orders", 3);
             (c.iter().sum::<i64>() == posted as i64 + 3).then_some(())
         },
     );

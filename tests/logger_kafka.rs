@@ -1,5 +1,5 @@
-//! kafka-logger end to end: the real binary, a real origin, and Tansu (a Kafka-protocol
-//! broker in its own process). N mixed requests through a logged route must become
+//! kafka-logger end to end: the real binary, a real origin, and Apache Kafka (a broker
+//! in its own process). N mixed requests through a logged route must become
 //! exactly N records whose fields match what was sent, and `/metrics` must agree.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sluice_e2e::client::request;
 use sluice_e2e::gateway::Gateway;
-use sluice_e2e::kafka::{read_topic, Tansu};
+use sluice_e2e::kafka::{read_topic, Kafka};
 use sluice_e2e::metrics::{events, scrape};
 use sluice_e2e::origin::Origin;
 use sluice_e2e::wait_for;
@@ -24,8 +24,8 @@ struct Sent {
     tenant: String,
 }
 
-/// A gateway sending to `tansu`, proxying to `origin`, with these routes.
-fn gateway(tansu: &Tansu, origin: &Origin, routes: &str) -> Gateway {
+/// A gateway sending to `kafka`, proxying to `origin`, with these routes.
+fn gateway(kafka: &Kafka, origin: &Origin, routes: &str) -> Gateway {
     Gateway::start(&format!(
         r#"
 server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 1s }}
@@ -36,17 +36,17 @@ kafka:
 upstreams:
   origin: {{ nodes: ["127.0.0.1:{}"] }}
 routes:{routes}"#,
-        tansu.bootstrap, origin.port
+        kafka.bootstrap, origin.port
     ))
 }
 
 #[test]
 fn every_logged_request_is_one_record_matching_what_was_sent() {
-    let tansu = Tansu::start();
-    tansu.create_topic("http-log", 3);
+    let kafka = Kafka::start();
+    kafka.create_topic("http-log", 3);
     let origin = Origin::start();
     let gw = gateway(
-        &tansu,
+        &kafka,
         &origin,
         r#"
   - id: logged
@@ -115,7 +115,7 @@ fn every_logged_request_is_one_record_matching_what_was_sent() {
     }
 
     let records = read_topic(
-        &tansu.bootstrap,
+        &kafka.bootstrap,
         "http-log",
         N,
         Duration::from_secs(2),
@@ -225,11 +225,11 @@ fn every_logged_request_is_one_record_matching_what_was_sent() {
 
 #[test]
 fn cloudevents_format_sets_ce_headers() {
-    let tansu = Tansu::start();
-    tansu.create_topic("ce-log", 1);
+    let kafka = Kafka::start();
+    kafka.create_topic("ce-log", 1);
     let origin = Origin::start();
     let gw = gateway(
-        &tansu,
+        &kafka,
         &origin,
         r#"
   - id: ce
@@ -249,7 +249,7 @@ fn cloudevents_format_sets_ce_headers() {
     );
     assert_eq!(r.status, 200);
     let records = read_topic(
-        &tansu.bootstrap,
+        &kafka.bootstrap,
         "ce-log",
         1,
         Duration::from_millis(500),

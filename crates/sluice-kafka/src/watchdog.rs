@@ -1,0 +1,51 @@
+//! The producer watchdog of a started cluster: twice a second it looks for producers
+//! that raised a fatal error and replaces each with a fresh producer of the same profile
+//! (counted in `sluice_kafka_producer_replacements_total{cluster,reason}`, logged). The
+//! old producer's queued and in-flight events are purged: their delivery reports arrive
+//! with an error, so each is counted failed, moved to the spool (at-least-once routes)
+//! or answered 503 (divert) — none waits forever, none is lost uncounted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::producer::{Producer, PurgeConfig};
+
+use crate::cluster::Cluster;
+use crate::metrics::kafka;
+
+/// How often producers are checked.
+const PERIOD: Duration = Duration::from_millis(500);
+
+/// Run until the cluster's tasks are aborted (shutdown, or the cluster was replaced).
+pub(crate) async fn run(cluster: Arc<Cluster>) {
+    let mut tick = tokio::time::interval(PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(producers) = cluster.producers.get() else {
+            continue;
+        };
+        for r in producers.replace_fatal() {
+            log::error!(
+                "kafka cluster `{}`: producer (delivery timeout {:?}, linger {:?}) hit a fatal error ({}: {}); replaced by a new producer",
+                cluster.name(),
+                r.profile.delivery_timeout,
+                r.profile.linger,
+                r.code,
+                r.reason
+            );
+            if let Some(m) = kafka() {
+                m.producer_replacements
+                    .with_label_values(&[cluster.name(), &r.code])
+                    .inc();
+            }
+            let old = r.old;
+            // Purging serves every delivery report; dropping joins the polling thread.
+            tokio::task::spawn_blocking(move || {
+                old.purge(PurgeConfig::default().queue().inflight());
+                let _ = old.flush(Duration::from_secs(5));
+                drop(old);
+            });
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! The consumer's librdkafka context: per-partition consumer lag from the statistics,
+//! and which partitions this member owns right now ([`Assignment`]), kept current by
+//! the rebalance callbacks so that the dispatcher never commits, nor starts delivering,
+//! for a partition that another member owns.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::statistics::Statistics;
+use rdkafka::ClientContext;
+
+use crate::metrics::webhook;
+
+/// A topic partition.
+pub type PartitionId = (String, i32);
+
+/// The partitions assigned to this member, each with the epoch of its assignment: a
+/// partition revoked and assigned again gets a new epoch, so work started under the old
+/// one is recognised as stale.
+#[derive(Debug, Default)]
+pub struct Assignment {
+    inner: Mutex<(u64, HashMap<PartitionId, u64>)>,
+}
+
+impl Assignment {
+    /// The epoch of `pid`'s current assignment, if this member owns it.
+    pub fn epoch(&self, pid: &PartitionId) -> Option<u64> {
+        self.lock().1.get(pid).copied()
+    }
+
+    /// `partitions` are now owned (a new epoch for each).
+    pub fn assign<'a>(&self, partitions: impl IntoIterator<Item = (&'a str, i32)>) {
+        let mut g = self.lock();
+        for (topic, p) in partitions {
+            g.0 += 1;
+            let epoch = g.0;
+            g.1.insert((topic.to_string(), p), epoch);
+        }
+    }
+
+    /// `partitions` are no longer owned.
+    pub fn revoke<'a>(&self, partitions: impl IntoIterator<Item = (&'a str, i32)>) {
+        let mut g = self.lock();
+        for (topic, p) in partitions {
+            g.1.remove(&(topic.to_string(), p));
+        }
+    }
+
+    /// Nothing is owned any more (an error in the group: librdkafka unassigns all).
+    pub fn clear(&self) {
+        self.lock().1.clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<PartitionId, u64>)> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The context of one subscription's consumer.
+pub struct SubscriptionContext {
+    /// The subscription id.
+    pub subscription: String,
+    /// What this member owns.
+    pub assignment: Arc<Assignment>,
+}
+
+impl ClientContext for SubscriptionContext {
+    fn stats(&self, s: Statistics) {
+        let Some(m) = webhook() else { return };
+        for (topic, t) in &s.topics {
+            for (id, p) in &t.partitions {
+                if *id >= 0 && p.consumer_lag >= 0 {
+                    m.lag
+                        .with_label_values(&[&self.subscription, topic, &id.to_string()])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for SubscriptionContext {
+    // Revocations are recorded before librdkafka gives the partitions up (no commit for
+    // them after this point); assignments after they took effect. Both protocols call
+    // these: `classic` with whole assignments (eager) or increments (cooperative), the
+    // KIP-848 `consumer` protocol with increments.
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                let parts = tpl.elements();
+                self.assignment
+                    .revoke(parts.iter().map(|e| (e.topic(), e.partition())));
+                log::info!(
+                    "webhook subscription `{}`: {} partition(s) revoked",
+                    self.subscription,
+                    parts.len()
+                );
+            }
+            Rebalance::Error(e) => {
+                log::warn!(
+                    "webhook subscription `{}`: rebalance error: {e}",
+                    self.subscription
+                );
+                self.assignment.clear();
+            }
+            Rebalance::Assign(_) => {}
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let parts = tpl.elements();
+            self.assignment
+                .assign(parts.iter().map(|e| (e.topic(), e.partition())));
+            log::info!(
+                "webhook subscription `{}`: {} partition(s) assigned",
+                self.subscription,
+                parts.len()
+            );
+        }
+    }
+}

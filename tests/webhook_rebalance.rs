@@ -1,0 +1,171 @@
+//! kafka-webhook through rebalances on Apache Kafka, with both consumer-group protocols
+//! Kafka 4 offers: `classic` and KIP-848's `consumer` (librdkafka's `group.protocol`).
+//! One subscription (one group) on one Sluice process, a second process joins while
+//! deliveries are in flight (the partitions are split), then the first is killed with
+//! `kill -9` in the middle of deliveries (the second takes everything over). Every record
+//! is delivered at least once, each key's records arrive in order (counting each record's
+//! first arrival), no committed offset ever moves backwards, and in the end the group's
+//! offsets reach the end of every partition.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sluice_e2e::gateway::Gateway;
+use sluice_e2e::kafka::{committed, produce, Kafka};
+use sluice_e2e::receiver::{Receiver, Reply};
+use sluice_e2e::wait_for;
+
+const PARTITIONS: i32 = 4;
+const KEYS: usize = 12;
+const PER_KEY: usize = 50;
+const GROUP: &str = "sluice-events-hook";
+
+#[test]
+fn classic_group_protocol_survives_a_join_and_a_kill_9_mid_delivery() {
+    rebalance(
+        "classic",
+        "session.timeout.ms: 6000, heartbeat.interval.ms: 500",
+    );
+}
+
+#[test]
+fn kip_848_consumer_group_protocol_survives_a_join_and_a_kill_9_mid_delivery() {
+    // Session and heartbeat are the broker's (group.consumer.*) with this protocol.
+    rebalance("consumer", "");
+}
+
+/// (key, seq) of a delivered body.
+fn parse(body: &[u8]) -> (String, u64) {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    (
+        v["key"].as_str().unwrap().to_string(),
+        v["seq"].as_u64().unwrap(),
+    )
+}
+
+fn rebalance(protocol: &str, extra: &str) {
+    let kafka = Kafka::start();
+    kafka.create_topic("events", PARTITIONS as u32);
+    let records: Vec<(i32, String, String)> = (0..PER_KEY)
+        .flat_map(|seq| {
+            (0..KEYS).map(move |k| {
+                (
+                    (k as i32) % PARTITIONS,
+                    format!("k{k}"),
+                    format!(r#"{{"key":"k{k}","seq":{seq}}}"#),
+                )
+            })
+        })
+        .collect();
+    produce(&kafka.bootstrap, "events", &records, 10_000);
+    let total = records.len();
+
+    // Each delivery takes a while, so there are always some in flight.
+    let receiver = Receiver::start(|_, _| Reply {
+        delay: Duration::from_millis(15),
+        ..Reply::status(200)
+    });
+    let sep = if extra.is_empty() { "" } else { ", " };
+    let config = format!(
+        r#"
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 0s }}
+admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
+kafka: {{ clusters: {{ default: {{ brokers: ["{}"] }} }} }}
+subscriptions:
+  - id: events-hook
+    topics: [events]
+    start: earliest
+    properties: {{ group.protocol: {protocol}{sep}{extra} }}
+    kafka-webhook:
+      url: "http://127.0.0.1:{}/hook/{{key}}"
+      concurrency: 4
+      allow_private_targets: true
+"#,
+        kafka.bootstrap, receiver.port
+    );
+    let distinct = |r: &Receiver| {
+        r.hits()
+            .iter()
+            .map(|h| parse(&h.seen.body))
+            .collect::<HashSet<_>>()
+            .len()
+    };
+
+    // Committed offsets, sampled all along: none may move backwards.
+    let stop = Arc::new(AtomicBool::new(false));
+    let history: Arc<Mutex<Vec<Vec<i64>>>> = Arc::default();
+    let sampler = {
+        let (stop, history, bootstrap) = (stop.clone(), history.clone(), kafka.bootstrap.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let c = committed(&bootstrap, GROUP, "events", PARTITIONS);
+                history.lock().unwrap().push(c);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+
+    let mut a = Gateway::start(&config);
+    wait_for("first deliveries", Duration::from_secs(120), || {
+        (distinct(&receiver) >= total / 6).then_some(())
+    });
+    // A second member joins while the first is delivering: the partitions are split.
+    let b = Gateway::start(&config);
+    wait_for("both members deliver", Duration::from_secs(120), || {
+        let n = distinct(&receiver);
+        (n >= total / 2 && b.logs().contains("partition(s) assigned")).then_some(())
+    });
+    // The first member dies mid-delivery; the second takes its partitions over.
+    a.kill9();
+    wait_for("every record delivered", Duration::from_secs(180), || {
+        (distinct(&receiver) == total).then_some(())
+    });
+    wait_for(
+        "offsets committed to the end",
+        Duration::from_secs(60),
+        || {
+            let c = committed(&kafka.bootstrap, GROUP, "events", PARTITIONS);
+            (c.iter().sum::<i64>() == total as i64).then_some(())
+        },
+    );
+    stop.store(true, Ordering::Relaxed);
+    sampler.join().unwrap();
+
+    // Each key's records arrive in order, counting each record's first arrival.
+    let hits = receiver.hits();
+    let mut first: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for h in &hits {
+        let (key, seq) = parse(&h.seen.body);
+        if seen.insert((key.clone(), seq)) {
+            first.entry(key).or_default().push(seq);
+        }
+    }
+    assert_eq!(first.len(), KEYS);
+    for (key, seqs) in &first {
+        assert_eq!(
+            *seqs,
+            (0..PER_KEY as u64).collect::<Vec<_>>(),
+            "key {key}: every record, in order"
+        );
+    }
+    // No committed offset moved backwards.
+    let history = history.lock().unwrap();
+    for w in history.windows(2) {
+        for (p, (before, after)) in w[0].iter().zip(&w[1]).enumerate() {
+            assert!(
+                after >= before,
+                "partition {p}: committed offset moved back from {before} to {after}"
+            );
+        }
+    }
+    eprintln!(
+        "{protocol}: {total} records, {} deliveries ({} again after the rebalances), {} offset samples",
+        hits.len(),
+        hits.len() - total,
+        history.len()
+    );
+}
