@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{committed, produce, Kafka};
+use sluice_e2e::metrics::scrape;
 use sluice_e2e::receiver::{Receiver, Reply};
 use sluice_e2e::wait_for;
 
@@ -65,7 +66,7 @@ fn rebalance(protocol: &str, extra: &str) {
 
     // Each delivery takes a while, so there are always some in flight.
     let receiver = Receiver::start(|_, _| Reply {
-        delay: Duration::from_millis(15),
+        delay: Duration::from_millis(30),
         ..Reply::status(200)
     });
     let sep = if extra.is_empty() { "" } else { ", " };
@@ -114,12 +115,25 @@ subscriptions:
     });
     // A second member joins while the first is delivering: the partitions are split.
     let b = Gateway::start(&config);
-    wait_for("both members deliver", Duration::from_secs(120), || {
-        let n = distinct(&receiver);
-        (n >= total / 2 && b.logs().contains("partition(s) assigned")).then_some(())
-    });
+    let delivered = |gw: &Gateway| {
+        scrape(gw.admin).sum(
+            "sluice_webhook_deliveries_total",
+            &[("outcome", "delivered")],
+        )
+    };
+    wait_for(
+        "the second member delivers",
+        Duration::from_secs(120),
+        || (delivered(&b) >= 20.0).then_some(()),
+    );
     // The first member dies mid-delivery; the second takes its partitions over.
+    let by_a = delivered(&a);
     a.kill9();
+    let at_kill = distinct(&receiver);
+    assert!(
+        by_a > 0.0 && at_kill < total,
+        "the kill came in the middle of the work: {by_a} delivered by the first member, {at_kill} of {total} in all"
+    );
     wait_for("every record delivered", Duration::from_secs(180), || {
         (distinct(&receiver) == total).then_some(())
     });

@@ -183,8 +183,13 @@ impl Kafka {
     /// `kafka-storage format` on an empty log directory (with the SCRAM users).
     fn format(&self) {
         let mut c = self.java("kafka.tools.StorageTool");
-        c.args(["format", "--cluster-id", &self.cluster_id, "--config"])
-            .arg(self.dir.join("server.properties"));
+        // `--cluster-id=ID`: an id may start with `-`, which would read as an option.
+        c.args([
+            "format",
+            &format!("--cluster-id={}", self.cluster_id),
+            "--config",
+        ])
+        .arg(self.dir.join("server.properties"));
         for (name, password) in &self.opts.scram_users {
             for m in ["SCRAM-SHA-512", "SCRAM-SHA-256"] {
                 c.args([
