@@ -20,7 +20,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-RECEIVER=18091; KAFKA=19094; PORT=18093; ADMIN=19191
+RECEIVER=18091; KAFKA=19095; PORT=18093; ADMIN=19191
 
 mkdir -p "$work/nginx"
 cat > "$work/nginx/nginx.conf" <<NGX

@@ -78,8 +78,10 @@ fn broker_down_answers_503_within_the_timeout_and_never_202() {
         );
         assert_eq!(r.header("retry-after"), Some("2"));
         assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        // Bounded by the route's 1 s timeout, not the cluster's delivery timeout; the
+        // margin is for a busy machine.
         assert!(
-            r.elapsed < Duration::from_millis(2500),
+            r.elapsed < Duration::from_secs(5),
             "answered after {:?}",
             r.elapsed
         );
@@ -124,9 +126,11 @@ fn round_trip_above_the_timeout_is_503() {
         .unwrap();
     for i in 0..3 {
         let r = post(&gw, &format!("/events/slow{i}"), "{}", &[]);
+        // A 503, not the 202 the broker would give after its 2 s round trip: the route's
+        // 500 ms timeout applied.
         assert_eq!(r.status, 503, "{}", r.text());
         assert!(
-            r.elapsed < Duration::from_millis(1500),
+            r.elapsed < Duration::from_millis(1900),
             "answered after {:?}",
             r.elapsed
         );

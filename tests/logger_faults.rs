@@ -152,7 +152,8 @@ fn full_queue_discards_are_counted_and_shutdown_purges_are_reported() {
     for i in 0..20 {
         let r = request(gw.port, "POST", &format!("/burst/{i}"), &[], b"x");
         assert_eq!(r.status, 200, "a full queue never fails the request");
-        assert!(r.elapsed < Duration::from_millis(500));
+        // Not held for the 60 s delivery timeout (the margin is for a busy machine).
+        assert!(r.elapsed < Duration::from_secs(5), "{:?}", r.elapsed);
     }
     // Events are built after the response is sent: wait for the last one.
     let m = settled(gw.admin, "21 attempts", |m| {

@@ -202,9 +202,10 @@ fn outage(kind: Outage) {
     }
 
     // best_effort: in Kafka or counted — exactly.
-    let plain_ids = logged_ids(&kafka.bootstrap, "plain", 1);
-    let plain_set: HashSet<&String> = plain_ids.iter().collect();
     let (attempted, acked, failed, discarded, in_flight) = events(&m, "plain", "kafka-logger");
+    // At least the acknowledged ones are there: read until they all arrived.
+    let plain_ids = logged_ids(&kafka.bootstrap, "plain", acked as usize);
+    let plain_set: HashSet<&String> = plain_ids.iter().collect();
     assert_eq!(in_flight, 0.0);
     assert_eq!(attempted, plain.len() as f64, "one event per request");
     assert_eq!(

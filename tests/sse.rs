@@ -9,14 +9,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{produce, Kafka};
 use sluice_e2e::metrics::scrape;
-use sluice_e2e::sse::read;
+use sluice_e2e::sse::{read, read_until, StreamRead};
 
 const M: usize = 240;
+/// The longest any read here may take (each ends on its condition long before, unless
+/// something is wrong).
+const WAIT: Duration = Duration::from_secs(60);
 
 fn gateway(bootstrap: &str) -> Gateway {
     Gateway::start(&format!(
@@ -76,14 +81,8 @@ fn resume_many_times(gw: &Gateway) {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let take = 1 + (seed >> 33) as usize % 37;
-        let r = read(
-            gw.port,
-            "/streams/orders",
-            last.as_deref(),
-            take,
-            Duration::from_secs(3),
-        );
+        let take = (1 + (seed >> 33) as usize % 37).min(M - got.len());
+        let r = read(gw.port, "/streams/orders", last.as_deref(), take, WAIT);
         assert_eq!(r.status, 200, "{}", r.error);
         assert!(!r.retry.is_empty(), "a retry: hint");
         if r.events.is_empty() {
@@ -101,6 +100,16 @@ fn resume_many_times(gw: &Gateway) {
         got.len(),
         M,
         "exactly M events across {connections} connections"
+    );
+    // Nothing after the last one: the resumed stream goes idle (keep-alives) without an
+    // event.
+    let r = read_until(gw.port, "/streams/orders", last.as_deref(), WAIT, |r| {
+        !r.events.is_empty() || r.comments.iter().any(|c| c == "keep-alive")
+    });
+    assert!(
+        r.events.is_empty(),
+        "no event after the last: {:?}",
+        r.events
     );
     let mut per_partition: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for e in &got {
@@ -137,28 +146,18 @@ fn keepalives_filters_bad_tokens_and_the_stream_cap() {
     kafka.create_topic("orders", 3);
     produce(&kafka.bootstrap, "orders", &records(), 10_000);
     let gw = gateway(&kafka.bootstrap);
+    let keepalives = |r: &StreamRead| r.comments.iter().filter(|c| *c == "keep-alive").count();
     // Caught up and idle: keep-alive comments every 300 ms.
-    let r = read(
-        gw.port,
-        "/streams/orders",
-        None,
-        usize::MAX,
-        Duration::from_millis(1200),
-    );
+    let r = read_until(gw.port, "/streams/orders", None, WAIT, |r| {
+        r.events.len() >= M && keepalives(r) >= 2
+    });
     assert_eq!(r.events.len(), M);
-    assert!(
-        r.comments.iter().filter(|c| *c == "keep-alive").count() >= 2,
-        "{:?}",
-        r.comments
-    );
-    // A key filter from the path: only that customer's records.
-    let r = read(
-        gw.port,
-        "/streams/customer/customer-3",
-        None,
-        usize::MAX,
-        Duration::from_millis(800),
-    );
+    assert!(keepalives(&r) >= 2, "{:?}", r.comments);
+    // A key filter from the path: only that customer's records (all of them arrive before
+    // the stream goes idle: they are in Kafka already).
+    let r = read_until(gw.port, "/streams/customer/customer-3", None, WAIT, |r| {
+        r.events.len() >= M / 5 && keepalives(r) >= 2
+    });
     assert_eq!(r.events.len(), M / 5);
     // A token that is not ours: 400.
     let r = read(
@@ -166,37 +165,42 @@ fn keepalives_filters_bad_tokens_and_the_stream_cap() {
         "/streams/orders",
         Some("v1.!!not-a-token"),
         1,
-        Duration::from_secs(1),
+        WAIT,
     );
     assert_eq!(r.status, 400);
-    // Resuming from the last id of a complete read: nothing new, no duplicate.
-    let all = read(gw.port, "/streams/orders", None, M, Duration::from_secs(3));
+    // Resuming from the last id of a complete read: the next record produced, and
+    // nothing before it again.
+    let all = read(gw.port, "/streams/orders", None, M, WAIT);
+    assert_eq!(all.events.len(), M);
     let end = all.events.last().unwrap().id.clone().unwrap();
-    let r = read(
-        gw.port,
-        "/streams/orders",
-        Some(&end),
+    produce(
+        &kafka.bootstrap,
+        "orders",
+        &[(1, "customer-1".into(), "the next one".into())],
         1,
-        Duration::from_millis(700),
     );
-    assert_eq!((r.status, r.events.len()), (200, 0));
+    let r = read_until(gw.port, "/streams/orders", Some(&end), WAIT, |r| {
+        !r.events.is_empty() && keepalives(r) >= 1
+    });
+    assert_eq!(r.status, 200);
+    let data: Vec<&str> = r.events.iter().map(|e| e.data.as_str()).collect();
+    assert_eq!(data, ["the next one"]);
     // At most 2 streams on this route: a third one gets 503 while two are open.
+    let release = Arc::new(AtomicBool::new(false));
     let hold = |port| {
+        let release = release.clone();
         std::thread::spawn(move || {
-            read(
-                port,
-                "/streams/capped",
-                None,
-                usize::MAX,
-                Duration::from_secs(3),
-            )
+            read_until(port, "/streams/capped", None, WAIT, |_| {
+                release.load(Ordering::Acquire)
+            })
         })
     };
     let (a, b) = (hold(gw.port), hold(gw.port));
-    sluice_e2e::wait_for("two open streams", Duration::from_secs(10), || {
+    sluice_e2e::wait_for("two open streams", WAIT, || {
         (scrape(gw.admin).sum("sluice_sse_streams", &[("route", "capped")]) == 2.0).then_some(())
     });
-    let r = read(gw.port, "/streams/capped", None, 1, Duration::from_secs(1));
+    let r = read(gw.port, "/streams/capped", None, 1, WAIT);
     assert_eq!(r.status, 503);
+    release.store(true, Ordering::Release);
     let _ = (a.join(), b.join());
 }

@@ -1,17 +1,18 @@
 //! kafka-webhook through rebalances on Apache Kafka, with both consumer-group protocols
 //! Kafka 4 offers: `classic` and KIP-848's `consumer` (librdkafka's `group.protocol`).
 //! One subscription (one group) on one Sluice process, a second process joins while
-//! deliveries are in flight (the partitions are split), then the first is killed with
-//! `kill -9` in the middle of deliveries (the second takes everything over). Every record
-//! is delivered at least once, each key's records arrive in order (counting each record's
-//! first arrival), no committed offset ever moves backwards, and in the end the group's
-//! offsets reach the end of every partition.
+//! deliveries are in flight and every delivery slot of the first is held by the receiver
+//! (the partitions are split), then the first is killed with `kill -9` in the middle of
+//! deliveries (the second takes everything over). Every record is delivered at least
+//! once, each key's records arrive in order (counting each record's first arrival), the
+//! committed offsets, sampled every 200 ms, never move backwards, and in the end the
+//! group's offsets reach the end of every partition.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{committed, produce, Kafka};
@@ -64,10 +65,30 @@ fn rebalance(protocol: &str, extra: &str) {
     produce(&kafka.bootstrap, "events", &records, 10_000);
     let total = records.len();
 
-    // Each delivery takes a while, so there are always some in flight.
-    let receiver = Receiver::start(|_, _| Reply {
-        delay: Duration::from_millis(30),
-        ..Reply::status(200)
+    // Each delivery takes a while, so there are always some in flight. The receiver holds
+    // back deliveries by stage: at stage 0 the second half of every key, at stage 1 the
+    // last quarter, at stage 2 nothing. So the first member is certainly mid-work when the
+    // second joins (stage 0 until then) and when it is killed (stage 1 until then).
+    let stage = Arc::new(AtomicUsize::new(0));
+    let held = stage.clone();
+    let receiver = Receiver::start(move |seen, _| {
+        let seq = parse(&seen.body).1 as usize;
+        let since = Instant::now();
+        loop {
+            let from = match held.load(Ordering::Acquire) {
+                0 => PER_KEY / 2,
+                1 => PER_KEY * 3 / 4,
+                _ => PER_KEY,
+            };
+            if seq < from || since.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Reply {
+            delay: Duration::from_millis(30),
+            ..Reply::status(200)
+        }
     });
     let sep = if extra.is_empty() { "" } else { ", " };
     let config = format!(
@@ -83,6 +104,7 @@ subscriptions:
     kafka-webhook:
       url: "http://127.0.0.1:{}/hook/{{key}}"
       concurrency: 4
+      timeout: 120s
       allow_private_targets: true
 "#,
         kafka.bootstrap, receiver.port
@@ -113,8 +135,16 @@ subscriptions:
     wait_for("first deliveries", Duration::from_secs(120), || {
         (distinct(&receiver) >= total / 6).then_some(())
     });
-    // A second member joins while the first is delivering: the partitions are split.
+    // A second member joins while the first is delivering (its deliveries of the second
+    // halves are held): the partitions are split. The first member keeps polling its
+    // consumer while every delivery slot is busy, so the rebalance completes.
     let b = Gateway::start(&config);
+    wait_for(
+        "the second member's assignment",
+        Duration::from_secs(120),
+        || b.logs().contains("partition(s) assigned").then_some(()),
+    );
+    stage.store(1, Ordering::Release);
     let delivered = |gw: &Gateway| {
         scrape(gw.admin).sum(
             "sluice_webhook_deliveries_total",
@@ -130,6 +160,7 @@ subscriptions:
     let by_a = delivered(&a);
     a.kill9();
     let at_kill = distinct(&receiver);
+    stage.store(2, Ordering::Release);
     assert!(
         by_a > 0.0 && at_kill < total,
         "the kill came in the middle of the work: {by_a} delivered by the first member, {at_kill} of {total} in all"

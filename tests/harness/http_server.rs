@@ -31,7 +31,8 @@ pub struct Answer {
 
 type Handler = dyn Fn(&Seen) -> Answer + Send + Sync;
 
-/// A running server; stops accepting when dropped.
+/// A running server; stops accepting connections when dropped (connections already open
+/// are served until their client closes them).
 pub struct HttpServer {
     /// Its port.
     pub port: u16,

@@ -508,6 +508,7 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[(i32, String, String)], 
         .set("batch.num.messages", per_batch.to_string())
         .create()
         .unwrap();
+    let start = Instant::now();
     for (part, key, value) in records {
         let mut r = BaseRecord::to(topic)
             .partition(*part)
@@ -516,7 +517,11 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[(i32, String, String)], 
         loop {
             match p.send(r) {
                 Ok(()) => break,
-                Err((_, back)) => {
+                Err((e, back)) => {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(60),
+                        "producing to {topic}: {e}"
+                    );
                     p.poll(Duration::from_millis(50));
                     r = back;
                 }

@@ -37,7 +37,12 @@ impl Seen {
 /// A listener on a free local port with TCP_NODELAY set (inherited by accepted sockets
 /// on Linux, so small responses are never held back by delayed ACKs).
 pub fn nodelay_listener() -> std::net::TcpListener {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // A port from `free_port`, so it is none that a broker of this process was given.
+    let listener = loop {
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", crate::free_port())) {
+            break l;
+        }
+    };
     {
         use std::os::fd::AsRawFd;
         let one: libc::c_int = 1;

@@ -41,6 +41,21 @@ pub fn read(
     max_events: usize,
     limit: Duration,
 ) -> StreamRead {
+    read_until(port, path, last_event_id, limit, |r| {
+        r.events.len() >= max_events
+    })
+}
+
+/// Open a stream (with `Last-Event-ID` when given) and read until `done` holds for what
+/// arrived (checked after every read), the server ends the response, or `limit` passed;
+/// then drop the connection.
+pub fn read_until(
+    port: u16,
+    path: &str,
+    last_event_id: Option<&str>,
+    limit: Duration,
+    done: impl Fn(&StreamRead) -> bool,
+) -> StreamRead {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_nodelay(true).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(100)))
@@ -130,10 +145,13 @@ pub fn read(
             if is_event {
                 ev.data = data.join("\n");
                 out.events.push(ev);
-                if out.events.len() >= max_events {
+                if done(&out) {
                     return out;
                 }
             }
+        }
+        if done(&out) {
+            return out;
         }
     }
     out

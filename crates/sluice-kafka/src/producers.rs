@@ -3,9 +3,11 @@
 //! `message.timeout.ms` and `linger.ms` are per producer, not per message. Producers
 //! for new profiles are created on demand, also after start (hot reload).
 //!
-//! A producer that hit a fatal error (librdkafka's idempotence state can no longer be
-//! trusted: a broker that lost its producer state, a rewound sequence, ...) never sends
-//! again; [`Producers::replace_fatal`] swaps it for a fresh one of the same profile.
+//! A producer that hit a fatal error (e.g. the broker answered the head-of-line request
+//! with an out-of-order sequence: librdkafka can no longer vouch for order or
+//! once-ness) never sends again; [`Producers::replace_fatal`] swaps it for a fresh one
+//! of the same profile. (A broker that merely lost its producer state is not fatal:
+//! librdkafka bumps the epoch itself.)
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};

@@ -1,12 +1,14 @@
 //! The producer watchdog of a started cluster: twice a second it looks for producers
 //! that raised a fatal error and replaces each with a fresh producer of the same profile
-//! (counted in `sluice_kafka_producer_replacements_total{cluster,reason}`, logged). The
+//! (counted in `sluice_kafka_producer_replacements_total{cluster,reason}`, logged). A
+//! cluster whose new producers keep dying (e.g. refused by the broker at once) is not
+//! churned: replacements within a minute of the last one back off, 1 s doubling to 30 s. The
 //! old producer's queued and in-flight events are purged: their delivery reports arrive
 //! with an error, so each is counted failed, moved to the spool (at-least-once routes)
 //! or answered 503 (divert) — none waits forever, none is lost uncounted.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::producer::{Producer, PurgeConfig};
 
@@ -15,17 +17,34 @@ use crate::metrics::kafka;
 
 /// How often producers are checked.
 const PERIOD: Duration = Duration::from_millis(500);
+/// The first and the longest wait between replacements that follow each other.
+const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
+/// Replacements further apart than this start the backoff over.
+const CALM: Duration = Duration::from_secs(60);
 
 /// Run until the cluster's tasks are aborted (shutdown, or the cluster was replaced).
 pub(crate) async fn run(cluster: Arc<Cluster>) {
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<Instant> = None;
+    let mut backoff = BACKOFF.0;
     loop {
         tick.tick().await;
         let Some(producers) = cluster.producers.get() else {
             continue;
         };
-        for r in producers.replace_fatal() {
+        if last.is_some_and(|l| l.elapsed() < backoff) {
+            continue;
+        }
+        let replaced = producers.replace_fatal();
+        if !replaced.is_empty() {
+            backoff = match last {
+                Some(l) if l.elapsed() < CALM => (backoff * 2).min(BACKOFF.1),
+                _ => BACKOFF.0,
+            };
+            last = Some(Instant::now());
+        }
+        for r in replaced {
             log::error!(
                 "kafka cluster `{}`: producer (delivery timeout {:?}, linger {:?}) hit a fatal error ({}: {}); replaced by a new producer",
                 cluster.name(),

@@ -127,9 +127,10 @@ async fn broker_down_events_fail_and_are_counted_without_blocking() {
     for i in 0..50 {
         cluster.send(&event("down", i), &counters);
     }
-    // Enqueueing never waits on the broker.
+    // Enqueueing never waits on the broker (waiting would take the 1 s delivery timeout
+    // per event).
     assert!(
-        start.elapsed() < Duration::from_millis(200),
+        start.elapsed() < Duration::from_secs(1),
         "send blocked: {:?}",
         start.elapsed()
     );

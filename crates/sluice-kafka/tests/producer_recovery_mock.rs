@@ -2,8 +2,8 @@
 //! injection on librdkafka's mock cluster: the broker answers the head-of-line produce
 //! request with OUT_OF_ORDER_SEQUENCE_NUMBER, which librdkafka's idempotent producer
 //! treats as fatal (it can no longer vouch for order or once-ness, and never sends
-//! again). The watchdog must replace the producer, count it, and acknowledged sends must
-//! succeed again; every event is accounted for.
+//! again). Every event queued in the dead producer gets its report (failed, counted);
+//! the watchdog replaces the producer and counts it; acknowledged sends succeed again.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -55,14 +55,23 @@ async fn a_producer_with_a_fatal_error_is_replaced_and_sends_recover() {
         RDKafkaApiKey::Produce,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER],
     );
-    let err = send(&cluster, &counters, 1)
-        .await
-        .expect_err("the head-of-line request failed fatally");
-    eprintln!("fatal: {err}");
+    // Six events queued together: the first request fails fatally, and every event of the
+    // dead producer gets its report (failed), none is left waiting.
+    let queued: Vec<_> = (1..=6)
+        .map(|i| cluster.send_acked(&event(i), &counters, None).unwrap())
+        .collect();
+    for rx in queued {
+        let report = tokio::time::timeout(Duration::from_secs(30), rx)
+            .await
+            .expect("a report for every queued event")
+            .unwrap();
+        let err = report.expect_err("the dead producer acknowledges nothing");
+        eprintln!("fatal: {err}");
+    }
 
     // Sends go through again once the watchdog replaced the producer.
     let started = Instant::now();
-    let mut i = 2;
+    let mut i = 7;
     loop {
         if send(&cluster, &counters, i).await.is_ok() {
             break;
@@ -88,6 +97,7 @@ async fn a_producer_with_a_fatal_error_is_replaced_and_sends_recover() {
     let s = counters.snapshot();
     assert_eq!(s.in_flight(), 0);
     assert_eq!(s.attempted, s.acked + s.failed + s.discarded);
+    assert!(s.failed >= 6, "the six queued events failed: {s:?}");
     assert_eq!(
         s.acked, 7,
         "the first send, the recovering one and five more"

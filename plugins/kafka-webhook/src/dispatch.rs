@@ -4,6 +4,11 @@
 //! every earlier offset of its partition are done (delivered, or acknowledged by the
 //! dead-letter topic), so a crash redelivers instead of skipping.
 //!
+//! The consumer is polled all the time, also while every delivery slot is busy (records
+//! read then wait in a backlog; past [`MAX_BUFFERED`] the assigned partitions are paused),
+//! so rebalance callbacks are served at once and a member whose deliveries are all in
+//! retry does not hold up its group.
+//!
 //! Rebalances: work is tied to the epoch of its partition's assignment
 //! ([`Assignment`]). After a partition is revoked nothing more is committed for it and
 //! its queued records are dropped (the new owner delivers them from the committed
@@ -50,10 +55,18 @@ struct Dispatcher {
     consumer: StreamConsumer<SubscriptionContext>,
     assignment: Arc<Assignment>,
     partitions: HashMap<PartitionId, Partition>,
+    /// Records queued behind an active record of the same key.
     waiting: HashMap<KeyId, VecDeque<Work>>,
+    /// Records whose key is free, waiting for a delivery slot, in read order.
+    backlog: VecDeque<(KeyId, Work)>,
     active: HashSet<KeyId>,
     tasks: JoinSet<Done>,
+    /// What each running task works on (to clean up after a task that panicked).
+    running: HashMap<tokio::task::Id, (KeyId, i64)>,
+    /// Records read and not finished (running, waiting or in the backlog).
     buffered: usize,
+    /// Whether the assigned partitions are paused (too much buffered).
+    paused: bool,
 }
 
 /// Consume and deliver until `stop` is set.
@@ -69,20 +82,27 @@ pub async fn run(
         assignment,
         partitions: HashMap::new(),
         waiting: HashMap::new(),
+        backlog: VecDeque::new(),
         active: HashSet::new(),
         tasks: JoinSet::new(),
+        running: HashMap::new(),
         buffered: 0,
+        paused: false,
     };
     loop {
-        let can_read = d.buffered < MAX_BUFFERED && d.tasks.len() < d.sub.concurrency;
         tokio::select! {
             biased;
             _ = crate::stopped(&stop) => break,
-            Some(done) = d.tasks.join_next(), if !d.tasks.is_empty() => {
-                let Ok(done) = done else { continue };
-                d.finished(done, &stop);
+            Some(done) = d.tasks.join_next_with_id(), if !d.tasks.is_empty() => {
+                match done {
+                    Ok((id, done)) => {
+                        d.running.remove(&id);
+                        d.finished(done, &stop);
+                    }
+                    Err(e) => d.crashed(e.id(), &stop),
+                }
             }
-            m = d.consumer.recv(), if can_read => {
+            m = d.consumer.recv() => {
                 match m {
                     Ok(m) => {
                         let m = m.detach();
@@ -95,6 +115,7 @@ pub async fn run(
                 }
             }
         }
+        d.flow_control();
     }
     // Stopping: deliveries in retry give up at once (and are redelivered later);
     // whatever finishes is committed.
@@ -139,18 +160,94 @@ impl Dispatcher {
             self.waiting.entry(key).or_default().push_back((m, epoch));
         } else {
             self.active.insert(key.clone());
-            spawn(&mut self.tasks, &self.sub, key, (m, epoch), stop);
+            self.backlog.push_back((key, (m, epoch)));
+            self.start_backlog(stop);
+        }
+    }
+
+    /// Start backlog records while delivery slots are free (dropping those of revoked
+    /// partitions: the new owner delivers them).
+    fn start_backlog(&mut self, stop: &watch::Receiver<bool>) {
+        while self.tasks.len() < self.sub.concurrency {
+            let Some((key, (m, e))) = self.backlog.pop_front() else {
+                return;
+            };
+            if e.is_some() && self.assignment.epoch(&(key.0.clone(), key.1)) != e {
+                self.buffered -= 1;
+                self.next_of_key(key);
+                continue;
+            }
+            self.spawn(key, (m, e), stop);
+        }
+    }
+
+    fn spawn(&mut self, key: KeyId, (m, epoch): Work, stop: &watch::Receiver<bool>) {
+        let (sub, stop) = (self.sub.clone(), stop.clone());
+        let offset = m.offset();
+        let k = key.clone();
+        let handle = self.tasks.spawn(async move {
+            let finished = sub.handle(&m, &stop).await;
+            (k, offset, epoch, finished)
+        });
+        self.running.insert(handle.id(), (key, offset));
+    }
+
+    /// Pause the assigned partitions while too much is buffered (again after every read:
+    /// a rebalance hands out partitions unpaused), resume below half of it. The consumer
+    /// is polled either way (rebalances, errors).
+    fn flow_control(&mut self) {
+        let pause = self.buffered >= MAX_BUFFERED;
+        if !pause && !(self.paused && self.buffered < MAX_BUFFERED / 2) {
+            return;
+        }
+        let Ok(assigned) = self.consumer.assignment() else {
+            return;
+        };
+        let r = if pause {
+            self.consumer.pause(&assigned)
+        } else {
+            self.consumer.resume(&assigned)
+        };
+        match r {
+            Ok(()) => self.paused = pause,
+            Err(e) => log::warn!(
+                "webhook subscription `{}`: pause/resume failed: {e}",
+                self.sub.id
+            ),
         }
     }
 
     /// A delivery task ended: settle it, then start the next record of its key that is
-    /// still ours.
+    /// still ours, and fill the free slot.
     fn finished(&mut self, (key, offset, epoch, done): Done, stop: &watch::Receiver<bool>) {
         self.buffered -= 1;
-        let pid = (key.0.clone(), key.1);
         if done {
-            self.settle(&pid, offset, epoch);
+            self.settle(&(key.0.clone(), key.1), offset, epoch);
         }
+        self.next_of_key(key);
+        self.start_backlog(stop);
+    }
+
+    /// A delivery task panicked: its record stays unfinished (its partition's commits
+    /// stop there, so it is delivered again after a restart), its key goes on.
+    fn crashed(&mut self, id: tokio::task::Id, stop: &watch::Receiver<bool>) {
+        let Some((key, offset)) = self.running.remove(&id) else {
+            return;
+        };
+        log::error!(
+            "webhook subscription `{}`: the delivery of {}[{}]@{offset} failed unexpectedly; it is redelivered after a restart",
+            self.sub.id,
+            key.0,
+            key.1
+        );
+        self.buffered -= 1;
+        self.next_of_key(key);
+        self.start_backlog(stop);
+    }
+
+    /// `key` is free again: its next record that is still ours goes to the backlog.
+    fn next_of_key(&mut self, key: KeyId) {
+        let pid = (key.0.clone(), key.1);
         self.active.remove(&key);
         while let Some((next, e)) = self.waiting.get_mut(&key).and_then(VecDeque::pop_front) {
             if e.is_some() && self.assignment.epoch(&pid) != e {
@@ -159,7 +256,7 @@ impl Dispatcher {
                 continue;
             }
             self.active.insert(key.clone());
-            spawn(&mut self.tasks, &self.sub, key.clone(), (next, e), stop);
+            self.backlog.push_back((key.clone(), (next, e)));
             break;
         }
         if self.waiting.get(&key).is_some_and(VecDeque::is_empty) {
@@ -191,19 +288,4 @@ impl Dispatcher {
             p.committed = Some(position);
         }
     }
-}
-
-fn spawn(
-    tasks: &mut JoinSet<Done>,
-    sub: &Arc<Subscription>,
-    key: KeyId,
-    (m, epoch): Work,
-    stop: &watch::Receiver<bool>,
-) {
-    let (sub, stop) = (sub.clone(), stop.clone());
-    tasks.spawn(async move {
-        let offset = m.offset();
-        let finished = sub.handle(&m, &stop).await;
-        (key, offset, epoch, finished)
-    });
 }
