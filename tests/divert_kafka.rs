@@ -17,7 +17,7 @@ use std::time::Duration;
 use sluice_e2e::client::request;
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{read_topic, Kafka, Record};
-use sluice_e2e::load::{Load, Outcome, Planned};
+use sluice_e2e::load::{accepted_ids, Load, Planned};
 use sluice_e2e::metrics::{events, scrape};
 use sluice_e2e::wait_for;
 
@@ -235,20 +235,6 @@ fn expect_100_continue_is_answered_and_oversized_bodies_refused_before_sending()
     );
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].value, body.as_bytes());
-}
-
-/// The ids of the 202s among `outcomes`.
-fn accepted_ids(outcomes: &[Outcome]) -> Vec<String> {
-    outcomes
-        .iter()
-        .filter(|o| o.status == Some(202))
-        .map(|o| {
-            serde_json::from_str::<serde_json::Value>(&o.body).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
 }
 
 fn planned_post(n: u64) -> Planned {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{read_topic, Kafka};
-use sluice_e2e::load::{try_request, Load, Planned};
+use sluice_e2e::load::{accepted_ids, try_request, Load, Planned};
 use sluice_e2e::metrics::{events, scrape, Scrape};
 use sluice_e2e::origin::Origin;
 use sluice_e2e::wait_for;
@@ -275,17 +275,7 @@ fn kill_9_with_a_spool_then_restart_delivers_what_was_spooled() {
     });
     let mut gw = gw;
     gw.kill9();
-    let accepted: Vec<String> = load
-        .stop()
-        .into_iter()
-        .filter(|o| o.status == Some(202))
-        .map(|o| {
-            serde_json::from_str::<serde_json::Value>(&o.body).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let accepted = accepted_ids(&load.stop());
     assert!(accepted.len() > 300);
     // The broker is back; a new process on the same config adopts the dead one's spool
     // directory and replays it.

@@ -24,6 +24,20 @@ pub struct Outcome {
     pub body: String,
 }
 
+/// The event ids (`id` of the JSON body) of the `202` answers among `outcomes`, in order.
+pub fn accepted_ids(outcomes: &[Outcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .filter(|o| o.status == Some(202))
+        .map(|o| {
+            serde_json::from_str::<serde_json::Value>(&o.body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
 /// A planned request: method, path, headers, body.
 pub type Planned = (String, String, Vec<(String, String)>, Vec<u8>);
 

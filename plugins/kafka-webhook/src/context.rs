@@ -7,8 +7,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
+use rdkafka::TopicPartitionList;
 
 use crate::metrics::webhook;
 
@@ -63,6 +65,30 @@ pub struct SubscriptionContext {
     pub subscription: String,
     /// What this member owns.
     pub assignment: Arc<Assignment>,
+    /// Partitions whose last offset commit failed (e.g. during a rebalance): the
+    /// dispatcher commits them again.
+    pub failed_commits: Mutex<Vec<PartitionId>>,
+}
+
+impl SubscriptionContext {
+    /// A context for subscription `id`.
+    pub fn new(id: &str) -> Self {
+        Self {
+            subscription: id.to_string(),
+            assignment: Arc::default(),
+            failed_commits: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Take the partitions whose commit failed since the last call.
+    pub fn take_failed_commits(&self) -> Vec<PartitionId> {
+        std::mem::take(
+            &mut *self
+                .failed_commits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    }
 }
 
 impl ClientContext for SubscriptionContext {
@@ -81,6 +107,25 @@ impl ClientContext for SubscriptionContext {
 }
 
 impl ConsumerContext for SubscriptionContext {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            log::debug!(
+                "webhook subscription `{}`: commit failed ({e}); trying again",
+                self.subscription
+            );
+            let mut failed = self
+                .failed_commits
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            failed.extend(
+                offsets
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition())),
+            );
+        }
+    }
+
     // Revocations are recorded before librdkafka gives the partitions up (no commit for
     // them after this point); assignments after they took effect. Both protocols call
     // these: `classic` with whole assignments (eager) or increments (cooperative), the

@@ -89,10 +89,13 @@ pub async fn run(
         buffered: 0,
         paused: false,
     };
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
             _ = crate::stopped(&stop) => break,
+            _ = tick.tick() => d.retry_failed_commits(),
             Some(done) = d.tasks.join_next_with_id(), if !d.tasks.is_empty() => {
                 match done {
                     Ok((id, done)) => {
@@ -197,7 +200,8 @@ impl Dispatcher {
     /// is polled either way (rebalances, errors).
     fn flow_control(&mut self) {
         let pause = self.buffered >= MAX_BUFFERED;
-        if !pause && !(self.paused && self.buffered < MAX_BUFFERED / 2) {
+        let resume = self.paused && self.buffered < MAX_BUFFERED / 2;
+        if !pause && !resume {
             return;
         }
         let Ok(assigned) = self.consumer.assignment() else {
@@ -264,6 +268,20 @@ impl Dispatcher {
         }
     }
 
+    /// Commit again the partitions whose last commit failed (still ours, same epoch).
+    fn retry_failed_commits(&mut self) {
+        for pid in self.consumer.context().take_failed_commits() {
+            let owned = self.assignment.epoch(&pid);
+            if let Some(p) = self.partitions.get_mut(&pid) {
+                if owned == Some(p.epoch) {
+                    p.committed = None;
+                    let position = p.pending.first().copied().unwrap_or(p.next);
+                    self.commit(&pid, position);
+                }
+            }
+        }
+    }
+
     /// `offset` is done: commit its partition's position if it moved and the partition
     /// is still ours under the same assignment.
     fn settle(&mut self, pid: &PartitionId, offset: i64, epoch: Option<u64>) {
@@ -279,13 +297,21 @@ impl Dispatcher {
         if p.committed.is_some_and(|c| position <= c) {
             return;
         }
+        self.commit(pid, position);
+    }
+
+    /// Commit `position` for `pid` (asynchronously; a failure comes back through the
+    /// context's commit callback).
+    fn commit(&mut self, pid: &PartitionId, position: i64) {
         let mut tpl = TopicPartitionList::new();
         if tpl
             .add_partition_offset(&pid.0, pid.1, Offset::Offset(position))
             .is_ok()
             && self.consumer.commit(&tpl, CommitMode::Async).is_ok()
         {
-            p.committed = Some(position);
+            if let Some(p) = self.partitions.get_mut(pid) {
+                p.committed = Some(position);
+            }
         }
     }
 }

@@ -241,10 +241,7 @@ impl Subscription {
             }
         }
         let cfg = consumer_properties(cfg, &self.config, None);
-        let context = SubscriptionContext {
-            subscription: self.id.clone(),
-            assignment: Arc::default(),
-        };
+        let context = SubscriptionContext::new(&self.id);
         let consumer: StreamConsumer<SubscriptionContext> = match cfg.create_with_context(context) {
             Ok(c) => c,
             Err(e) => {
