@@ -1,7 +1,11 @@
 //! kafka-divert under Kafka faults, with the real binary and librdkafka's mock cluster
 //! held by the test: never a 202 without an acknowledgement, `503` + `Retry-After`
-//! within the route's timeout, no lost or duplicated acknowledged event under injected
-//! produce errors, and idempotency keys (replay, 409, 422, 400).
+//! within the route's timeout, no lost acknowledged event under injected produce errors
+//! (each at the partition and offset its 202 names), and idempotency keys (replay, 409,
+//! 422, 400). That no acknowledged event is written twice is tested on Apache Kafka
+//! (`divert_kafka.rs`): the mock cluster checks producer sequence numbers only for
+//! transactional producers (rdkafka_mock.c, `rd_kafka_mock_validate_records`), so a
+//! retried request whose response a forced disconnect lost is appended again there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
@@ -139,7 +143,7 @@ fn round_trip_above_the_timeout_is_503() {
 }
 
 #[test]
-fn injected_produce_errors_lose_and_duplicate_no_acknowledged_event() {
+fn injected_produce_errors_lose_no_acknowledged_event() {
     let mock = mock(3);
     let gw = gateway(&mock.bootstrap_servers(), "timeout: 10s");
     assert_eq!(post(&gw, "/events/warm", "{}", &[]).status, 202);
@@ -195,7 +199,6 @@ fn injected_produce_errors_lose_and_duplicate_no_acknowledged_event() {
     );
     let ids: Vec<String> = records.iter().map(ce_id).collect();
     let unique: HashSet<&String> = ids.iter().collect();
-    assert_eq!(unique.len(), ids.len(), "no event is in the topic twice");
     let at: HashMap<(i32, i64), &Record> = records
         .iter()
         .map(|r| ((r.partition, r.offset), r))
