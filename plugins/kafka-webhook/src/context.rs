@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
@@ -153,8 +153,18 @@ impl ConsumerContext for SubscriptionContext {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            // librdkafka keeps an application pause across revocation and assignment: a
+            // partition paused (flow control) when it was revoked would come back paused
+            // for good. Resuming a partition that is not paused does nothing; the
+            // dispatcher pauses again if it still holds too much.
+            if let Err(e) = consumer.resume(tpl) {
+                log::warn!(
+                    "webhook subscription `{}`: resuming assigned partitions failed: {e}",
+                    self.subscription
+                );
+            }
             let parts = tpl.elements();
             self.assignment
                 .assign(parts.iter().map(|e| (e.topic(), e.partition())));

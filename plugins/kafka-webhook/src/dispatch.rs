@@ -121,13 +121,13 @@ pub async fn run(
         d.flow_control();
     }
     // Stopping: deliveries in retry give up at once (and are redelivered later);
-    // whatever finishes is committed.
+    // whatever finishes is committed (librdkafka waits for outstanding commits when the
+    // consumer is closed).
     while let Some(done) = d.tasks.join_next().await {
         if let Ok((key, offset, epoch, true)) = done {
             d.settle(&(key.0, key.1), offset, epoch);
         }
     }
-    let _ = d.consumer.commit_consumer_state(CommitMode::Sync);
     let left: usize = d.partitions.values().map(|p| p.pending.len()).sum();
     log::info!(
         "webhook subscription `{}`: stopped ({left} unfinished record(s) will be redelivered)",
@@ -196,8 +196,8 @@ impl Dispatcher {
     }
 
     /// Pause the assigned partitions while too much is buffered (again after every read:
-    /// a rebalance hands out partitions unpaused), resume below half of it. The consumer
-    /// is polled either way (rebalances, errors).
+    /// newly assigned partitions are resumed by the context), resume below half of it.
+    /// The consumer is polled either way (rebalances, errors).
     fn flow_control(&mut self) {
         let pause = self.buffered >= MAX_BUFFERED;
         let resume = self.paused && self.buffered < MAX_BUFFERED / 2;
@@ -274,8 +274,9 @@ impl Dispatcher {
             let owned = self.assignment.epoch(&pid);
             if let Some(p) = self.partitions.get_mut(&pid) {
                 if owned == Some(p.epoch) {
-                    p.committed = None;
+                    // Never below what was committed before.
                     let position = p.pending.first().copied().unwrap_or(p.next);
+                    let position = p.committed.map_or(position, |c| c.max(position));
                     self.commit(&pid, position);
                 }
             }
