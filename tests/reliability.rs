@@ -245,7 +245,7 @@ fn kill_9_with_a_spool_then_restart_delivers_what_was_spooled() {
     for t in ["audit", "plain", "ingest"] {
         kafka.create_topic(t, 1);
     }
-    kafka.stop();
+    kafka.kill();
     let origin = Origin::start();
     let gw = Gateway::start(&config(&kafka, origin.port));
     // at_least_once logger events go to the spool once their delivery times out (2 s).

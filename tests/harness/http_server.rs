@@ -40,11 +40,15 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Serve on `listener`.
-    pub fn start(
-        listener: TcpListener,
-        handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static,
-    ) -> Self {
+    /// Serve on a port from [`crate::free_port`] (so none a broker of this process was
+    /// given); every accepted connection has TCP_NODELAY (small answers are never held
+    /// back by delayed ACKs).
+    pub fn start(handler: impl Fn(&Seen) -> Answer + Send + Sync + 'static) -> Self {
+        let listener = loop {
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", crate::free_port())) {
+                break l;
+            }
+        };
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let handler: Arc<Handler> = Arc::new(handler);

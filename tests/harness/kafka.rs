@@ -262,11 +262,6 @@ impl Kafka {
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    /// The broker's process id.
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().map_or(0, |c| c.id() as i32)
-    }
-
     fn signal(&self, sig: i32) {
         if let Some(c) = &self.child {
             // SAFETY: a signal to our own child's pid.
@@ -274,12 +269,17 @@ impl Kafka {
         }
     }
 
-    /// `kill -9` the broker and wait until its port refuses connections.
-    pub fn kill(&mut self) {
+    /// SIGKILL the process (if any) and reap it.
+    fn kill_child(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// `kill -9` the broker and wait until its port refuses connections.
+    pub fn kill(&mut self) {
+        self.kill_child();
         self.wait_closed();
     }
 
@@ -287,15 +287,14 @@ impl Kafka {
     /// after a minute.
     pub fn terminate(&mut self) {
         self.signal(libc::SIGTERM);
-        if let Some(mut c) = self.child.take() {
-            let start = Instant::now();
-            while c.try_wait().ok().flatten().is_none() {
-                if start.elapsed() > Duration::from_secs(60) {
-                    let _ = c.kill();
-                }
-                std::thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
+        while let Some(Ok(None)) = self.child.as_mut().map(Child::try_wait) {
+            if start.elapsed() > Duration::from_secs(60) {
+                break;
             }
+            std::thread::sleep(Duration::from_millis(50));
         }
+        self.kill_child();
         self.wait_closed();
     }
 
@@ -316,11 +315,6 @@ impl Kafka {
     /// Let a paused broker go on (SIGCONT).
     pub fn resume(&self) {
         self.signal(libc::SIGCONT);
-    }
-
-    /// Alias of [`Kafka::kill`]: the outage tests' broker stop.
-    pub fn stop(&mut self) {
-        self.kill();
     }
 
     /// Start the broker again on the same ports and log directory (after [`Kafka::kill`],
@@ -377,10 +371,7 @@ impl Kafka {
 
 impl Drop for Kafka {
     fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.kill_child();
     }
 }
 

@@ -34,32 +34,6 @@ impl Seen {
     }
 }
 
-/// A listener on a free local port with TCP_NODELAY set (inherited by accepted sockets
-/// on Linux, so small responses are never held back by delayed ACKs).
-pub fn nodelay_listener() -> std::net::TcpListener {
-    // A port from `free_port`, so it is none that a broker of this process was given.
-    let listener = loop {
-        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", crate::free_port())) {
-            break l;
-        }
-    };
-    {
-        use std::os::fd::AsRawFd;
-        let one: libc::c_int = 1;
-        let rc = unsafe {
-            libc::setsockopt(
-                listener.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                &one as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0);
-    }
-    listener
-}
-
 /// A running origin; stops when dropped.
 pub struct Origin {
     /// Its port.
@@ -73,7 +47,7 @@ impl Origin {
     pub fn start() -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
-        let server = HttpServer::start(nodelay_listener(), move |req: &Seen| {
+        let server = HttpServer::start(move |req: &Seen| {
             log.lock().unwrap().push(req.clone());
             let url = &req.url;
             let mut status = 200;

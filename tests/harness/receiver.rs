@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::http_server::{Answer, HttpServer};
-use crate::origin::{nodelay_listener, Seen};
+use crate::origin::Seen;
 
 /// What the script answers.
 #[derive(Debug, Clone)]
@@ -58,7 +58,7 @@ impl Receiver {
         let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
         let attempts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let log = hits.clone();
-        let server = HttpServer::start(nodelay_listener(), move |seen: &Seen| {
+        let server = HttpServer::start(move |seen: &Seen| {
             let at = Instant::now();
             let earlier = {
                 let mut a = attempts.lock().unwrap();

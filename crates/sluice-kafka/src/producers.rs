@@ -10,9 +10,10 @@
 //! librdkafka bumps the epoch itself.)
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{Producer, ThreadedProducer};
 use sluice_core::config::{Acks, ClusterConfig};
@@ -41,7 +42,11 @@ pub struct Producers {
     spool: Option<Arc<Spool>>,
     default_profile: Profile,
     /// Every producer by profile (the default one included), with its statistics slot.
-    by_profile: RwLock<BTreeMap<Profile, (usize, Sender)>>,
+    /// Read without a lock on every send; replaced whole when a profile is added or a
+    /// producer replaced (rare).
+    by_profile: ArcSwap<BTreeMap<Profile, (usize, Sender)>>,
+    /// Held while `by_profile` is being changed, so changes do not undo each other.
+    changing: Mutex<()>,
 }
 
 /// A producer taken out of service after a fatal error.
@@ -50,8 +55,8 @@ pub struct Replaced {
     pub profile: Profile,
     /// The fatal error's code (snake case, e.g. `out_of_order_sequence_number`).
     pub code: String,
-    /// Its description.
-    pub reason: String,
+    /// librdkafka's description of it.
+    pub message: String,
     /// The old producer, to purge and drop (off the async runtime: dropping joins its
     /// thread).
     pub old: Sender,
@@ -73,28 +78,27 @@ impl Producers {
             health,
             spool,
             default_profile,
-            by_profile: RwLock::new(BTreeMap::from([(default_profile, (0, default))])),
+            by_profile: ArcSwap::from_pointee(BTreeMap::from([(default_profile, (0, default))])),
+            changing: Mutex::new(()),
         })
     }
 
     /// The producer for `profile` (`None`: the default), creating it if needed.
     pub fn get(&self, profile: Option<Profile>) -> Result<Sender, String> {
         let p = profile.unwrap_or(self.default_profile);
-        if let Some((_, s)) = self
-            .by_profile
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&p)
-        {
+        if let Some((_, s)) = self.by_profile.load().get(&p) {
             return Ok(s.clone());
         }
-        let mut map = self.by_profile.write().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, s)) = map.get(&p) {
+        let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.by_profile.load_full();
+        if let Some((_, s)) = current.get(&p) {
             return Ok(s.clone());
         }
-        let slot = map.len();
+        let slot = current.len();
         let s = self.create(slot, p)?;
-        map.insert(p, (slot, s.clone()));
+        let mut next = (*current).clone();
+        next.insert(p, (slot, s.clone()));
+        self.by_profile.store(Arc::new(next));
         Ok(s)
     }
 
@@ -112,8 +116,11 @@ impl Producers {
 
     /// Every producer.
     pub fn all(&self) -> Vec<Sender> {
-        let map = self.by_profile.read().unwrap_or_else(|e| e.into_inner());
-        map.values().map(|(_, s)| s.clone()).collect()
+        self.by_profile
+            .load()
+            .values()
+            .map(|(_, s)| s.clone())
+            .collect()
     }
 
     /// Replace every producer that raised a fatal error with a new one of the same
@@ -121,17 +128,22 @@ impl Producers {
     /// that cannot be created again stays as it is (its sends keep failing, counted) and
     /// is tried again next time.
     pub fn replace_fatal(&self) -> Vec<Replaced> {
-        let fatal: Vec<(Profile, usize, String, String)> = {
-            let map = self.by_profile.read().unwrap_or_else(|e| e.into_inner());
+        let fatal = |map: &BTreeMap<Profile, (usize, Sender)>| -> Vec<_> {
             map.iter()
                 .filter_map(|(p, (slot, s))| {
-                    let (code, reason) = s.client().fatal_error()?;
-                    Some((*p, *slot, code_reason(code), reason))
+                    let (code, message) = s.client().fatal_error()?;
+                    Some((*p, *slot, code_reason(code), message))
                 })
                 .collect()
         };
+        if fatal(&self.by_profile.load()).is_empty() {
+            return Vec::new();
+        }
+        let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.by_profile.load_full();
+        let mut next = (*current).clone();
         let mut out = Vec::new();
-        for (profile, slot, code, reason) in fatal {
+        for (profile, slot, code, message) in fatal(&current) {
             let fresh = match self.create(slot, profile) {
                 Ok(f) => f,
                 Err(e) => {
@@ -139,17 +151,17 @@ impl Producers {
                     continue;
                 }
             };
-            let mut map = self.by_profile.write().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = map.get_mut(&profile) {
+            if let Some(entry) = next.get_mut(&profile) {
                 let old = std::mem::replace(&mut entry.1, fresh);
                 out.push(Replaced {
                     profile,
-                    code: code.clone(),
-                    reason,
+                    code,
+                    message,
                     old,
                 });
             }
         }
+        self.by_profile.store(Arc::new(next));
         out
     }
 }

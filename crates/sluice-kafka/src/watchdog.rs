@@ -2,10 +2,11 @@
 //! that raised a fatal error and replaces each with a fresh producer of the same profile
 //! (counted in `sluice_kafka_producer_replacements_total{cluster,reason}`, logged). A
 //! cluster whose new producers keep dying (e.g. refused by the broker at once) is not
-//! churned: replacements within a minute of the last one back off, 1 s doubling to 30 s. The
-//! old producer's queued and in-flight events are purged: their delivery reports arrive
-//! with an error, so each is counted failed, moved to the spool (at-least-once routes)
-//! or answered 503 (divert) — none waits forever, none is lost uncounted.
+//! churned: replacements within a minute of the last one back off, 1 s doubling to
+//! 30 s. The old producer's queued and in-flight events are purged: their delivery
+//! reports arrive with an error, so each is counted failed, moved to the spool
+//! (at-least-once routes) or answered 503 (divert) — none waits forever, none is lost
+//! uncounted.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,7 +52,7 @@ pub(crate) async fn run(cluster: Arc<Cluster>) {
                 r.profile.delivery_timeout,
                 r.profile.linger,
                 r.code,
-                r.reason
+                r.message
             );
             if let Some(m) = kafka() {
                 m.producer_replacements

@@ -4,7 +4,7 @@
 //! for a partition that another member owns.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
@@ -64,7 +64,7 @@ pub struct SubscriptionContext {
     /// The subscription id.
     pub subscription: String,
     /// What this member owns.
-    pub assignment: Arc<Assignment>,
+    pub assignment: Assignment,
     /// Partitions whose last offset commit failed (e.g. during a rebalance): the
     /// dispatcher commits them again.
     pub failed_commits: Mutex<Vec<PartitionId>>,
@@ -75,7 +75,7 @@ impl SubscriptionContext {
     pub fn new(id: &str) -> Self {
         Self {
             subscription: id.to_string(),
-            assignment: Arc::default(),
+            assignment: Assignment::default(),
             failed_commits: Mutex::new(Vec::new()),
         }
     }

@@ -35,8 +35,6 @@ type KeyId = (String, i32, Vec<u8>);
 /// A record and the assignment epoch it was read under (`None`: read while not owned,
 /// delivered but never committed).
 type Work = (OwnedMessage, Option<u64>);
-/// What a delivery task reports: its key, offset, epoch and whether it finished.
-type Done = (KeyId, i64, Option<u64>, bool);
 
 #[derive(Default)]
 struct Partition {
@@ -50,19 +48,26 @@ struct Partition {
     committed: Option<i64>,
 }
 
+impl Partition {
+    /// What may be committed: the lowest unfinished offset, or one past the highest read.
+    fn position(&self) -> i64 {
+        self.pending.first().copied().unwrap_or(self.next)
+    }
+}
+
 struct Dispatcher {
     sub: Arc<Subscription>,
     consumer: StreamConsumer<SubscriptionContext>,
-    assignment: Arc<Assignment>,
     partitions: HashMap<PartitionId, Partition>,
     /// Records queued behind an active record of the same key.
     waiting: HashMap<KeyId, VecDeque<Work>>,
     /// Records whose key is free, waiting for a delivery slot, in read order.
     backlog: VecDeque<(KeyId, Work)>,
     active: HashSet<KeyId>,
-    tasks: JoinSet<Done>,
-    /// What each running task works on (to clean up after a task that panicked).
-    running: HashMap<tokio::task::Id, (KeyId, i64)>,
+    /// Delivery tasks; each reports whether its record finished.
+    tasks: JoinSet<bool>,
+    /// What each running task works on: key, offset and assignment epoch.
+    running: HashMap<tokio::task::Id, (KeyId, i64, Option<u64>)>,
     /// Records read and not finished (running, waiting or in the backlog).
     buffered: usize,
     /// Whether the assigned partitions are paused (too much buffered).
@@ -75,11 +80,9 @@ pub async fn run(
     consumer: StreamConsumer<SubscriptionContext>,
     stop: watch::Receiver<bool>,
 ) {
-    let assignment = consumer.context().assignment.clone();
     let mut d = Dispatcher {
         sub,
         consumer,
-        assignment,
         partitions: HashMap::new(),
         waiting: HashMap::new(),
         backlog: VecDeque::new(),
@@ -97,13 +100,7 @@ pub async fn run(
             _ = crate::stopped(&stop) => break,
             _ = tick.tick() => d.retry_failed_commits(),
             Some(done) = d.tasks.join_next_with_id(), if !d.tasks.is_empty() => {
-                match done {
-                    Ok((id, done)) => {
-                        d.running.remove(&id);
-                        d.finished(done, &stop);
-                    }
-                    Err(e) => d.crashed(e.id(), &stop),
-                }
+                d.ended(done, &stop);
             }
             m = d.consumer.recv() => {
                 match m {
@@ -123,9 +120,11 @@ pub async fn run(
     // Stopping: deliveries in retry give up at once (and are redelivered later);
     // whatever finishes is committed (librdkafka waits for outstanding commits when the
     // consumer is closed).
-    while let Some(done) = d.tasks.join_next().await {
-        if let Ok((key, offset, epoch, true)) = done {
-            d.settle(&(key.0, key.1), offset, epoch);
+    while let Some(done) = d.tasks.join_next_with_id().await {
+        if let Ok((id, true)) = done {
+            if let Some((key, offset, epoch)) = d.running.remove(&id) {
+                d.settle(&(key.0, key.1), offset, epoch);
+            }
         }
     }
     let left: usize = d.partitions.values().map(|p| p.pending.len()).sum();
@@ -136,10 +135,20 @@ pub async fn run(
 }
 
 impl Dispatcher {
+    fn assignment(&self) -> &Assignment {
+        &self.consumer.context().assignment
+    }
+
+    /// Whether work read under epoch `e` belongs to a partition that was revoked since
+    /// (`None`, work read while not owned, is never stale: it is delivered, not committed).
+    fn stale(&self, pid: &PartitionId, e: Option<u64>) -> bool {
+        e.is_some() && self.assignment().epoch(pid) != e
+    }
+
     /// A record was read: start it, or queue it behind its key.
     fn read(&mut self, m: OwnedMessage, stop: &watch::Receiver<bool>) {
         let pid = (m.topic().to_string(), m.partition());
-        let epoch = self.assignment.epoch(&pid);
+        let epoch = self.assignment().epoch(&pid);
         if let Some(e) = epoch {
             let p = self.partitions.entry(pid).or_default();
             if p.epoch != e {
@@ -175,7 +184,7 @@ impl Dispatcher {
             let Some((key, (m, e))) = self.backlog.pop_front() else {
                 return;
             };
-            if e.is_some() && self.assignment.epoch(&(key.0.clone(), key.1)) != e {
+            if self.stale(&(key.0.clone(), key.1), e) {
                 self.buffered -= 1;
                 self.next_of_key(key);
                 continue;
@@ -187,12 +196,8 @@ impl Dispatcher {
     fn spawn(&mut self, key: KeyId, (m, epoch): Work, stop: &watch::Receiver<bool>) {
         let (sub, stop) = (self.sub.clone(), stop.clone());
         let offset = m.offset();
-        let k = key.clone();
-        let handle = self.tasks.spawn(async move {
-            let finished = sub.handle(&m, &stop).await;
-            (k, offset, epoch, finished)
-        });
-        self.running.insert(handle.id(), (key, offset));
+        let handle = self.tasks.spawn(async move { sub.handle(&m, &stop).await });
+        self.running.insert(handle.id(), (key, offset, epoch));
     }
 
     /// Pause the assigned partitions while too much is buffered (again after every read:
@@ -221,30 +226,34 @@ impl Dispatcher {
         }
     }
 
-    /// A delivery task ended: settle it, then start the next record of its key that is
-    /// still ours, and fill the free slot.
-    fn finished(&mut self, (key, offset, epoch, done): Done, stop: &watch::Receiver<bool>) {
-        self.buffered -= 1;
-        if done {
-            self.settle(&(key.0.clone(), key.1), offset, epoch);
-        }
-        self.next_of_key(key);
-        self.start_backlog(stop);
-    }
-
-    /// A delivery task panicked: its record stays unfinished (its partition's commits
-    /// stop there, so it is delivered again after a restart), its key goes on.
-    fn crashed(&mut self, id: tokio::task::Id, stop: &watch::Receiver<bool>) {
-        let Some((key, offset)) = self.running.remove(&id) else {
+    /// A delivery task ended: settle its record if it finished (a task that panicked
+    /// leaves it unfinished: its partition's commits stop there, so it is delivered again
+    /// after a restart), then start the next record of its key that is still ours, and
+    /// fill the free slot.
+    fn ended(
+        &mut self,
+        done: Result<(tokio::task::Id, bool), tokio::task::JoinError>,
+        stop: &watch::Receiver<bool>,
+    ) {
+        let (id, finished, failure) = match done {
+            Ok((id, finished)) => (id, finished, None),
+            Err(e) => (e.id(), false, Some(e)),
+        };
+        let Some((key, offset, epoch)) = self.running.remove(&id) else {
             return;
         };
-        log::error!(
-            "webhook subscription `{}`: the delivery of {}[{}]@{offset} failed unexpectedly; it is redelivered after a restart",
-            self.sub.id,
-            key.0,
-            key.1
-        );
+        if let Some(e) = failure {
+            log::error!(
+                "webhook subscription `{}`: the delivery of {}[{}]@{offset} failed unexpectedly ({e}); it is redelivered after a restart",
+                self.sub.id,
+                key.0,
+                key.1
+            );
+        }
         self.buffered -= 1;
+        if finished {
+            self.settle(&(key.0.clone(), key.1), offset, epoch);
+        }
         self.next_of_key(key);
         self.start_backlog(stop);
     }
@@ -254,7 +263,7 @@ impl Dispatcher {
         let pid = (key.0.clone(), key.1);
         self.active.remove(&key);
         while let Some((next, e)) = self.waiting.get_mut(&key).and_then(VecDeque::pop_front) {
-            if e.is_some() && self.assignment.epoch(&pid) != e {
+            if self.stale(&pid, e) {
                 // Revoked while queued: the new owner delivers it.
                 self.buffered -= 1;
                 continue;
@@ -271,14 +280,11 @@ impl Dispatcher {
     /// Commit again the partitions whose last commit failed (still ours, same epoch).
     fn retry_failed_commits(&mut self) {
         for pid in self.consumer.context().take_failed_commits() {
-            let owned = self.assignment.epoch(&pid);
-            if let Some(p) = self.partitions.get_mut(&pid) {
-                if owned == Some(p.epoch) {
-                    // Never below what was committed before.
-                    let position = p.pending.first().copied().unwrap_or(p.next);
-                    let position = p.committed.map_or(position, |c| c.max(position));
-                    self.commit(&pid, position);
-                }
+            let owned = self.assignment().epoch(&pid);
+            if let Some(p) = self.partitions.get(&pid).filter(|p| owned == Some(p.epoch)) {
+                // Never below what was committed before.
+                let position = p.committed.map_or(p.position(), |c| c.max(p.position()));
+                self.commit(&pid, position);
             }
         }
     }
@@ -291,11 +297,10 @@ impl Dispatcher {
             return;
         };
         p.pending.remove(&offset);
-        if self.assignment.epoch(pid) != Some(e) {
-            return;
-        }
-        let position = p.pending.first().copied().unwrap_or(p.next);
-        if p.committed.is_some_and(|c| position <= c) {
+        let position = p.position();
+        if self.consumer.context().assignment.epoch(pid) != Some(e)
+            || p.committed.is_some_and(|c| position <= c)
+        {
             return;
         }
         self.commit(pid, position);
