@@ -8,6 +8,7 @@ pub mod client;
 pub mod gateway;
 pub mod http_server;
 pub mod kafka;
+pub mod kafka_client;
 pub mod load;
 pub mod metrics;
 pub mod origin;
