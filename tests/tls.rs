@@ -4,50 +4,12 @@
 //! `X-Forwarded-Proto: https`, and a bad certificate file is a positioned config error.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::process::Command;
 
+use sluice_e2e::certs::certificate;
 use sluice_e2e::gateway::{run_sluice, Gateway};
 use sluice_e2e::origin::Origin;
 use sluice_e2e::{free_port, scratch_dir};
-
-/// A self-signed certificate for `name` and `*.name` in `dir`: (cert, key) paths.
-fn certificate(dir: &Path, name: &str) -> (String, String) {
-    let cert = dir.join(format!("{name}.pem")).display().to_string();
-    let key = dir.join(format!("{name}.key")).display().to_string();
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args([
-            "-keyout",
-            &key,
-            "-out",
-            &cert,
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-        ])
-        .args([
-            "-addext",
-            &format!("subjectAltName=DNS:{name},DNS:*.{name}"),
-        ])
-        .output()
-        .expect("openssl (scripts/ensure-deps --test installs it)");
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    (cert, key)
-}
 
 /// `curl` over TLS trusting `ca`: (exit code, body, HTTP version).
 fn curl(port: u16, host: &str, ca: &str, extra: &[&str]) -> (i32, String, String) {

@@ -83,6 +83,26 @@ pub fn request(
     resp
 }
 
+/// Send `raw` bytes as they are and read the answer until the server closes the
+/// connection or the response is complete; `None` when no response came.
+pub fn request_raw(port: u16, raw: &[u8]) -> Option<Response> {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(raw).ok()?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16384];
+    while !complete(&out) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    let mut resp = parse(&out)?;
+    resp.elapsed = start.elapsed();
+    Some(resp)
+}
+
 /// `GET path`.
 pub fn get(port: u16, path: &str) -> Response {
     request(port, "GET", path, &[], b"")

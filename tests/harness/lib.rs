@@ -4,6 +4,7 @@
 //! and query `/metrics`. Every wait is on a condition, bounded by a deadline.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod certs;
 pub mod client;
 pub mod gateway;
 pub mod http_server;

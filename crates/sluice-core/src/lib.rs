@@ -5,6 +5,7 @@
 //! - [`context`]: the per-request context every phase receives.
 //! - [`config`]: the YAML configuration model, its loader and validator (every error with
 //!   `file:line:col: path: message`).
+//! - [`normalize`]: request path and host normalization before routing.
 //! - [`router`]: route matching (exact and prefix paths, methods, hosts; most specific wins).
 //! - [`template`]: key/topic templates over request data.
 //! - [`trace`]: W3C `traceparent` carried into Kafka headers.
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod context;
 pub mod metrics;
+pub mod normalize;
 pub mod plugin;
 pub mod response;
 pub mod router;

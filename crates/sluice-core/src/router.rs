@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::normalize::{normalize_path, EscapedSlashes, PathRules, Semicolons};
 use crate::plugin::Plugin;
 
 /// A compiled route: what the proxy needs at request time.
@@ -59,6 +60,20 @@ impl PathPattern {
         if !s.starts_with('/') {
             return Err(format!("path {s:?} must start with `/`"));
         }
+        let literal = s.strip_suffix('*').unwrap_or(s);
+        let lenient = PathRules {
+            escaped_slashes: EscapedSlashes::Keep,
+            semicolons: Semicolons::Keep,
+        };
+        match normalize_path(literal, &lenient) {
+            Ok(n) if n == literal => {}
+            Ok(n) => {
+                return Err(format!(
+                    "path {s:?} is not normalized: requests are matched after normalization, write {n:?}"
+                ))
+            }
+            Err(e) => return Err(format!("path {s:?}: {}", e.detail())),
+        }
         match s.find('*') {
             None => Ok(PathPattern::Exact(s.to_string())),
             Some(i) if i == s.len() - 1 => Ok(PathPattern::Prefix(s[..i].to_string())),
@@ -90,6 +105,7 @@ impl HostPattern {
     /// Parse `api.example.com` or `*.example.com`.
     pub fn parse(s: &str) -> Result<Self, String> {
         let lower = s.to_ascii_lowercase();
+        let lower = lower.strip_suffix('.').unwrap_or(&lower);
         let valid = |h: &str| {
             !h.is_empty()
                 && h.chars()
@@ -99,8 +115,8 @@ impl HostPattern {
             if valid(rest) {
                 return Ok(HostPattern::Suffix(format!(".{rest}")));
             }
-        } else if valid(&lower) {
-            return Ok(HostPattern::Exact(lower));
+        } else if valid(lower) {
+            return Ok(HostPattern::Exact(lower.to_string()));
         }
         Err(format!(
             "host {s:?} must be a host name or `*.` followed by a domain"
@@ -240,15 +256,6 @@ pub fn host_without_port(host: &str) -> &str {
     }
 }
 
-/// True when a path has `.`/`..` segments (also percent-encoded), which origins may
-/// resolve differently than the router: such requests are refused.
-pub fn has_dot_segments(path: &str) -> bool {
-    path.split('/').any(|seg| {
-        let s = seg.to_ascii_lowercase().replace("%2e", ".");
-        s == "." || s == ".."
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,8 +355,13 @@ mod tests {
         assert!(!HostPattern::parse("*.x.com").unwrap().matches("x.com"));
         assert_eq!(host_without_port("a.com:8080"), "a.com");
         assert_eq!(host_without_port("[::1]:80"), "::1");
-        assert!(has_dot_segments("/a/../b"));
-        assert!(has_dot_segments("/a/%2E%2e/b"));
-        assert!(!has_dot_segments("/a/..b/c"));
+        assert!(PathPattern::parse("/a//b").is_err(), "not normalized");
+        assert!(PathPattern::parse("/%61/*").is_err(), "not normalized");
+        assert!(PathPattern::parse("/a/../b").is_err(), "not normalized");
+        assert!(PathPattern::parse("/a%2Fb").is_ok(), "kept escape");
+        assert_eq!(
+            HostPattern::parse("Admin.Example.").unwrap(),
+            HostPattern::Exact("admin.example".into())
+        );
     }
 }

@@ -143,6 +143,7 @@ fn serve(file: &str, loaded: Loaded, upgrade: bool) -> ExitCode {
     server.bootstrap();
     let listen = config.server.listen.clone();
     let config_limits = config.server.limits;
+    let config_paths = config.server.paths;
     let tls_config = config.server.tls.clone();
     let admin_listen = config.admin.listen.clone();
     let live = Live::new(file, config, kafka.clone(), state);
@@ -150,10 +151,13 @@ fn serve(file: &str, loaded: Loaded, upgrade: bool) -> ExitCode {
 
     let kafka_handle = server.add_service(background_service("kafka", KafkaService(kafka)));
 
-    let proxy_app = pingora_proxy::http_proxy(
+    let mut proxy_app = pingora_proxy::http_proxy(
         &server.configuration,
-        Gateway::new(live.clone(), config_limits),
+        Gateway::new(live.clone(), config_limits, config_paths),
     );
+    let mut h2 = pingora_core::protocols::http::v2::server::default_h2_options();
+    h2.max_concurrent_streams(config_limits.http2_max_concurrent_streams);
+    proxy_app.h2_options = Some(h2);
     let mut proxy = Service::new(
         "sluice proxy".to_string(),
         GuardedApp::new(proxy_app, config_limits),

@@ -14,8 +14,9 @@ use super::units::{ByteSize, HumanDuration};
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RequestLimits {
-    /// Time from a request's first byte to the end of its header; slower clients are
-    /// disconnected (slowloris). 1s to 5m. Default `10s`.
+    /// Time from a request's first byte (CR/LF before the request line included) to the
+    /// end of its header; slower clients are disconnected (slowloris). On HTTP/2: time
+    /// for the connection preface and for each header block. 1s to 5m. Default `10s`.
     #[serde(default = "default_header_timeout")]
     pub header_timeout: HumanDuration,
     /// Largest request header (request line and all fields); larger → `431`. 1KiB to
@@ -30,6 +31,12 @@ pub struct RequestLimits {
     /// `0` = no cap. Default `1000`.
     #[serde(default = "default_conns")]
     pub max_connections_per_ip: usize,
+    /// Requests one HTTP/2 connection may have open at once (`SETTINGS_MAX_CONCURRENT_
+    /// STREAMS`); a client opening more gets `REFUSED_STREAM`, counted as
+    /// `http2_stream_limit`. With `max_connections_per_ip` it bounds a client's concurrent
+    /// requests. 1 to 1000. Default `100`.
+    #[serde(default = "default_streams")]
+    pub http2_max_concurrent_streams: u32,
 }
 
 impl Default for RequestLimits {
@@ -39,6 +46,7 @@ impl Default for RequestLimits {
             max_header_bytes: default_header_bytes(),
             max_headers: default_headers(),
             max_connections_per_ip: default_conns(),
+            http2_max_concurrent_streams: default_streams(),
         }
     }
 }
@@ -54,6 +62,9 @@ const fn default_headers() -> usize {
 }
 const fn default_conns() -> usize {
     1000
+}
+const fn default_streams() -> u32 {
+    100
 }
 
 impl RequestLimits {
@@ -76,6 +87,12 @@ impl RequestLimits {
             errors.push(FieldError::value(
                 at.key("max_headers"),
                 "must be between 1 and 256",
+            ));
+        }
+        if !(1..=1000).contains(&self.http2_max_concurrent_streams) {
+            errors.push(FieldError::value(
+                at.key("http2_max_concurrent_streams"),
+                "must be between 1 and 1000",
             ));
         }
     }

@@ -45,6 +45,9 @@ pub struct ServerConfig {
     /// Limits on what clients send (header size and time, connections per IP).
     #[serde(default)]
     pub limits: RequestLimits,
+    /// How request paths are normalized before routing (encoded slashes, `;`).
+    #[serde(default)]
+    pub paths: crate::normalize::PathRules,
     /// HTTPS listeners (TLS termination with rustls). Default none.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
@@ -62,6 +65,7 @@ impl Default for ServerConfig {
             upgrade_sock: default_upgrade_sock(),
             pid_file: default_pid_file(),
             limits: RequestLimits::default(),
+            paths: Default::default(),
             tls: None,
         }
     }

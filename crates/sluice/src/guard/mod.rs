@@ -1,9 +1,11 @@
 //! Connection-level protection in front of the proxy application: a cap on open
 //! connections per client IP (`server.limits.max_connections_per_ip`) and the request
-//! header deadline (`server.limits.header_timeout`, see [`stream`]). Pingora calls
+//! header deadline (`server.limits.header_timeout`, see [`stream`]; on HTTP/2 per
+//! stream header block, see `h2`). Pingora calls
 //! [`GuardedApp::process_new`] once per connection, for its whole life (keep-alive
 //! included), so a counter held across the call counts open connections exactly.
 
+mod h2;
 pub mod stream;
 
 use std::collections::HashMap;
@@ -74,7 +76,7 @@ impl<A> GuardedApp<A> {
     }
 }
 
-fn rejected(reason: &str) {
+fn rejected(reason: &'static str) {
     sluice_core::metrics::reject("_none", reason);
 }
 
@@ -99,15 +101,12 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for GuardedApp<A> {
             },
             None => None,
         };
-        // HTTP/2 frames are not line-based: the deadline applies to HTTP/1 only.
+        let on_reject: stream::OnReject = Arc::new(rejected);
+        let limit = self.limits.header_timeout.0;
         let stream: Stream = if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
-            stream
+            Box::new(HeaderDeadline::http2(stream, limit, on_reject))
         } else {
-            Box::new(HeaderDeadline::new(
-                stream,
-                self.limits.header_timeout.0,
-                Arc::new(|| rejected("header_timeout")),
-            ))
+            Box::new(HeaderDeadline::new(stream, limit, on_reject))
         };
         self.inner.process_new(stream, shutdown).await
     }

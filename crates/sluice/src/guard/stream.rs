@@ -1,7 +1,9 @@
 //! A connection wrapper that bounds the time a client takes to send a request header
-//! (slowloris): the clock starts at a request's first byte and stops at the blank line
-//! ending its header; a request still unfinished at the deadline fails the read with
-//! `TimedOut`, and Pingora closes the connection. Bodies, idle keep-alive time and
+//! (slowloris): the clock starts at a request's first byte (a CR or LF before the request
+//! line included) and stops at the blank line ending its header; a request still
+//! unfinished at the deadline fails the read with `TimedOut`, and Pingora closes the
+//! connection. It also counts the `400`s the HTTP parser answers by itself (obs-fold,
+//! bytes no request line may hold), which no proxy phase sees. Bodies, idle keep-alive time and
 //! responses are not covered (Pingora's per-read and keep-alive timeouts are).
 
 use std::future::Future;
@@ -21,16 +23,23 @@ use pingora_core::protocols::{
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+use super::h2;
+
 /// Where the client is in its current request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Between requests (or waiting for the first).
     Idle,
-    /// Inside a request header; `newlines` counts line ends since the last other byte.
-    Header { newlines: u8 },
+    /// Inside a request header, deadline armed. `started` once a byte other than CR/LF
+    /// came (empty lines before a request line are skipped by the parser but do not stop
+    /// the clock); `newlines` counts line ends since the last other byte.
+    Header { started: bool, newlines: u8 },
     /// Past the header (body, or waiting for the response).
     Body,
 }
+
+/// Callback for a refused connection or request, with its rejection reason.
+pub type OnReject = Arc<dyn Fn(&'static str) + Send + Sync>;
 
 /// The wrapped connection (see the module docs).
 pub struct HeaderDeadline {
@@ -40,7 +49,9 @@ pub struct HeaderDeadline {
     /// One timer per connection, re-armed at each request's first byte.
     deadline: Pin<Box<Sleep>>,
     armed: bool,
-    on_timeout: Arc<dyn Fn() + Send + Sync>,
+    on_reject: OnReject,
+    /// HTTP/2 frame tracking, when ALPN chose `h2`.
+    h2: Option<Box<(h2::Inbound, h2::Outbound)>>,
 }
 
 impl std::fmt::Debug for HeaderDeadline {
@@ -53,47 +64,88 @@ impl std::fmt::Debug for HeaderDeadline {
 }
 
 impl HeaderDeadline {
-    /// Wrap `inner`; `on_timeout` runs when a client misses the deadline.
-    pub fn new(inner: Stream, limit: Duration, on_timeout: Arc<dyn Fn() + Send + Sync>) -> Self {
+    /// Wrap `inner`; `on_reject` counts a missed deadline (`header_timeout`) and a
+    /// request the HTTP parser refused (`malformed_request`).
+    pub fn new(inner: Stream, limit: Duration, on_reject: OnReject) -> Self {
         Self {
             inner,
             limit,
             phase: Phase::Idle,
             deadline: Box::pin(tokio::time::sleep(limit)),
             armed: false,
-            on_timeout,
+            on_reject,
+            h2: None,
         }
+    }
+
+    /// The same guard for an HTTP/2 connection: the deadline covers the preface and each
+    /// request's header block, and refused streams are counted (`http2_stream_limit`).
+    pub fn http2(inner: Stream, limit: Duration, on_reject: OnReject) -> Self {
+        let mut s = Self::new(inner, limit, on_reject);
+        s.h2 = Some(Box::default());
+        s
+    }
+
+    fn observe_h2(&mut self, bytes: &[u8]) {
+        let Some(h2) = self.h2.as_mut() else { return };
+        let clock = h2.0.feed(bytes);
+        if clock.started || (clock.needed && !self.armed) {
+            let at = tokio::time::Instant::now() + self.limit;
+            self.deadline.as_mut().reset(at);
+        }
+        self.armed = clock.needed;
     }
 
     /// Follow the bytes the client sent.
     fn observe(&mut self, bytes: &[u8]) {
         for &b in bytes {
+            if self.phase == Phase::Idle {
+                // The clock starts at the first byte, blank lines included.
+                let at = tokio::time::Instant::now() + self.limit;
+                self.deadline.as_mut().reset(at);
+                self.armed = true;
+                self.phase = Phase::Header {
+                    started: false,
+                    newlines: 0,
+                };
+            }
             match self.phase {
-                Phase::Idle => {
-                    let at = tokio::time::Instant::now() + self.limit;
-                    self.deadline.as_mut().reset(at);
-                    self.armed = true;
-                    self.phase = Phase::Header {
-                        newlines: u8::from(b == b'\n'),
-                    };
-                }
-                Phase::Header { newlines } => {
+                Phase::Header { started: false, .. } if b == b'\r' || b == b'\n' => {}
+                Phase::Header { started, newlines } => {
                     let n = match b {
                         b'\n' => newlines + 1,
                         b'\r' => newlines,
                         _ => 0,
                     };
-                    if n >= 2 {
+                    if started && n >= 2 {
                         self.phase = Phase::Body;
                         self.armed = false;
                         return;
                     }
-                    self.phase = Phase::Header { newlines: n };
+                    self.phase = Phase::Header {
+                        started: true,
+                        newlines: n,
+                    };
                 }
-                Phase::Body => return,
+                Phase::Idle | Phase::Body => return,
             }
         }
     }
+}
+
+/// True for a `400` the HTTP parser wrote itself: every answer of the gateway (its own
+/// and proxied ones) carries `x-request-id`, the parser's does not.
+fn parser_refusal(data: &[u8]) -> bool {
+    if !(data.starts_with(b"HTTP/1.1 400 ") || data.starts_with(b"HTTP/1.0 400 ")) {
+        return false;
+    }
+    let head_end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(data.len());
+    !data[..head_end]
+        .windows(14)
+        .any(|w| w.eq_ignore_ascii_case(b"\nx-request-id:"))
 }
 
 impl AsyncRead for HeaderDeadline {
@@ -105,7 +157,7 @@ impl AsyncRead for HeaderDeadline {
         let this = self.get_mut();
         if this.armed && this.deadline.as_mut().poll(cx).is_ready() {
             this.armed = false;
-            (this.on_timeout)();
+            (this.on_reject)("header_timeout");
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "request header not received within server.limits.header_timeout",
@@ -114,7 +166,12 @@ impl AsyncRead for HeaderDeadline {
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {
-            this.observe(buf.filled().get(before..).unwrap_or_default());
+            let got = buf.filled().get(before..).unwrap_or_default();
+            if this.h2.is_some() {
+                this.observe_h2(got);
+            } else {
+                this.observe(got);
+            }
         }
         r
     }
@@ -127,6 +184,18 @@ impl AsyncWrite for HeaderDeadline {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        if let Some(h2) = this.h2.as_mut() {
+            let r = Pin::new(&mut this.inner).poll_write(cx, data);
+            if let Poll::Ready(Ok(n)) = r {
+                for _ in 0..h2.1.feed(data.get(..n).unwrap_or_default()) {
+                    (this.on_reject)("http2_stream_limit");
+                }
+            }
+            return r;
+        }
+        if parser_refusal(data) {
+            (this.on_reject)("malformed_request");
+        }
         // A response (other than `100 Continue` and other 1xx) ends the request: the next
         // bytes from the client start a new header.
         if this.phase == Phase::Body

@@ -15,6 +15,7 @@ mod answer;
 mod errors;
 mod hardening;
 mod headers;
+mod target;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,7 +29,8 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use sluice_core::config::limits::RequestLimits;
 use sluice_core::metrics::{http as http_metrics, method_label};
-use sluice_core::router::{has_dot_segments, host_without_port, RouteResult};
+use sluice_core::normalize::{normalize_host, PathRules};
+use sluice_core::router::{host_without_port, RouteResult};
 use sluice_core::template::request_host;
 use sluice_core::{Flow, HttpResponse, RequestCtx, Router};
 
@@ -48,13 +50,18 @@ pub struct GatewayState {
 pub struct Gateway {
     live: Arc<Live>,
     limits: RequestLimits,
+    paths: PathRules,
 }
 
 impl Gateway {
-    /// A gateway serving the live configuration with `server.limits` (fixed until a
-    /// restart or upgrade).
-    pub fn new(live: Arc<Live>, limits: RequestLimits) -> Self {
-        Self { live, limits }
+    /// A gateway serving the live configuration with `server.limits` and
+    /// `server.paths` (fixed until a restart or upgrade).
+    pub fn new(live: Arc<Live>, limits: RequestLimits, paths: PathRules) -> Self {
+        Self {
+            live,
+            limits,
+            paths,
+        }
     }
 }
 
@@ -99,19 +106,14 @@ impl ProxyHttp for Gateway {
         if let Err(r) = hardening::check_header(raw.as_deref(), req, &self.limits) {
             return refuse(session, ctx, r).await;
         }
+        if let Err(r) = target::normalize(session.req_header_mut(), &self.paths) {
+            return refuse(session, ctx, r).await;
+        }
         let req = session.req_header();
         let path = req.uri.path();
-        if has_dot_segments(path) {
-            let r = HttpResponse::problem(
-                400,
-                "the path has `.` or `..` segments",
-                &ctx.req.request_id,
-            );
-            return respond(session, ctx, r).await;
-        }
         let state = self.live.state.load();
-        let host = host_without_port(request_host(req));
-        let route = match state.router.find(host, path, req.method.as_str()) {
+        let host = normalize_host(host_without_port(request_host(req)));
+        let route = match state.router.find(&host, path, req.method.as_str()) {
             RouteResult::Found(r) => r.clone(),
             RouteResult::MethodNotAllowed(allowed) => {
                 let r = HttpResponse::problem(
