@@ -3,6 +3,7 @@
 //! - [`plugin`]: the [`Plugin`] trait (phases mirroring Pingora's `ProxyHttp` hooks), the
 //!   flow value a request phase returns, and the explicit plugin [`Registry`].
 //! - [`context`]: the per-request context every phase receives.
+//! - [`digest`]: fixed-size digests of client-chosen keys for bounded tables.
 //! - [`config`]: the YAML configuration model, its loader and validator (every error with
 //!   `file:line:col: path: message`).
 //! - [`normalize`]: request path and host normalization before routing.
@@ -14,6 +15,7 @@
 
 pub mod config;
 pub mod context;
+pub mod digest;
 pub mod metrics;
 pub mod normalize;
 pub mod plugin;

@@ -1,13 +1,20 @@
-//! A sharded map from limit key to limiter state with a bound on the number of keys.
-//! When a shard is full, expired states are swept; if it is still full, one live state is
-//! evicted (that key starts over) and counted, so spoofed keys cannot grow memory.
+//! A sharded map from limit key to limiter state with a bound on the number of keys and
+//! on the memory per key: keys are stored as 128-bit digests
+//! ([`sluice_core::digest`]), so a 30 KB key costs what a 3-byte one does
+//! ([`Table::max_heap_bytes`] is the bound, checked by a test with a counting
+//! allocator). A full shard makes room with the CLOCK algorithm (second chance, an
+//! approximation of least recently used): the hand reuses the first state that is
+//! expired or was not used since the hand last passed; a used one loses its mark and
+//! is passed over. A flood of one-off keys therefore pushes out other one-off keys, not
+//! a client that keeps sending; a live state pushed out is counted (that key starts
+//! over). Each step is O(1) amortized.
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
+
+use sluice_core::digest::KeyDigester;
 
 const SHARDS: usize = 16;
 
@@ -17,27 +24,60 @@ pub trait Expiring {
     fn expired(&self, now: Duration) -> bool;
 }
 
+type Digest = (u64, u64);
+
+struct Slot<S> {
+    key: Digest,
+    state: S,
+    /// Used since the hand last passed.
+    referenced: bool,
+}
+
+struct Shard<S> {
+    index: HashMap<Digest, u32>,
+    slots: Vec<Slot<S>>,
+    hand: usize,
+}
+
 /// The keyed state of one limiter.
 pub struct Table<S> {
-    shards: Vec<Mutex<HashMap<Box<str>, S>>>,
+    shards: Vec<Mutex<Shard<S>>>,
     per_shard: usize,
-    hasher: RandomState,
+    digester: KeyDigester,
     evicted: AtomicU64,
 }
 
 impl<S: Expiring> Table<S> {
+    /// The most heap memory this table can hold, whatever the keys: per shard, the
+    /// slots (`max_keys / 16`) and an index sized for them (7/8 load, a power of two of
+    /// buckets, which removals' tombstones can make grow once more).
+    pub fn max_heap_bytes(&self) -> usize {
+        let buckets = (self.per_shard * 8).div_ceil(7).next_power_of_two() * 2;
+        let index = buckets * (std::mem::size_of::<(Digest, u32)>() + 1) + 64;
+        let slots = self.per_shard * std::mem::size_of::<Slot<S>>();
+        SHARDS * (index + slots) + SHARDS * std::mem::size_of::<Mutex<Shard<S>>>()
+    }
+
     /// A table holding at most about `max_keys` keys (at least one per shard).
     pub fn new(max_keys: usize) -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
-            per_shard: max_keys.div_ceil(SHARDS).max(1),
-            hasher: RandomState::new(),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Shard {
+                        index: HashMap::new(),
+                        slots: Vec::new(),
+                        hand: 0,
+                    })
+                })
+                .collect(),
+            per_shard: max_keys.div_ceil(SHARDS).clamp(1, u32::MAX as usize),
+            digester: KeyDigester::new(),
             evicted: AtomicU64::new(0),
         }
     }
 
-    fn shard(&self, key: &str) -> MutexGuard<'_, HashMap<Box<str>, S>> {
-        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+    fn shard(&self, digest: Digest) -> MutexGuard<'_, Shard<S>> {
+        let i = (digest.0 as usize) % SHARDS;
         // A panic while holding the lock leaves plain counters behind: still usable.
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -50,28 +90,67 @@ impl<S: Expiring> Table<S> {
         new: impl FnOnce() -> S,
         f: impl FnOnce(&mut S) -> R,
     ) -> R {
-        let mut shard = self.shard(key);
-        if let Some(state) = shard.get_mut(key) {
-            return f(state);
+        let d = self.digester.digest(key.as_bytes());
+        let digest = ((d >> 64) as u64, d as u64);
+        let mut guard = self.shard(digest);
+        let shard = &mut *guard;
+        if let Some(&i) = shard.index.get(&digest) {
+            let slot = &mut shard.slots[i as usize];
+            slot.referenced = true;
+            return f(&mut slot.state);
         }
-        if shard.len() >= self.per_shard {
-            shard.retain(|_, s| !s.expired(now));
-            if shard.len() >= self.per_shard {
-                if let Some(victim) = shard.keys().next().cloned() {
-                    shard.remove(&victim);
-                    self.evicted.fetch_add(1, Ordering::Relaxed);
-                }
+        let fresh = Slot {
+            key: digest,
+            state: new(),
+            referenced: false,
+        };
+        let i = if shard.slots.len() < self.per_shard {
+            if shard.slots.len() == shard.slots.capacity() {
+                let grow = shard
+                    .slots
+                    .len()
+                    .max(4)
+                    .min(self.per_shard - shard.slots.len());
+                shard.slots.reserve_exact(grow);
             }
+            shard.slots.push(fresh);
+            shard.slots.len() - 1
+        } else {
+            let i = self.clock_victim(shard, now);
+            let old = std::mem::replace(&mut shard.slots[i], fresh);
+            shard.index.remove(&old.key);
+            i
+        };
+        shard.index.insert(digest, i as u32);
+        f(&mut shard.slots[i].state)
+    }
+
+    /// Advance the hand to the slot to reuse (see the module docs).
+    fn clock_victim(&self, shard: &mut Shard<S>, now: Duration) -> usize {
+        let n = shard.slots.len();
+        // Two passes at most: the first clears every mark.
+        for _ in 0..2 * n {
+            let i = shard.hand % n;
+            shard.hand = (i + 1) % n;
+            let slot = &mut shard.slots[i];
+            if slot.state.expired(now) {
+                return i;
+            }
+            if !slot.referenced {
+                self.evicted.fetch_add(1, Ordering::Relaxed);
+                return i;
+            }
+            slot.referenced = false;
         }
-        let state = shard.entry(key.into()).or_insert_with(new);
-        f(state)
+        self.evicted.fetch_add(1, Ordering::Relaxed);
+        shard.hand % n
     }
 
     /// Keys currently held.
     pub fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).slots.len())
             .sum()
     }
 
@@ -129,5 +208,22 @@ mod tests {
             Duration::from_secs(60),
             "an existing state is found, not replaced"
         );
+    }
+
+    #[test]
+    fn a_flood_of_new_keys_does_not_evict_a_client_that_keeps_sending() {
+        let t: Table<Until> = Table::new(SHARDS * 64);
+        let hour = Duration::from_secs(3600);
+        let created = t.with("client", Duration::ZERO, || Until(hour), |s| s.0);
+        for i in 1..20_000u64 {
+            let now = Duration::from_millis(i);
+            if i % 10 == 0 {
+                let state = t.with("client", now, || Until(now + hour), |s| s.0);
+                assert_eq!(state, created, "the client's state was evicted at {i}");
+            }
+            t.with(&format!("flood-{i}"), now, || Until(now + hour), |_| ());
+        }
+        assert!(t.len() <= SHARDS * 64);
+        assert!(t.evicted() > 15_000);
     }
 }

@@ -6,6 +6,9 @@
 //! - At most `max_entries` keys are held. When full, the oldest *done* keys are
 //!   forgotten first; in-flight keys are never evicted, so a store full of in-flight
 //!   keys refuses new ones ([`Begin::Full`]).
+//! - Keys are held as 128-bit digests ([`sluice_core::digest`]), so an entry's size does
+//!   not depend on the key: [`Store::BYTES_PER_ENTRY`] bounds it (a counting-allocator
+//!   test checks it).
 //! - Only accepted requests are remembered: a claim dropped without
 //!   [`Claim::complete`] (an error answer, a client that went away) frees its key, so a
 //!   retry produces again — with the same deterministic event id, so consumers can
@@ -15,6 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use sluice_core::digest::KeyDigester;
 use sluice_core::HttpResponse;
 
 /// What to do with a request carrying a key.
@@ -47,9 +51,9 @@ struct Entry {
 
 #[derive(Default)]
 struct Inner {
-    entries: HashMap<String, Entry>,
+    entries: HashMap<u128, Entry>,
     /// Done keys in completion order (oldest first), with their generation.
-    done: VecDeque<(String, u64, Instant)>,
+    done: VecDeque<(u128, u64, Instant)>,
     next_generation: u64,
 }
 
@@ -58,12 +62,13 @@ pub struct Store {
     inner: Mutex<Inner>,
     ttl: Duration,
     max_entries: usize,
+    digester: KeyDigester,
 }
 
 /// The right to process a key's first request.
 pub struct Claim {
     store: Arc<Store>,
-    key: String,
+    key: u128,
     generation: u64,
     completed: bool,
 }
@@ -75,8 +80,14 @@ impl Store {
             inner: Mutex::new(Inner::default()),
             ttl,
             max_entries: max_entries.max(1),
+            digester: KeyDigester::new(),
         })
     }
+
+    /// Heap bytes one remembered key may hold at most: the entry with its stored `202`
+    /// (status, headers, body of at most 512 bytes), the completion queue slot and the
+    /// hash table's share (which can be twice the entries).
+    pub const BYTES_PER_ENTRY: usize = 1200;
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
@@ -94,9 +105,10 @@ impl Store {
 
     /// Start processing `key` for a request whose payload hashes to `fingerprint`.
     pub fn begin(self: &Arc<Self>, key: &str, fingerprint: [u8; 32], now: Instant) -> Begin {
+        let key = self.digester.digest(key.as_bytes());
         let mut g = self.lock();
         g.expire(now);
-        if let Some(e) = g.entries.get(key) {
+        if let Some(e) = g.entries.get(&key) {
             if e.fingerprint != fingerprint {
                 return Begin::Mismatch;
             }
@@ -113,7 +125,7 @@ impl Store {
         let generation = g.next_generation;
         g.next_generation += 1;
         g.entries.insert(
-            key.to_string(),
+            key,
             Entry {
                 fingerprint,
                 generation,
@@ -122,7 +134,7 @@ impl Store {
         );
         Begin::Proceed(Claim {
             store: self.clone(),
-            key: key.to_string(),
+            key,
             generation,
             completed: false,
         })
@@ -165,8 +177,7 @@ impl Claim {
         if let Some(e) = g.entries.get_mut(&self.key) {
             if e.generation == self.generation {
                 e.state = State::Done { response };
-                g.done
-                    .push_back((self.key.clone(), self.generation, expires));
+                g.done.push_back((self.key, self.generation, expires));
             }
         }
     }
