@@ -102,10 +102,24 @@ routes:
     upstream: u
     plugins:
       kafka-logger: { cluster: other, topic: "bad topic!", key: "{nope}", redact_headers: ["bad header"] }
+  - id: t
+    match: { paths: ["/t//x", "/t/%61/*"] }
+    plugins:
+      kafka-divert: { topic: "ev.{path.1}" }
+  - id: t2
+    match: { paths: ["/t2"] }
+    plugins:
+      kafka-divert: { topic: fixed, topics_allowed: [other, "bad name*", "*"] }
 "#;
     let (ok, stderr, _) = check(yaml);
     assert!(!ok);
     for e in [
+        "FILE:13:22: routes[1].match.paths[0]: path \"/t//x\" is not normalized: requests are matched after normalization, write \"/t/x\"",
+        "FILE:13:31: routes[1].match.paths[1]: path \"/t/%61/*\" is not normalized: requests are matched after normalization, write \"/t/a/*\"",
+        "FILE:15:30: routes[1].plugins.kafka-divert.topic: a topic rendered from request data needs `topics_allowed`",
+        "FILE:19:61: routes[2].plugins.kafka-divert.topics_allowed[1]: \"bad name*\" is neither a Kafka topic name nor a `prefix*`",
+        "FILE:19:74: routes[2].plugins.kafka-divert.topics_allowed[2]: \"*\" is neither",
+        "FILE:19:53: routes[2].plugins.kafka-divert.topics_allowed: does not allow the route's own topic \"fixed\"",
         "FILE:11:32: routes[0].plugins.kafka-logger.cluster: unknown cluster `other`",
         "FILE:11:46: routes[0].plugins.kafka-logger.topic: \"bad topic!\" is not a valid Kafka topic name",
         "FILE:11:65: routes[0].plugins.kafka-logger.key: unknown placeholder `{nope}`",

@@ -236,7 +236,7 @@ fn cloudevents_format_sets_ce_headers() {
     match: { paths: ["/api/*"] }
     upstream: origin
     plugins:
-      kafka-logger: { topic: "ce-{path.1}", format: cloudevents }
+      kafka-logger: { topic: "ce-{path.1}", topics_allowed: [ce-log], format: cloudevents }
 "#,
     );
     // The topic template renders `ce-log` from the path.

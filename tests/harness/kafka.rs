@@ -367,6 +367,20 @@ impl Kafka {
             .then_some(())
         });
     }
+
+    /// The names of the topics the broker has (internal ones excluded).
+    pub fn topics(&self) -> Vec<String> {
+        let c = consumer(&self.bootstrap);
+        let md = c.fetch_metadata(None, Duration::from_secs(10)).unwrap();
+        let mut names: Vec<String> = md
+            .topics()
+            .iter()
+            .map(|t| t.name().to_string())
+            .filter(|n| !n.starts_with("__"))
+            .collect();
+        names.sort();
+        names
+    }
 }
 
 impl Drop for Kafka {

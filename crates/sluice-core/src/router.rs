@@ -68,9 +68,10 @@ impl PathPattern {
         match normalize_path(literal, &lenient) {
             Ok(n) if n == literal => {}
             Ok(n) => {
+                let star = if s.ends_with('*') { "*" } else { "" };
                 return Err(format!(
-                    "path {s:?} is not normalized: requests are matched after normalization, write {n:?}"
-                ))
+                    "path {s:?} is not normalized: requests are matched after normalization, write \"{n}{star}\""
+                ));
             }
             Err(e) => return Err(format!("path {s:?}: {}", e.detail())),
         }

@@ -138,6 +138,15 @@ impl Template {
         }
     }
 
+    /// True when the rendering depends on what the client sends (path, headers, query,
+    /// host, method, address, request id, token claims) rather than only on the
+    /// configuration (literals, the route id, consumer names).
+    pub fn uses_request_data(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| !matches!(p, Part::Lit(_) | Part::RouteId | Part::Consumer))
+    }
+
     /// Render for one request.
     pub fn render(&self, d: &RequestData<'_>) -> String {
         if let Some(s) = self.as_literal() {

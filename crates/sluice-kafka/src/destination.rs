@@ -1,6 +1,8 @@
 //! Where a plugin's events go: a cluster, a topic template and an optional key
 //! template — validated once at config load (every error reported), rendered per
-//! request.
+//! request. A topic rendered from request data must be on the route's `topics_allowed`
+//! list (exact names or `prefix*`): request data never names, or creates, a topic the
+//! operator did not list.
 
 use std::sync::Arc;
 
@@ -18,16 +20,73 @@ pub struct Destination {
     pub cluster: Arc<Cluster>,
     topic: Template,
     key: Option<Template>,
+    allowed: AllowList,
+}
+
+/// Why a request's topic is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicError {
+    /// Not a legal Kafka topic name.
+    Invalid,
+    /// Not on `topics_allowed`.
+    NotAllowed,
+}
+
+impl TopicError {
+    /// The metric reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            TopicError::Invalid => "invalid_topic",
+            TopicError::NotAllowed => "topic_not_allowed",
+        }
+    }
+}
+
+/// `topics_allowed`: exact names and prefixes (`prefix*`). Empty: no check (the topic is
+/// a literal).
+#[derive(Debug, Default)]
+struct AllowList {
+    exact: Vec<String>,
+    prefixes: Vec<String>,
+}
+
+impl AllowList {
+    fn parse(list: &[String], at: &FieldPath, errors: &mut Vec<FieldError>) -> Self {
+        let mut out = Self::default();
+        for (i, entry) in list.iter().enumerate() {
+            match entry.strip_suffix('*') {
+                Some(p) if !p.is_empty() && valid_topic(p) => out.prefixes.push(p.to_string()),
+                None if valid_topic(entry) => out.exact.push(entry.clone()),
+                _ => errors.push(FieldError::value(
+                    at.key("topics_allowed").index(i),
+                    format!("{entry:?} is neither a Kafka topic name nor a `prefix*`"),
+                )),
+            }
+        }
+        out
+    }
+
+    fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.prefixes.is_empty()
+    }
+
+    fn allows(&self, topic: &str) -> bool {
+        self.is_empty()
+            || self.exact.iter().any(|t| t == topic)
+            || self.prefixes.iter().any(|p| topic.starts_with(p.as_str()))
+    }
 }
 
 impl Destination {
-    /// Check the `cluster`, `topic` and `key` fields of a plugin config found at `at`.
-    /// Errors are appended to `errors`; `None` when any of them is wrong (or the cluster
-    /// has its own errors, already reported).
+    /// Check the `cluster`, `topic`, `topics_allowed` and `key` fields of a plugin config
+    /// found at `at`. Errors are appended to `errors`; `None` when any of them is wrong
+    /// (or the cluster has its own errors, already reported).
+    #[allow(clippy::too_many_arguments)]
     pub fn build(
         kafka: &KafkaRuntime,
         cluster: &str,
         topic: &str,
+        topics_allowed: &[String],
         key: Option<&str>,
         at: &FieldPath,
         scope: &BuildScope<'_>,
@@ -54,6 +113,19 @@ impl Destination {
                 ));
             }
         }
+        let allowed = AllowList::parse(topics_allowed, at, errors);
+        let from_request = topic.as_ref().is_some_and(Template::uses_request_data);
+        match topic.as_ref().map(Template::as_literal) {
+            Some(None) if from_request && allowed.is_empty() => errors.push(FieldError::value(
+                at.key("topic"),
+                "a topic rendered from request data needs `topics_allowed` (exact names or `prefix*`): requests must not choose, or create, any topic",
+            )),
+            Some(Some(lit)) if !allowed.allows(lit) => errors.push(FieldError::value(
+                at.key("topics_allowed"),
+                format!("does not allow the route's own topic {lit:?}"),
+            )),
+            _ => {}
+        }
         let key = key
             .map(Template::parse)
             .transpose()
@@ -65,14 +137,22 @@ impl Destination {
                 cluster,
                 topic,
                 key,
+                allowed,
             }),
             _ => None,
         }
     }
 
-    /// The topic for a request, or `None` if it renders to an invalid name.
-    pub fn topic(&self, data: &RequestData<'_>) -> Option<String> {
-        Some(self.topic.render(data)).filter(|t| valid_topic(t))
+    /// The topic for a request, or why it is refused.
+    pub fn topic(&self, data: &RequestData<'_>) -> Result<String, TopicError> {
+        let t = self.topic.render(data);
+        if !valid_topic(&t) {
+            return Err(TopicError::Invalid);
+        }
+        if !self.allowed.allows(&t) {
+            return Err(TopicError::NotAllowed);
+        }
+        Ok(t)
     }
 
     /// The record key for a request; `None` when there is no key template or it renders

@@ -25,6 +25,7 @@ impl PluginSpec for KafkaDivert {
             &self.kafka,
             &c.cluster,
             &c.topic,
+            &c.topics_allowed,
             c.key.as_deref(),
             at,
             scope,

@@ -15,6 +15,14 @@ pub struct KafkaDivertConfig {
     pub cluster: String,
     /// Topic template, e.g. `orders` or `events.{path.1}`. Required.
     pub topic: String,
+    /// Topics a templated `topic` may render to: exact names and prefixes ending in `*`
+    /// (e.g. `["ev.orders", "ev.payments", "tenant-*"]`); a request whose topic is not on it gets
+    /// `404` (`topic_not_allowed`). Required when `topic`
+    /// uses request data (`{path.N}`, `{header.X}`, `{query.X}`, `{host}`, claims,
+    /// ...), so requests never choose (or, with broker-side auto-creation, create) a
+    /// topic; optional otherwise. Default `[]`.
+    #[serde(default)]
+    pub topics_allowed: Vec<String>,
     /// Record key template, e.g. `{header.x-order-id}`. Empty or absent: no key.
     #[serde(default)]
     pub key: Option<String>,

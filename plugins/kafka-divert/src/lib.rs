@@ -266,14 +266,13 @@ impl Plugin for KafkaDivertPlugin {
             },
         };
         let data = ctx.request_data(req);
-        let Some(topic) = self.dest.topic(&data) else {
-            self.counters.discarded_unsent("invalid_topic");
-            let r = Rejection::new(
-                400,
-                "invalid_topic",
-                "the request does not name a valid topic",
-            );
-            return Ok(self.reject(ctx, &r));
+        let topic = match self.dest.topic(&data) {
+            Ok(t) => t,
+            Err(e) => {
+                self.counters.discarded_unsent(e.reason());
+                let r = Rejection::new(404, e.reason(), "no topic for this request");
+                return Ok(self.reject(ctx, &r));
+            }
         };
         let id = record::event_id(&route, key.as_deref());
         let event = record::build(

@@ -14,6 +14,14 @@ pub struct KafkaLoggerConfig {
     /// Topic template, e.g. `http-log` or `http-log.{route_id}`. Required. An event whose
     /// topic renders to an invalid name is discarded and counted (`invalid_topic`).
     pub topic: String,
+    /// Topics a templated `topic` may render to: exact names and prefixes ending in `*`
+    /// (e.g. `["ev.orders", "ev.payments", "tenant-*"]`); an event whose topic is not on it is
+    /// discarded and counted (`topic_not_allowed`). Required when `topic`
+    /// uses request data (`{path.N}`, `{header.X}`, `{query.X}`, `{host}`, claims,
+    /// ...), so requests never choose (or, with broker-side auto-creation, create) a
+    /// topic; optional otherwise. Default `[]`.
+    #[serde(default)]
+    pub topics_allowed: Vec<String>,
     /// Record key template, e.g. `{header.x-tenant}` or `{client_ip}`. Empty or absent:
     /// no key, records are spread over partitions.
     #[serde(default)]

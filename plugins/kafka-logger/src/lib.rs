@@ -63,6 +63,7 @@ impl PluginSpec for KafkaLogger {
             &self.kafka,
             &c.cluster,
             &c.topic,
+            &c.topics_allowed,
             c.key.as_deref(),
             at,
             scope,
@@ -177,9 +178,12 @@ impl Plugin for KafkaLoggerPlugin {
         let state = ctx.ext.remove::<LoggerState>();
         let req = session.req_header();
         let data = ctx.request_data(req);
-        let Some(topic) = self.dest.topic(&data) else {
-            self.counters.discarded_unsent("invalid_topic");
-            return;
+        let topic = match self.dest.topic(&data) {
+            Ok(t) => t,
+            Err(e) => {
+                self.counters.discarded_unsent(e.reason());
+                return;
+            }
         };
         let key = self.dest.key(&data);
         let id = uuid::Uuid::now_v7().to_string();
