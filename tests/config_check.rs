@@ -110,6 +110,7 @@ routes:
     match: { paths: ["/t2"] }
     plugins:
       kafka-divert: { topic: fixed, topics_allowed: [other, "bad name*", "*"] }
+      kafka-logger: { topic: log, include_resp_body: true, max_resp_body_bytes: 2MiB }
 "#;
     let (ok, stderr, _) = check(yaml);
     assert!(!ok);
@@ -120,6 +121,7 @@ routes:
         "FILE:19:61: routes[2].plugins.kafka-divert.topics_allowed[1]: \"bad name*\" is neither a Kafka topic name nor a `prefix*`",
         "FILE:19:74: routes[2].plugins.kafka-divert.topics_allowed[2]: \"*\" is neither",
         "FILE:19:53: routes[2].plugins.kafka-divert.topics_allowed: does not allow the route's own topic \"fixed\"",
+        "FILE:20:81: routes[2].plugins.kafka-logger.max_resp_body_bytes: can never fit: the cluster's records are at most 1000000 bytes (`message.max.bytes`); use at most 997952 bytes",
         "FILE:11:32: routes[0].plugins.kafka-logger.cluster: unknown cluster `other`",
         "FILE:11:46: routes[0].plugins.kafka-logger.topic: \"bad topic!\" is not a valid Kafka topic name",
         "FILE:11:65: routes[0].plugins.kafka-logger.key: unknown placeholder `{nope}`",

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sluice_e2e::client::request;
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{read_topic, Kafka};
-use sluice_e2e::metrics::{events, scrape};
+use sluice_e2e::metrics::{events, scrape, wait_sum};
 use sluice_e2e::origin::Origin;
 use sluice_e2e::wait_for;
 
@@ -268,4 +268,50 @@ fn cloudevents_format_sets_ce_headers() {
     assert_eq!(rec.header("ce_time").as_deref(), v["time"].as_str());
     assert_eq!(rec.header("ce_traceparent").as_deref(), Some(TRACEPARENT));
     assert_eq!(rec.key, None, "no key template: no key");
+}
+
+#[test]
+fn big_bodies_are_cut_to_fit_the_record_not_dropped() {
+    let kafka = Kafka::start();
+    kafka.create_topic("audit-log", 1);
+    let origin = Origin::start();
+    let gw = gateway(
+        &kafka,
+        &origin,
+        r#"
+  - id: audited
+    match: { paths: ["/api/*"] }
+    upstream: origin
+    plugins:
+      kafka-logger: { topic: audit-log, include_req_body: true, include_resp_body: true }
+"#,
+    );
+    // 512 KiB in, and the origin echoes it back (a larger JSON response): both bodies at
+    // their 512 KiB caps are more than one record may hold.
+    let body = "b".repeat(512 * 1024);
+    let r = request(gw.port, "POST", "/api/upload", &[], body.as_bytes());
+    assert_eq!(r.status, 200);
+    assert!(r.body.len() > 512 * 1024);
+    let records = read_topic(
+        &kafka.bootstrap,
+        "audit-log",
+        1,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    );
+    assert_eq!(records.len(), 1, "the exchange is logged");
+    let rec = &records[0];
+    assert!(rec.value.len() <= 1_000_000, "{} bytes", rec.value.len());
+    let v = rec.json();
+    assert_eq!(v["request"]["body_truncated"], true);
+    assert_eq!(v["response"]["body_truncated"], true);
+    assert_eq!(v["request"]["size"], 512 * 1024);
+    let kept = v["request"]["body"].as_str().unwrap();
+    assert!(kept.len() > 200 * 1024 && kept.bytes().all(|b| b == b'b'));
+    wait_sum(
+        gw.admin,
+        "sluice_kafka_events_total",
+        &[("route", "audited"), ("outcome", "acked")],
+        1.0,
+    );
 }

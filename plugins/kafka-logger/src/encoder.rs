@@ -174,22 +174,70 @@ fn headers<'a>(map: &'a HeaderMap, opts: &'a EncodeOptions) -> Option<Headers<'a
     })
 }
 
-fn body(c: Option<&Captured>) -> Option<Body<'_>> {
+/// The body field of a captured body, keeping at most `limit` of its bytes (cut at a
+/// character boundary when it is text).
+fn body(c: Option<&Captured>, limit: usize) -> Option<Body<'_>> {
     let c = c?;
+    let cut = limit < c.bytes.len();
+    let truncated = c.truncated || cut;
+    let bytes = &c.bytes[..c.bytes.len().min(limit)];
     Some(match std::str::from_utf8(&c.bytes) {
-        Ok(s) => Body {
-            body: s.into(),
-            body_encoding: None,
-            body_truncated: c.truncated,
-        },
+        Ok(text) => {
+            let mut end = bytes.len();
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            Body {
+                body: text[..end].into(),
+                body_encoding: None,
+                body_truncated: truncated,
+            }
+        }
         Err(_) => Body {
             body: base64::engine::general_purpose::STANDARD
-                .encode(&c.bytes)
+                .encode(bytes)
                 .into(),
             body_encoding: Some("base64"),
-            body_truncated: c.truncated,
+            body_truncated: truncated,
         },
     })
+}
+
+/// Split `room` bytes between two bodies of `a` and `b` bytes: each gets half, and what
+/// one does not need goes to the other.
+fn split(room: usize, a: usize, b: usize) -> (usize, usize) {
+    let half = room / 2;
+    match (a <= half, b <= half) {
+        (true, _) => (a, room - a),
+        (_, true) => (room - b, b),
+        _ => (half, room - half),
+    }
+}
+
+/// The JSON entry for an exchange, no longer than `budget` bytes when that is possible:
+/// the captured bodies are cut (and flagged `body_truncated`) until the entry fits, the
+/// request's and the response's sharing the room fairly. Only an entry that does not
+/// fit without any body is longer.
+pub fn encode_entry_within(x: &Exchange<'_>, opts: &EncodeOptions, budget: usize) -> Vec<u8> {
+    let full = encode_entry_limited(x, opts, usize::MAX, usize::MAX);
+    if full.len() <= budget {
+        return full;
+    }
+    let bare = encode_entry_limited(x, opts, 0, 0);
+    let len = |c: Option<&Captured>| c.map_or(0, |c| c.bytes.len());
+    let (req, resp) = (len(x.request_body), len(x.response_body));
+    let mut room = budget.saturating_sub(bare.len());
+    // Escaping (JSON, base64) makes a body longer than its bytes: shrink until it fits.
+    for _ in 0..8 {
+        let (r, s) = split(room, req, resp);
+        let v = encode_entry_limited(x, opts, r, s);
+        if v.len() <= budget {
+            return v;
+        }
+        let over = v.len() - budget;
+        room = room.saturating_sub(over.max(room / 8));
+    }
+    bare
 }
 
 /// The RFC 3339 time (milliseconds, UTC) of `t`.
@@ -199,6 +247,16 @@ pub fn rfc3339(t: SystemTime) -> String {
 
 /// The JSON entry for an exchange.
 pub fn encode_entry(x: &Exchange<'_>, opts: &EncodeOptions) -> Vec<u8> {
+    encode_entry_limited(x, opts, usize::MAX, usize::MAX)
+}
+
+/// The JSON entry with at most `req_limit` / `resp_limit` bytes of each body.
+fn encode_entry_limited(
+    x: &Exchange<'_>,
+    opts: &EncodeOptions,
+    req_limit: usize,
+    resp_limit: usize,
+) -> Vec<u8> {
     let upstream = x.upstream_seconds;
     let entry = Entry {
         id: x.id,
@@ -214,13 +272,13 @@ pub fn encode_entry(x: &Exchange<'_>, opts: &EncodeOptions) -> Vec<u8> {
             query: x.request.uri.query(),
             headers: headers(&x.request.headers, opts),
             size: x.request_size,
-            body: body(x.request_body),
+            body: body(x.request_body, req_limit),
         },
         response: ResponsePart {
             status: x.response.map(|r| r.status.as_u16()),
             headers: x.response.and_then(|r| headers(&r.headers, opts)),
             size: x.response_size,
-            body: body(x.response_body),
+            body: body(x.response_body, resp_limit),
         },
         upstream: x.upstream,
         error: x.error,

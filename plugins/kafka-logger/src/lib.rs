@@ -24,7 +24,7 @@ use sluice_kafka::{Destination, EventCounters, KafkaRuntime, OutgoingEvent};
 
 use capture::LoggerState;
 use config::{Delivery, KafkaLoggerConfig};
-use encoder::{encode_entry, record_headers, EncodeOptions, Exchange};
+use encoder::{encode_entry_within, record_headers, EncodeOptions, Exchange};
 
 /// The plugin factory; holds the Kafka runtime whose clusters instances send to.
 pub struct KafkaLogger {
@@ -45,7 +45,25 @@ pub struct KafkaLoggerPlugin {
     opts: EncodeOptions,
     req_cap: Option<usize>,
     resp_cap: Option<usize>,
+    /// Largest record the cluster's producer sends (`message.max.bytes`).
+    max_record: usize,
     counters: Arc<EventCounters>,
+}
+
+/// librdkafka's default `message.max.bytes`.
+const DEFAULT_MAX_RECORD: usize = 1_000_000;
+/// Room kept in a record for the key, headers and framing besides the entry.
+const RECORD_OVERHEAD: usize = 512;
+
+/// The cluster's record size limit: its `message.max.bytes` property, or librdkafka's
+/// default.
+fn max_record(
+    props: &std::collections::BTreeMap<String, sluice_core::config::kafka::PropertyValue>,
+) -> usize {
+    props
+        .get("message.max.bytes")
+        .and_then(|v| v.to_property().parse().ok())
+        .unwrap_or(DEFAULT_MAX_RECORD)
 }
 
 impl PluginSpec for KafkaLogger {
@@ -90,12 +108,32 @@ impl PluginSpec for KafkaLogger {
                 )),
             }
         }
-        for (field, cap) in [
-            ("max_req_body_bytes", c.max_req_body_bytes.0),
-            ("max_resp_body_bytes", c.max_resp_body_bytes.0),
+        let limit = dest.as_ref().map_or(DEFAULT_MAX_RECORD, |d| {
+            max_record(&d.cluster.config().properties)
+        });
+        for (field, on, cap) in [
+            (
+                "max_req_body_bytes",
+                c.include_req_body,
+                c.max_req_body_bytes.0,
+            ),
+            (
+                "max_resp_body_bytes",
+                c.include_resp_body,
+                c.max_resp_body_bytes.0,
+            ),
         ] {
+            // A body alone must fit in a record with the entry's other fields.
+            let fits = limit.saturating_sub(4 * RECORD_OVERHEAD) as u64;
             if cap > 64 << 20 {
                 errors.push(FieldError::value(at.key(field), "must be at most 64MiB"));
+            } else if on && cap > fits {
+                errors.push(FieldError::value(
+                    at.key(field),
+                    format!(
+                        "can never fit: the cluster's records are at most {limit} bytes (`message.max.bytes`); use at most {fits} bytes"
+                    ),
+                ));
             }
         }
         let (Some(dest), true) = (dest, errors.is_empty()) else {
@@ -119,6 +157,7 @@ impl PluginSpec for KafkaLogger {
             resp_cap: c
                 .include_resp_body
                 .then_some(c.max_resp_body_bytes.0 as usize),
+            max_record: limit,
             counters: Arc::new(EventCounters::new(scope.route_id, Self::NAME)),
         }))
     }
@@ -209,7 +248,7 @@ impl Plugin for KafkaLoggerPlugin {
         let event = OutgoingEvent {
             topic,
             key,
-            value: encode_entry(&exchange, &self.opts),
+            value: Vec::new(),
             headers: record_headers(&exchange, &self.opts),
             timestamp_ms: ctx
                 .started_at
@@ -217,6 +256,19 @@ impl Plugin for KafkaLoggerPlugin {
                 .ok()
                 .map(|d| d.as_millis() as i64),
         };
+        let mut event = event;
+        let around = event.key.as_ref().map_or(0, Vec::len)
+            + event
+                .headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 8)
+                .sum::<usize>()
+            + RECORD_OVERHEAD;
+        event.value = encode_entry_within(
+            &exchange,
+            &self.opts,
+            self.max_record.saturating_sub(around),
+        );
         match self.delivery {
             Delivery::BestEffort => self.dest.cluster.send(&event, &self.counters),
             Delivery::AtLeastOnce => self.dest.cluster.send_reliable(&event, &self.counters),

@@ -140,3 +140,42 @@ fn cloudevents_headers_and_traceparent() {
     let plain = record_headers(&x, &opts(Format::Json));
     assert!(plain.iter().all(|(n, _)| !n.starts_with("ce_")));
 }
+
+#[test]
+fn bodies_are_cut_to_fit_the_record_budget_and_flagged() {
+    let req = request();
+    let resp = ResponseHeader::build(200, None).unwrap();
+    let mut text = Captured::default();
+    text.push("é".repeat(300_000).as_bytes(), usize::MAX); // 600 KB of two-byte chars
+    let mut binary = Captured::default();
+    binary.push(&vec![0xff; 500_000], usize::MAX);
+    let mut x = exchange(&req, &resp, &text);
+    x.response_body = Some(&binary);
+    let o = opts(Format::Json);
+    let budget = 200_000;
+    let v = encode_entry_within(&x, &o, budget);
+    assert!(v.len() <= budget, "{} bytes", v.len());
+    let e: serde_json::Value = serde_json::from_slice(&v).unwrap();
+    assert_eq!(e["request"]["body_truncated"], true);
+    assert_eq!(e["response"]["body_truncated"], true);
+    assert_eq!(e["response"]["body_encoding"], "base64");
+    let req_body = e["request"]["body"].as_str().unwrap();
+    assert!(
+        req_body.chars().all(|c| c == 'é'),
+        "cut at a character boundary"
+    );
+    // Both bodies got a fair share of the room.
+    assert!(req_body.len() > 50_000, "{}", req_body.len());
+    assert!(e["response"]["body"].as_str().unwrap().len() > 50_000);
+    // An entry that fits is unchanged.
+    let small = encode_entry_within(&x, &o, usize::MAX);
+    assert_eq!(small, encode_entry(&x, &o));
+}
+
+#[test]
+fn room_is_shared_fairly() {
+    assert_eq!(split(100, 10, 500), (10, 90));
+    assert_eq!(split(100, 500, 10), (90, 10));
+    assert_eq!(split(100, 500, 500), (50, 50));
+    assert_eq!(split(100, 10, 10), (10, 90));
+}
