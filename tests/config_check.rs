@@ -16,17 +16,39 @@ fn check(yaml: &str) -> (bool, String, String) {
     )
 }
 
+/// The credentials `conf/reference.yaml` reads from the environment.
+const REFERENCE_SECRETS: [(&str, &str); 5] = [
+    ("BILLING_API_KEY", "e2e-billing-key-0001"),
+    ("DASHBOARD_API_KEY", "e2e-dashboard-key-0001"),
+    (
+        "MOBILE_JWT_SECRET",
+        "e2e-mobile-jwt-secret-0123456789abcdef",
+    ),
+    (
+        "WEBHOOK_SECRET",
+        "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LTAxMjM0NTY3",
+    ),
+    ("SSE_TOKEN_KEY", "e2e-sse-token-key-0123456789abcdef"),
+];
+
+/// `sluice -t -c f` from the repository root (relative paths in the files, such as the
+/// example TLS certificate, are relative to the working directory), with `env` set and
+/// the reference's credentials otherwise unset.
+fn check_shipped(f: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut cmd = std::process::Command::new(sluice_e2e::gateway::sluice_bin());
+    cmd.args(["-t", "-c", f]).current_dir(&root);
+    for (name, _) in REFERENCE_SECRETS {
+        cmd.env_remove(name);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
 #[test]
 fn quickstart_and_reference_configs_are_valid() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for f in ["conf/quickstart.yaml", "conf/reference.yaml"] {
-        // From the repository root, as documented: relative paths in the files (the
-        // example TLS certificate) are relative to the working directory.
-        let out = std::process::Command::new(sluice_e2e::gateway::sluice_bin())
-            .args(["-t", "-c", f])
-            .current_dir(&root)
-            .output()
-            .unwrap();
+        let out = check_shipped(f, &REFERENCE_SECRETS);
         assert!(
             out.status.success(),
             "{f}: {}",
@@ -34,6 +56,32 @@ fn quickstart_and_reference_configs_are_valid() {
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains("is valid"));
     }
+}
+
+#[test]
+fn no_credential_has_a_usable_default() {
+    // Without the environment, every credential of the reference file is an error at
+    // its position: none falls back to a value shipped in the file.
+    let out = check_shipped("conf/reference.yaml", &[]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for (name, _) in REFERENCE_SECRETS {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("conf/reference.yaml:") && l.contains(name)),
+            "{name} is not reported:\n{stderr}"
+        );
+    }
+    // A `${VAR:-default}` fallback on a credential is refused even when it would be valid.
+    let (ok, stderr, _) = check(
+        "consumers:\n  - name: a\n    key-auth: { key: \"${E2E_UNSET_KEY:-change-me-0001}\" }\n",
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("FILE:3:22: consumers[0].key-auth.key: a credential never falls back to a default: set `E2E_UNSET_KEY`"),
+        "{stderr}"
+    );
 }
 
 #[test]

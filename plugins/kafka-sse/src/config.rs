@@ -50,6 +50,13 @@ pub struct KafkaSseConfig {
     /// `last_event_id`.
     #[serde(default = "default_resume_param")]
     pub resume_param: String,
+    /// Keys signing the event ids (HMAC-SHA256), so a client can resume only from a
+    /// position this route gave it: the first signs, all are accepted (add the new key
+    /// first, drop the old one once clients moved on). At least 16 bytes each; use
+    /// `${ENV}`. Default none: a key made at process start, so ids do not survive a
+    /// restart and are refused by other instances (`400`).
+    #[serde(default)]
+    pub token_keys: Vec<String>,
 }
 
 /// `kafka-sse.header:`

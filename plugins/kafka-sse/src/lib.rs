@@ -92,6 +92,7 @@ pub struct KafkaSsePlugin {
     key: Option<Template>,
     header: Option<(String, Template)>,
     active: Arc<AtomicUsize>,
+    signer: token::Signer,
 }
 
 impl PluginSpec for KafkaSse {
@@ -156,10 +157,25 @@ impl PluginSpec for KafkaSse {
                 "must be at least 1",
             ));
         }
+        for (i, k) in c.token_keys.iter().enumerate() {
+            if k.len() < 16 {
+                errors.push(FieldError::value(
+                    at.key("token_keys").index(i),
+                    "a token key needs at least 16 bytes",
+                ));
+            }
+        }
+        if c.token_keys.is_empty() {
+            log::warn!(
+                "kafka-sse on route `{}`: no token_keys, event ids are signed with a key made at start (resuming fails after a restart or on another instance)",
+                scope.route_id
+            );
+        }
         let (Some(cluster), Some(start), true) = (cluster, start, errors.is_empty()) else {
             return Err(errors);
         };
         Ok(Arc::new(KafkaSsePlugin {
+            signer: token::Signer::new(&c.token_keys, scope.route_id, &c.topic),
             cluster,
             start,
             key,
@@ -216,14 +232,15 @@ impl Plugin for KafkaSsePlugin {
 
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
         let route = ctx.route_id().to_string();
-        let resume = match self.resume(session).map(|t| token::decode(&t)) {
+        let resume = match self.resume(session).map(|t| self.signer.decode(&t)) {
             None => None,
             Some(Some(p)) => Some(p),
             Some(None) => {
-                let r = HttpResponse::problem(
+                let r = HttpResponse::refusal(
+                    ctx,
                     400,
-                    "Last-Event-ID is not a token of this stream",
-                    &ctx.request_id,
+                    "invalid_resume_token",
+                    "Last-Event-ID is not an event id of this stream",
                 );
                 return Ok(Flow::Respond(r));
             }
@@ -277,7 +294,7 @@ impl Plugin for KafkaSsePlugin {
         hello.extend(frame::comment(&format!(
             "stream {} from {}",
             self.config.topic,
-            token::encode(&positions)
+            self.signer.encode(&positions)
         )));
         session
             .write_response_body(Some(hello.into()), false)
@@ -298,6 +315,7 @@ impl Plugin for KafkaSsePlugin {
                 keepalive: self.config.keepalive.0,
                 slow: self.config.slow_client_timeout.0,
                 on_event: &on_event,
+                signer: &self.signer,
             },
         )
         .await;

@@ -198,6 +198,8 @@ pub struct Run<'a> {
     pub slow: Duration,
     /// Called per event sent.
     pub on_event: &'a (dyn Fn() + Sync),
+    /// Signs the event ids.
+    pub signer: &'a token::Signer,
 }
 
 /// Events written together at most (bytes, roughly).
@@ -220,7 +222,7 @@ impl Run<'_> {
             .and_then(|v| std::str::from_utf8(v).ok())
             .unwrap_or(self.default_event);
         out.extend(frame::event(
-            &token::encode(&self.positions),
+            &self.signer.encode(&self.positions),
             Some(event),
             m.payload().unwrap_or_default(),
         ));

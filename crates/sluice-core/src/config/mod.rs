@@ -104,6 +104,8 @@ pub struct ConfigDoc {
     errors: Vec<FieldError>,
     /// Strings whose `${VAR}` could not be expanded: other errors there are follow-ups.
     unexpanded: BTreeSet<FieldPath>,
+    /// Errors before this index come from loading and expanding the file.
+    expansion_errors: usize,
 }
 
 impl ConfigDoc {
@@ -151,6 +153,7 @@ impl ConfigDoc {
             declared_upstreams: BTreeSet::new(),
             errors: Vec::new(),
             unexpanded: BTreeSet::new(),
+            expansion_errors: 0,
         };
         if value.is_null() {
             value = Value::Mapping(Default::default());
@@ -167,6 +170,7 @@ impl ConfigDoc {
             doc.unexpanded.insert(p.clone());
             doc.errors.push(FieldError::value(p, m));
         }
+        doc.expansion_errors = doc.errors.len();
         doc.decode_sections(&value);
         validate::check(&mut doc);
         Ok(doc)
@@ -338,13 +342,16 @@ impl ConfigDoc {
 
     /// Every error so far, positioned and in file order.
     pub fn errors(&self) -> ConfigErrors {
-        let follow_up = |e: &FieldError| {
-            self.unexpanded.contains(&e.path) && !e.message.starts_with("environment variable")
+        // Errors on a value that could not be expanded are follow-ups of that error.
+        let follow_up = |i: usize, e: &FieldError| {
+            i >= self.expansion_errors && self.unexpanded.contains(&e.path)
         };
         let mut out: Vec<ConfigError> = self
             .errors
             .iter()
-            .filter(|e| !follow_up(e))
+            .enumerate()
+            .filter(|(i, e)| !follow_up(*i, e))
+            .map(|(_, e)| e)
             .map(|e| {
                 let (line, col) = self.positions.locate(&e.path, e.anchor);
                 ConfigError {

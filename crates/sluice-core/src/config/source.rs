@@ -148,7 +148,17 @@ impl MarkedEventReceiver for Recorder {
 
 /// Expand `${VAR}` and `${VAR:-default}` in `s`; `$${` is a literal `${`.
 pub fn expand_env(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    expand_env_tracked(s, lookup).map(|(v, _)| v)
+}
+
+/// [`expand_env`], also returning the variables whose `:-default` was used (unset or
+/// empty).
+fn expand_env_tracked(
+    s: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, Vec<String>), String> {
     let mut out = String::with_capacity(s.len());
+    let mut defaulted = Vec::new();
     let mut rest = s;
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
@@ -172,7 +182,10 @@ pub fn expand_env(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
             }
             match (lookup(name), default) {
                 (Some(v), _) if !v.is_empty() || default.is_none() => out.push_str(&v),
-                (_, Some(d)) => out.push_str(d),
+                (_, Some(d)) => {
+                    out.push_str(d);
+                    defaulted.push(name.to_string());
+                }
                 (None, None) => {
                     return Err(format!(
                         "environment variable `{name}` is not set (use `${{{name}:-default}}` for a default)"
@@ -187,7 +200,26 @@ pub fn expand_env(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<St
         }
     }
     out.push_str(rest);
-    Ok(out)
+    Ok((out, defaulted))
+}
+
+/// True for a field holding a credential: `password`, `secret`, `secrets[]`,
+/// `token_keys[]`, `key-auth.key`. Such a field never takes a `${VAR:-default}`
+/// fallback: a default credential is one every copy of the file shares.
+fn is_credential(path: &FieldPath) -> bool {
+    let keys: Vec<&str> = path
+        .0
+        .iter()
+        .filter_map(|s| match s {
+            Seg::Key(k) => Some(k.as_str()),
+            Seg::Index(_) => None,
+        })
+        .collect();
+    match keys.as_slice() {
+        [.., "key-auth", "key"] => true,
+        [.., last] => matches!(*last, "password" | "secret" | "secrets" | "token_keys"),
+        [] => false,
+    }
 }
 
 /// Expand environment variables in every string value of `value` (keys are left alone).
@@ -199,8 +231,20 @@ pub fn expand_tree(
     errors: &mut Vec<(FieldPath, String)>,
 ) {
     match value {
-        Value::String(s) if s.contains('$') => match expand_env(s, lookup) {
-            Ok(v) => *s = v,
+        Value::String(s) if s.contains('$') => match expand_env_tracked(s, lookup) {
+            Ok((_, defaulted)) if !defaulted.is_empty() && is_credential(path) => errors.push((
+                path.clone(),
+                format!(
+                    "a credential never falls back to a default: set `{}`",
+                    defaulted.join("`, `")
+                ),
+            )),
+            Ok((v, _)) => *s = v,
+            Err(e) if is_credential(path) => {
+                // No "use a default" hint for a credential.
+                let e = e.split(" (use `").next().unwrap_or(&e).to_string();
+                errors.push((path.clone(), format!("{e} (a credential has no default)")));
+            }
             Err(e) => errors.push((path.clone(), e)),
         },
         Value::Sequence(items) => {
@@ -261,6 +305,27 @@ mod tests {
             .contains("`NOPE` is not set"));
         assert!(expand_env("${BAD-NAME}", &env).is_err());
         assert!(expand_env("${OPEN", &env).is_err());
+    }
+
+    #[test]
+    fn credentials_never_take_a_default() {
+        let yaml = "consumers:\n  - key-auth: { key: \"${NOPE:-change-me-123}\" }\n    jwt-auth: { secret: \"${HOST:-x}\" }\nkafka: { sasl: { password: \"${NOPE:-pw}\" } }\nsubs: { secrets: [\"${EMPTY:-whsec_x}\"] }\ntls: { key: \"${NOPE:-conf/tls/example.key}\" }\n";
+        let mut v: Value = serde_yaml::from_str(yaml).unwrap();
+        let mut errors = Vec::new();
+        expand_tree(&mut v, &FieldPath::root(), &env, &mut errors);
+        let paths: Vec<String> = errors.iter().map(|(p, _)| p.to_string()).collect();
+        assert_eq!(
+            paths,
+            [
+                "consumers[0].key-auth.key",
+                "kafka.sasl.password",
+                "subs.secrets[0]"
+            ]
+        );
+        assert!(errors[0].1.contains("set `NOPE`"), "{}", errors[0].1);
+        // A set variable is used; a key file path may have a default.
+        assert_eq!(v["consumers"][0]["jwt-auth"]["secret"], "kafka-1");
+        assert_eq!(v["tls"]["key"], "conf/tls/example.key");
     }
 
     #[test]
