@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use criterion::{criterion_group, criterion_main, Criterion};
 use pingora_http::{RequestHeader, ResponseHeader};
 use sluice_plugin_kafka_logger::capture::Captured;
-use sluice_plugin_kafka_logger::config::{default_redact, Format};
+use sluice_plugin_kafka_logger::config::{default_redact, default_redact_query, Format};
 use sluice_plugin_kafka_logger::encoder::{encode_entry, record_headers, EncodeOptions, Exchange};
 
 fn bench(c: &mut Criterion) {
@@ -42,6 +42,7 @@ fn bench(c: &mut Criterion) {
     ] {
         let opts = EncodeOptions {
             redact: default_redact(),
+            redact_query: default_redact_query(),
             include_headers: true,
             format,
             ce_type: "io.sluice.http.exchange".into(),
@@ -54,6 +55,7 @@ fn bench(c: &mut Criterion) {
             request_id: "53391418-9c4f-4098-af8f-7237a14e6b2b",
             client_ip: Some("192.0.2.10".parse().unwrap()),
             consumer: None,
+            credentials: &Default::default(),
             request: &req,
             request_size: 1024,
             request_body: with_body.then_some(&body),

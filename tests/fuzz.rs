@@ -13,7 +13,7 @@ use sluice_core::config::ConfigDoc;
 use sluice_core::template::{RequestData, Template};
 use sluice_core::Registry;
 use sluice_plugin_kafka_logger::capture::Captured;
-use sluice_plugin_kafka_logger::config::{default_redact, Format};
+use sluice_plugin_kafka_logger::config::{default_redact, default_redact_query, Format};
 use sluice_plugin_kafka_logger::encoder::{encode_entry, EncodeOptions, Exchange};
 use sluice_plugin_kafka_sse::frame;
 
@@ -168,13 +168,13 @@ proptest! {
         let captured = Captured { bytes: body.clone(), truncated: false };
         let x = Exchange {
             id: "id", started_at: SystemTime::now(), route_id: "r", request_id: "rid",
-            client_ip: None, consumer: None, request: &req, request_size: body.len() as u64,
+            client_ip: None, consumer: None, credentials: &Default::default(), request: &req, request_size: body.len() as u64,
             request_body: Some(&captured), response: None, response_size: 0,
             response_body: None, upstream: None, error: None, total_seconds: 0.1,
             upstream_seconds: None,
         };
         let opts = EncodeOptions {
-            redact: default_redact(), include_headers: true, format: Format::Json,
+            redact: default_redact(), redact_query: default_redact_query(), include_headers: true, format: Format::Json,
             ce_type: "t".into(), ce_source: "s".into(),
         };
         let bytes = encode_entry(&x, &opts);

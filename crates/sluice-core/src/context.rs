@@ -33,8 +33,30 @@ pub struct RequestCtx {
     /// Headers added to the response whoever makes it (the upstream or a plugin), e.g.
     /// `RateLimit-Remaining`.
     pub response_headers: Vec<(&'static str, String)>,
+    /// Header and query parameter names that carry credentials on this route, marked by
+    /// authentication plugins before they check them: loggers redact their values
+    /// whether authentication succeeded or not.
+    pub credentials: CredentialNames,
     /// Plugin-private per-request state, keyed by type.
     pub ext: Extensions,
+}
+
+/// Names of request fields carrying credentials (lower-case header names, query
+/// parameter names).
+#[derive(Debug, Default, Clone)]
+pub struct CredentialNames {
+    /// Header names.
+    pub headers: Vec<Arc<str>>,
+    /// Query parameter names.
+    pub query: Vec<Arc<str>>,
+}
+
+impl CredentialNames {
+    /// Mark a header and a query parameter as credentials.
+    pub fn mark(&mut self, header: &Arc<str>, query: &Arc<str>) {
+        self.headers.push(header.clone());
+        self.query.push(query.clone());
+    }
 }
 
 /// Who a request was authenticated as.
@@ -89,6 +111,7 @@ impl RequestCtx {
             responded_by: None,
             consumer: None,
             response_headers: Vec::new(),
+            credentials: CredentialNames::default(),
             ext: Extensions::default(),
         }
     }

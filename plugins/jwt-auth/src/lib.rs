@@ -77,6 +77,8 @@ pub struct JwtAuth;
 pub struct JwtAuthPlugin {
     header: http::HeaderName,
     query: String,
+    /// Header and query names, marked as credentials on every request (for loggers).
+    marks: (Arc<str>, Arc<str>),
     cookie: String,
     hide: bool,
     rules: verify::Rules,
@@ -130,6 +132,7 @@ impl JwtAuthPlugin {
         }
         match header {
             Ok(header) if errors.is_empty() => Ok(Self {
+                marks: (Arc::from(header.as_str()), Arc::from(c.query.as_str())),
                 header,
                 query: c.query,
                 cookie: c.cookie,
@@ -167,6 +170,7 @@ impl Plugin for JwtAuthPlugin {
     }
 
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        ctx.credentials.mark(&self.marks.0, &self.marks.1);
         match self.authenticate(session.req_header_mut(), ctx) {
             Ok(()) => Ok(Flow::Continue),
             Err(r) => Ok(Flow::Respond(self.refuse(&r, ctx))),

@@ -61,6 +61,12 @@ pub struct KafkaLoggerConfig {
     /// `set-cookie`, `x-api-key`, `apikey`.
     #[serde(default = "default_redact")]
     pub redact_headers: Vec<String>,
+    /// Query parameters whose values are replaced by `[REDACTED]` in `uri` and `query`.
+    /// The header and query names of the route's authentication plugins are always
+    /// redacted too, whether authentication succeeded or not. Replaces the default list:
+    /// `apikey`, `api_key`, `access_token`, `token`, `jwt`, `password`, `secret`.
+    #[serde(default = "default_redact_query")]
+    pub redact_query: Vec<String>,
     /// Log request and response headers at all. Default `true`.
     #[serde(default = "default_true")]
     pub include_headers: bool,
@@ -100,7 +106,23 @@ const fn default_body_cap() -> ByteSize {
 const fn default_true() -> bool {
     true
 }
-/// The default redaction list.
+/// The default `redact_query` list.
+pub fn default_redact_query() -> Vec<String> {
+    [
+        "apikey",
+        "api_key",
+        "access_token",
+        "token",
+        "jwt",
+        "password",
+        "secret",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect()
+}
+
+/// The default `redact_headers` list.
 pub fn default_redact() -> Vec<String> {
     [
         "authorization",

@@ -15,7 +15,7 @@ use http::HeaderMap;
 use pingora_http::{RequestHeader, ResponseHeader};
 use serde::Serialize;
 
-use sluice_core::context::Consumer;
+use sluice_core::context::{Consumer, CredentialNames};
 use sluice_core::trace::{trace_headers, traceparent};
 
 use crate::capture::Captured;
@@ -35,6 +35,8 @@ pub struct Exchange<'a> {
     pub client_ip: Option<IpAddr>,
     /// The authenticated consumer, if any.
     pub consumer: Option<&'a Consumer>,
+    /// Credential header and query names the route's authentication plugins use.
+    pub credentials: &'a CredentialNames,
     /// The request header as received.
     pub request: &'a RequestHeader,
     /// Request body bytes read.
@@ -61,6 +63,8 @@ pub struct Exchange<'a> {
 pub struct EncodeOptions {
     /// Lower-case header names whose values are replaced by `[REDACTED]`.
     pub redact: Vec<String>,
+    /// Query parameter names whose values are replaced by `[REDACTED]`.
+    pub redact_query: Vec<String>,
     /// Log headers at all.
     pub include_headers: bool,
     /// Record layout.
@@ -133,6 +137,7 @@ const REDACTED: &str = "[REDACTED]";
 struct Headers<'a> {
     map: &'a HeaderMap,
     redact: &'a [String],
+    also: &'a [std::sync::Arc<str>],
 }
 
 impl Serialize for Headers<'_> {
@@ -141,7 +146,9 @@ impl Serialize for Headers<'_> {
         let mut m = s.serialize_map(Some(self.map.keys_len()))?;
         for name in self.map.keys() {
             let key = name.as_str();
-            if self.redact.iter().any(|r| r == key) {
+            if self.redact.iter().any(|r| r == key)
+                || self.also.iter().any(|r| key.eq_ignore_ascii_case(r))
+            {
                 m.serialize_entry(key, REDACTED)?;
                 continue;
             }
@@ -167,11 +174,42 @@ impl Serialize for Headers<'_> {
     }
 }
 
-fn headers<'a>(map: &'a HeaderMap, opts: &'a EncodeOptions) -> Option<Headers<'a>> {
+fn headers<'a>(
+    map: &'a HeaderMap,
+    opts: &'a EncodeOptions,
+    also: &'a [std::sync::Arc<str>],
+) -> Option<Headers<'a>> {
     opts.include_headers.then_some(Headers {
         map,
         redact: &opts.redact,
+        also,
     })
+}
+
+/// `query` with the values of credential parameters replaced by `[REDACTED]`.
+fn redact_query<'a>(
+    query: &'a str,
+    names: &[String],
+    also: &[std::sync::Arc<str>],
+) -> std::borrow::Cow<'a, str> {
+    let secret = |pair: &str| {
+        let name = pair.split('=').next().unwrap_or("");
+        let name = sluice_core::template::percent_decode(name);
+        names.iter().any(|n| n.eq_ignore_ascii_case(&name))
+            || also.iter().any(|n| n.eq_ignore_ascii_case(&name))
+    };
+    if !query.split('&').any(secret) {
+        return query.into();
+    }
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if secret(pair) => format!("{name}={REDACTED}"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+        .into()
 }
 
 /// The body field of a captured body, keeping at most `limit` of its bytes (cut at a
@@ -258,6 +296,16 @@ fn encode_entry_limited(
     resp_limit: usize,
 ) -> Vec<u8> {
     let upstream = x.upstream_seconds;
+    let query = x
+        .request
+        .uri
+        .query()
+        .map(|q| redact_query(q, &opts.redact_query, &x.credentials.query));
+    let path = x.request.uri.path();
+    let uri = match &query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
     let entry = Entry {
         id: x.id,
         time: rfc3339(x.started_at),
@@ -267,16 +315,18 @@ fn encode_entry_limited(
         consumer: x.consumer.map(|c| c.name.as_ref()),
         request: RequestPart {
             method: x.request.method.as_str(),
-            uri: x.request.uri.to_string(),
-            path: x.request.uri.path(),
-            query: x.request.uri.query(),
-            headers: headers(&x.request.headers, opts),
+            uri,
+            path,
+            query: query.as_deref(),
+            headers: headers(&x.request.headers, opts, &x.credentials.headers),
             size: x.request_size,
             body: body(x.request_body, req_limit),
         },
         response: ResponsePart {
             status: x.response.map(|r| r.status.as_u16()),
-            headers: x.response.and_then(|r| headers(&r.headers, opts)),
+            headers: x
+                .response
+                .and_then(|r| headers(&r.headers, opts, &x.credentials.headers)),
             size: x.response_size,
             body: body(x.response_body, resp_limit),
         },

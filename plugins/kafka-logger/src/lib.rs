@@ -144,6 +144,7 @@ impl PluginSpec for KafkaLogger {
             delivery: c.delivery,
             opts: EncodeOptions {
                 redact,
+                redact_query: c.redact_query,
                 include_headers: c.include_headers,
                 format: c.format,
                 ce_source: c
@@ -234,6 +235,7 @@ impl Plugin for KafkaLoggerPlugin {
             request_id: &ctx.request_id,
             client_ip: ctx.client_ip,
             consumer: ctx.consumer.as_ref(),
+            credentials: &ctx.credentials,
             request: req,
             request_size: session.body_bytes_read() as u64,
             request_body: self.req_cap.and(state.as_ref().map(|s| &s.request)),

@@ -52,6 +52,8 @@ pub struct KeyAuth;
 pub struct KeyAuthPlugin {
     header: http::HeaderName,
     query: String,
+    /// Header and query names, marked as credentials on every request (for loggers).
+    marks: (Arc<str>, Arc<str>),
     hide: bool,
     keys: HashMap<[u8; 32], Arc<str>>,
 }
@@ -117,6 +119,7 @@ impl KeyAuthPlugin {
         }
         match header {
             Ok(header) if errors.is_empty() => Ok(Self {
+                marks: (Arc::from(header.as_str()), Arc::from(c.query.as_str())),
                 header,
                 query: c.query,
                 hide: c.hide_credentials,
@@ -186,6 +189,7 @@ impl Plugin for KeyAuthPlugin {
     }
 
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+        ctx.credentials.mark(&self.marks.0, &self.marks.1);
         match self.authenticate(session.req_header_mut(), ctx) {
             Ok(()) => Ok(Flow::Continue),
             Err(r) => Ok(Flow::Respond(self.refuse(r, ctx))),

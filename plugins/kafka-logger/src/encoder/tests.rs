@@ -1,9 +1,15 @@
 use super::*;
-use crate::config::default_redact;
+use crate::config::{default_redact, default_redact_query};
+
+static NO_CREDENTIALS: CredentialNames = CredentialNames {
+    headers: Vec::new(),
+    query: Vec::new(),
+};
 
 fn opts(format: Format) -> EncodeOptions {
     EncodeOptions {
         redact: default_redact(),
+        redact_query: default_redact_query(),
         include_headers: true,
         format,
         ce_type: "io.sluice.http.exchange".into(),
@@ -39,6 +45,7 @@ fn exchange<'a>(
         request_id: "req-1",
         client_ip: Some("192.0.2.7".parse().unwrap()),
         consumer: None,
+        credentials: &NO_CREDENTIALS,
         request: req,
         request_size: 11,
         request_body: Some(body),
@@ -178,4 +185,34 @@ fn room_is_shared_fairly() {
     assert_eq!(split(100, 500, 10), (90, 10));
     assert_eq!(split(100, 500, 500), (50, 50));
     assert_eq!(split(100, 10, 10), (10, 90));
+}
+
+#[test]
+fn credential_query_parameters_are_redacted_everywhere() {
+    let mut req = RequestHeader::build(
+        "GET",
+        b"/a?x=1&apikey=s3cret&Token=t0k&api%5Fkey=k3y&my_key=m1",
+        None,
+    )
+    .unwrap();
+    req.append_header("X-My-Key", "hdr-secret").unwrap();
+    let resp = ResponseHeader::build(401, None).unwrap();
+    let body = Captured::default();
+    let mut x = exchange(&req, &resp, &body);
+    let marked = CredentialNames {
+        headers: vec!["x-my-key".into()],
+        query: vec!["my_key".into()],
+    };
+    x.credentials = &marked;
+    let v = encode_entry(&x, &opts(Format::Json));
+    let text = String::from_utf8(v).unwrap();
+    for secret in ["s3cret", "t0k", "k3y", "m1", "hdr-secret"] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+    let e: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        e["request"]["uri"],
+        "/a?x=1&apikey=[REDACTED]&Token=[REDACTED]&api%5Fkey=[REDACTED]&my_key=[REDACTED]"
+    );
+    assert_eq!(e["request"]["headers"]["x-my-key"], "[REDACTED]");
 }
