@@ -13,6 +13,9 @@ use sluice_e2e::origin::Origin;
 
 const KEY: &str = "ops-key-5e3c9a1f7d";
 
+/// A request: path, headers, expected status.
+type Attempt<'a> = (&'a str, &'a [(&'a str, &'a str)], u16);
+
 #[test]
 fn credentials_in_the_query_or_custom_headers_are_never_logged() {
     let kafka = Kafka::start();
@@ -40,7 +43,7 @@ routes:
 "#,
         kafka.bootstrap, origin.port
     ));
-    let attempts: &[(&str, &[(&str, &str)], u16)] = &[
+    let attempts: &[Attempt] = &[
         ("/logged/a?my_key=wrong-guess-1&x=1", &[], 401),
         ("/logged/b", &[("x-my-key", "wrong-guess-2")], 401),
         (
