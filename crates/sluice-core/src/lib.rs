@@ -4,6 +4,7 @@
 //!   flow value a request phase returns, and the explicit plugin [`Registry`].
 //! - [`context`]: the per-request context every phase receives.
 //! - [`digest`]: fixed-size digests of client-chosen keys for bounded tables.
+//! - [`forwarded`]: the client address behind trusted proxies.
 //! - [`config`]: the YAML configuration model, its loader and validator (every error with
 //!   `file:line:col: path: message`).
 //! - [`normalize`]: request path and host normalization before routing.
@@ -16,6 +17,7 @@
 pub mod config;
 pub mod context;
 pub mod digest;
+pub mod forwarded;
 pub mod metrics;
 pub mod normalize;
 pub mod plugin;

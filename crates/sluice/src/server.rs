@@ -143,7 +143,7 @@ fn serve(file: &str, loaded: Loaded, upgrade: bool) -> ExitCode {
     server.bootstrap();
     let listen = config.server.listen.clone();
     let config_limits = config.server.limits;
-    let config_paths = config.server.paths;
+    let server_config = config.server.clone();
     let tls_config = config.server.tls.clone();
     let admin_listen = config.admin.listen.clone();
     let live = Live::new(file, config, kafka.clone(), state);
@@ -153,7 +153,7 @@ fn serve(file: &str, loaded: Loaded, upgrade: bool) -> ExitCode {
 
     let mut proxy_app = pingora_proxy::http_proxy(
         &server.configuration,
-        Gateway::new(live.clone(), config_limits, config_paths),
+        Gateway::new(live.clone(), &server_config),
     );
     let mut h2 = pingora_core::protocols::http::v2::server::default_h2_options();
     h2.max_concurrent_streams(config_limits.http2_max_concurrent_streams);

@@ -45,6 +45,13 @@ pub struct ServerConfig {
     /// Limits on what clients send (header size and time, connections per IP).
     #[serde(default)]
     pub limits: RequestLimits,
+    /// Peers whose forwarding headers are believed (`10.0.0.0/8`, `192.0.2.7`, IPv6
+    /// networks): from them, the client address (limits, logs, `{client_ip}`) is the
+    /// rightmost untrusted `X-Forwarded-For` entry, and their `X-Forwarded-Proto` /
+    /// `-Host` are passed on. From any other peer those headers are replaced. Default
+    /// none.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
     /// How request paths are normalized before routing (encoded slashes, `;`).
     #[serde(default)]
     pub paths: crate::normalize::PathRules,
@@ -65,6 +72,7 @@ impl Default for ServerConfig {
             upgrade_sock: default_upgrade_sock(),
             pid_file: default_pid_file(),
             limits: RequestLimits::default(),
+            trusted_proxies: Vec::new(),
             paths: Default::default(),
             tls: None,
         }

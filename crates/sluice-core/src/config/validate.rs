@@ -160,6 +160,11 @@ fn server(s: &ServerConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
         ));
     }
     s.limits.check(&at.key("limits"), errors);
+    for (i, c) in s.trusted_proxies.iter().enumerate() {
+        if let Err(e) = crate::forwarded::Cidr::parse(c) {
+            errors.push(FieldError::value(at.key("trusted_proxies").index(i), e));
+        }
+    }
 }
 
 fn tls(doc: &ConfigDoc, errors: &mut Vec<FieldError>) {

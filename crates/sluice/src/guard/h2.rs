@@ -115,7 +115,8 @@ impl Inbound {
             }
         }
         let (mut block_open, mut in_block) = (self.block_open, self.frame_in_block);
-        let mut needed = block_open || in_block;
+        let mid_frame_header = (1..9).contains(&self.frames.head_len);
+        let mut needed = block_open || in_block || mid_frame_header;
         self.frames.feed(bytes, |f, ev| match ev {
             Event::FirstByte => {
                 // Any frame's header is time-bound until its type is known.

@@ -53,10 +53,12 @@ pub fn request_id(req: &RequestHeader) -> String {
     }
 }
 
-/// Prepare the request header that goes upstream; `tls` when the client came over TLS.
+/// Prepare the request header that goes upstream; `peer` is the TCP peer and whether it
+/// is a trusted proxy (whose forwarding headers are kept and extended; anyone else's
+/// are replaced); `tls` when the client came over TLS.
 pub fn upstream_request(
     req: &mut RequestHeader,
-    client_ip: Option<IpAddr>,
+    peer: Option<(IpAddr, bool)>,
     request_id: &str,
     is_upgrade: bool,
     tls: bool,
@@ -71,22 +73,35 @@ pub fn upstream_request(
         req.remove_header("upgrade");
         req.remove_header("connection");
     }
-    if let Some(ip) = client_ip {
-        let xff = match req
+    let trusted = peer.is_some_and(|(_, t)| t);
+    if !trusted {
+        req.remove_header("x-forwarded-for");
+    }
+    if let Some((ip, _)) = peer {
+        let prev: Vec<&str> = req
             .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
-            _ => ip.to_string(),
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter(|v| !v.trim().is_empty())
+            .collect();
+        let xff = if prev.is_empty() {
+            ip.to_string()
+        } else {
+            format!("{}, {ip}", prev.join(", "))
         };
         req.insert_header("x-forwarded-for", xff)?;
     }
-    // What the client used; a client-supplied value would be a lie.
-    req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
-    if let Some(host) = req.headers.get(http::header::HOST).cloned() {
-        if !req.headers.contains_key("x-forwarded-host") {
-            req.insert_header("x-forwarded-host", host)?;
+    // What the client used; from anyone but a trusted proxy, a supplied value is a lie.
+    if !(trusted && req.headers.contains_key("x-forwarded-proto")) {
+        req.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+    }
+    if !(trusted && req.headers.contains_key("x-forwarded-host")) {
+        match req.headers.get(http::header::HOST).cloned() {
+            Some(host) => req.insert_header("x-forwarded-host", host)?,
+            None => {
+                req.remove_header("x-forwarded-host");
+            }
         }
     }
     req.insert_header(REQUEST_ID, request_id)?;
@@ -123,9 +138,11 @@ mod tests {
         r.append_header("TE", "trailers").unwrap();
         r.append_header("X-Forwarded-For", "203.0.113.1").unwrap();
         r.append_header("X-Forwarded-Proto", "https").unwrap();
+        r.append_header("X-Forwarded-Host", "evil.example").unwrap();
+        let mut trusted = r.clone();
         upstream_request(
             &mut r,
-            Some("10.0.0.9".parse().unwrap()),
+            Some(("10.0.0.9".parse().unwrap(), false)),
             "rid",
             false,
             false,
@@ -141,10 +158,24 @@ mod tests {
         ] {
             assert!(!h.contains_key(gone), "{gone} was forwarded");
         }
-        assert_eq!(h["x-forwarded-for"], "203.0.113.1, 10.0.0.9");
+        // An untrusted peer's forwarding headers are replaced.
+        assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "api.example");
         assert_eq!(h["x-request-id"], "rid");
+        // A trusted proxy's are kept and extended.
+        upstream_request(
+            &mut trusted,
+            Some(("10.0.0.9".parse().unwrap(), true)),
+            "rid",
+            false,
+            false,
+        )
+        .unwrap();
+        let h = &trusted.headers;
+        assert_eq!(h["x-forwarded-for"], "203.0.113.1, 10.0.0.9");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "evil.example");
     }
 
     #[test]

@@ -28,6 +28,8 @@ use pingora_error::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use sluice_core::config::limits::RequestLimits;
+use sluice_core::config::ServerConfig;
+use sluice_core::forwarded::{client_address, is_trusted, Cidr};
 use sluice_core::metrics::{http as http_metrics, method_label};
 use sluice_core::normalize::{normalize_host, PathRules};
 use sluice_core::router::{host_without_port, RouteResult};
@@ -51,16 +53,22 @@ pub struct Gateway {
     live: Arc<Live>,
     limits: RequestLimits,
     paths: PathRules,
+    trusted: Vec<Cidr>,
 }
 
 impl Gateway {
-    /// A gateway serving the live configuration with `server.limits` and
-    /// `server.paths` (fixed until a restart or upgrade).
-    pub fn new(live: Arc<Live>, limits: RequestLimits, paths: PathRules) -> Self {
+    /// A gateway serving the live configuration with `server.limits`, `.paths` and
+    /// `.trusted_proxies` (fixed until a restart or upgrade).
+    pub fn new(live: Arc<Live>, server: &ServerConfig) -> Self {
         Self {
             live,
-            limits,
-            paths,
+            limits: server.limits,
+            paths: server.paths,
+            trusted: server
+                .trusted_proxies
+                .iter()
+                .filter_map(|c| Cidr::parse(c).ok())
+                .collect(),
         }
     }
 }
@@ -73,6 +81,8 @@ pub struct GatewayCtx {
     tried: Vec<SocketAddr>,
     error_status: u16,
     body_bytes: u64,
+    /// The TCP peer, and whether it is a trusted proxy.
+    peer: Option<(std::net::IpAddr, bool)>,
 }
 
 #[async_trait]
@@ -89,15 +99,21 @@ impl ProxyHttp for Gateway {
             tried: Vec::new(),
             error_status: 0,
             body_bytes: 0,
+            peer: None,
         }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut GatewayCtx) -> Result<bool> {
         let req = session.req_header();
-        ctx.req.client_ip = session
+        let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
+        ctx.peer = peer.map(|p| (p, is_trusted(p, &self.trusted)));
+        ctx.req.client_ip = peer.map(|p| {
+            let xff = req.headers.get_all("x-forwarded-for");
+            client_address(p, xff.iter().filter_map(|v| v.to_str().ok()), &self.trusted)
+        });
         ctx.req.request_id = headers::request_id(req);
         let raw = session
             .as_downstream()
@@ -234,7 +250,7 @@ impl ProxyHttp for Gateway {
     ) -> Result<()> {
         headers::upstream_request(
             upstream_request,
-            ctx.req.client_ip,
+            ctx.peer,
             &ctx.req.request_id,
             session.is_upgrade_req(),
             session.digest().is_some_and(|d| d.ssl_digest.is_some()),
