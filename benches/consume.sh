@@ -63,8 +63,8 @@ wrk.headers["Content-Type"] = "application/octet-stream"
 request = function() n = n + 1; return wrk.format(nil, "/keyed/k" .. (n % 1000)) end
 LUA
 start_sluice "routes:
-  - { id: keyed, match: { paths: ['/keyed/*'], methods: [POST] }, plugins: { kafka-divert: { topic: keyed, key: '{path.1}' } } }
-  - { id: unkeyed, match: { paths: ['/unkeyed/*'], methods: [POST] }, plugins: { kafka-divert: { topic: unkeyed, key: '' } } }"
+  - { id: keyed, match: { paths: ['/keyed/*'], methods: [POST] }, plugins: { kafka-divert: { topic: keyed, key: '{path.1}', idempotency: { scope: global } } } }
+  - { id: unkeyed, match: { paths: ['/unkeyed/*'], methods: [POST] }, plugins: { kafka-divert: { topic: unkeyed, key: '', idempotency: { scope: global } } } }"
 wrk -t2 -c32 -d"${FILL}s" -s "$work/post.lua" "http://127.0.0.1:$PORT" >/dev/null
 N=$(metric sluice_divert_requests_total 'outcome="accepted"')
 sed 's#/keyed/k#/unkeyed/k#' "$work/post.lua" > "$work/post2.lua"

@@ -88,7 +88,7 @@ routes:
       limit-req: { rate: 1000000000, burst: 1000, key: consumer }
   - id: divert
     match: { paths: ["/divert/*"], methods: [POST] }
-    plugins: { kafka-divert: { topic: bench-divert, key: "{request_id}" } }
+    plugins: { kafka-divert: { topic: bench-divert, key: "{request_id}", idempotency: { scope: global } } }
 YML
 RUST_LOG=warn target/release/sluice -c "$work/sluice.yaml" >"$work/sluice.log" 2>&1 & pids+=($!)
 for _ in $(seq 200); do curl -sf "127.0.0.1:$ADMIN/readyz" >/dev/null && break; sleep 0.1; done

@@ -153,7 +153,7 @@ routes:
   - id: t
     match: { paths: ["/t//x", "/t/%61/*"] }
     plugins:
-      kafka-divert: { topic: "ev.{path.1}" }
+      kafka-divert: { topic: "ev.{path.1}", idempotency: { scope: consumer } }
   - id: t2
     match: { paths: ["/t2"] }
     plugins:
@@ -166,6 +166,8 @@ routes:
         "FILE:13:22: routes[1].match.paths[0]: path \"/t//x\" is not normalized: requests are matched after normalization, write \"/t/x\"",
         "FILE:13:31: routes[1].match.paths[1]: path \"/t/%61/*\" is not normalized: requests are matched after normalization, write \"/t/a/*\"",
         "FILE:15:30: routes[1].plugins.kafka-divert.topic: a topic rendered from request data needs `topics_allowed`",
+        "FILE:15:67: routes[1].plugins.kafka-divert.idempotency.scope: `consumer` needs an authentication plugin",
+        "FILE:19:21: routes[2].plugins.kafka-divert.idempotency: this route does not authenticate: choose `idempotency: { scope: client_ip }`",
         "FILE:19:61: routes[2].plugins.kafka-divert.topics_allowed[1]: \"bad name*\" is neither a Kafka topic name nor a `prefix*`",
         "FILE:19:74: routes[2].plugins.kafka-divert.topics_allowed[2]: \"*\" is neither",
         "FILE:19:53: routes[2].plugins.kafka-divert.topics_allowed: does not allow the route's own topic \"fixed\"",

@@ -32,11 +32,11 @@ routes:
   - id: ingest
     match: {{ paths: ["/events/*"], methods: [POST] }}
     plugins:
-      kafka-divert: {{ topic: events, key: "{{path.1}}", {divert} }}
+      kafka-divert: {{ topic: events, key: "{{path.1}}", idempotency: {{ scope: global }}, {divert} }}
   - id: strict
     match: {{ paths: ["/strict/*"], methods: [POST] }}
     plugins:
-      kafka-divert: {{ topic: events, idempotency: {{ required: true }} }}
+      kafka-divert: {{ topic: events, idempotency: {{ required: true, scope: global }} }}
 "#
     ))
 }

@@ -40,6 +40,7 @@ routes:
         timeout: 3s
         max_body_bytes: 4KiB
         forward_headers: [x-tenant]
+        idempotency: {{ scope: global }}
 "#,
         kafka.bootstrap
     ))

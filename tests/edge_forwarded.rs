@@ -58,7 +58,11 @@ fn behind_a_trusted_proxy_the_forwarded_client_counts() {
     let gw = gateway(&origin, "\"127.0.0.0/8\"");
     // Each forwarded client has its own quota; the spoofable left part of the header
     // (before the address the trusted proxy appended) does not matter.
-    let a = ["6.6.6.6, 198.51.100.1", "7.7.7.7, 198.51.100.1", "198.51.100.1"];
+    let a = [
+        "6.6.6.6, 198.51.100.1",
+        "7.7.7.7, 198.51.100.1",
+        "198.51.100.1",
+    ];
     let got: Vec<u16> = a.iter().map(|x| get(&gw, x)).collect();
     assert_eq!(got, [200, 200, 429], "one client behind the balancer");
     assert_eq!(get(&gw, "198.51.100.2"), 200, "another client");

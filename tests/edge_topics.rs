@@ -31,7 +31,7 @@ routes:
   - id: ingest
     match: {{ paths: ["/ev/*"], methods: [POST] }}
     plugins:
-      kafka-divert: {{ topic: "ev.{{path.1}}", topics_allowed: [ev.orders, "ev.pay-*"] }}
+      kafka-divert: {{ topic: "ev.{{path.1}}", topics_allowed: [ev.orders, "ev.pay-*"], idempotency: {{ scope: client_ip }} }}
   - id: logged
     match: {{ paths: ["/*"] }}
     upstream: origin

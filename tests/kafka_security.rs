@@ -34,7 +34,7 @@ upstreams: {{ origin: {{ nodes: ["127.0.0.1:{}"] }} }}
 routes:
   - id: d
     match: {{ paths: ["/d/*"], methods: [POST] }}
-    plugins: {{ kafka-divert: {{ topic: secured, timeout: 3s }} }}
+    plugins: {{ kafka-divert: {{ topic: secured, timeout: 3s, idempotency: {{ scope: global }} }} }}
   - id: l
     match: {{ paths: ["/l/*"] }}
     upstream: origin

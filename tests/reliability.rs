@@ -43,7 +43,7 @@ routes:
     plugins: {{ kafka-logger: {{ topic: plain }} }}
   - id: ingest
     match: {{ paths: ["/ingest/*"], methods: [POST] }}
-    plugins: {{ kafka-divert: {{ topic: ingest, acks: spool, key: "{{path.1}}" }} }}
+    plugins: {{ kafka-divert: {{ topic: ingest, acks: spool, key: "{{path.1}}", idempotency: {{ scope: global }} }} }}
 "#,
         kafka.bootstrap
     )

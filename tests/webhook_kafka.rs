@@ -39,7 +39,7 @@ routes:
   - id: divert
     match: {{ paths: ["/orders/*"], methods: [POST] }}
     plugins:
-      kafka-divert: {{ topic: orders, key: "{{path.1}}", forward_headers: [x-tenant] }}
+      kafka-divert: {{ topic: orders, key: "{{path.1}}", forward_headers: [x-tenant], idempotency: {{ scope: global }} }}
 subscriptions:
   - id: orders-hook
     topics: [orders]

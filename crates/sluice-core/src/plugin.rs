@@ -112,12 +112,19 @@ pub struct BuildScope<'a> {
     /// The API clients under `consumers:` that decoded (authentication plugins build
     /// their credential tables from them).
     pub consumers: &'a [ConsumerConfig],
+    /// True when one of the route's plugins authenticates requests (so every request
+    /// that reaches later phases has a consumer).
+    pub authenticates: bool,
 }
 
 /// Builds plugin instances from their YAML config. Implemented for every [`PluginSpec`].
 pub trait PluginFactory: Send + Sync {
     /// The plugin's config name.
     fn name(&self) -> &'static str;
+    /// True for authentication plugins: they refuse requests without a consumer.
+    fn authenticates(&self) -> bool {
+        false
+    }
     /// Build one instance; errors carry paths relative to `at` (the plugin's config node).
     fn build(
         &self,
@@ -133,6 +140,8 @@ pub trait PluginSpec: Send + Sync + 'static {
     const NAME: &'static str;
     /// Its typed config (`#[serde(deny_unknown_fields)]`).
     type Config: DeserializeOwned;
+    /// True for authentication plugins (every request they let through has a consumer).
+    const AUTHENTICATES: bool = false;
     /// Check the config's meaning and build an instance. Errors carry paths relative to
     /// the plugin's config node (`at`).
     fn build(
@@ -146,6 +155,10 @@ pub trait PluginSpec: Send + Sync + 'static {
 impl<S: PluginSpec> PluginFactory for S {
     fn name(&self) -> &'static str {
         S::NAME
+    }
+
+    fn authenticates(&self) -> bool {
+        S::AUTHENTICATES
     }
 
     fn build(

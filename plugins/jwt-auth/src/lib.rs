@@ -87,6 +87,7 @@ pub struct JwtAuthPlugin {
 
 impl PluginSpec for JwtAuth {
     const NAME: &'static str = "jwt-auth";
+    const AUTHENTICATES: bool = true;
     type Config = JwtAuthConfig;
 
     fn build(

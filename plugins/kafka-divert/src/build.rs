@@ -111,6 +111,24 @@ impl PluginSpec for KafkaDivert {
                 "must be greater than 0",
             ));
         }
+        let key_scope = match (c.idempotency.scope, scope.authenticates) {
+            (Some(IdempotencyScope::Consumer), false) => {
+                errors.push(FieldError::value(
+                    at.key("idempotency").key("scope"),
+                    "`consumer` needs an authentication plugin (key-auth, jwt-auth) on the route",
+                ));
+                IdempotencyScope::Consumer
+            }
+            (Some(s), _) => s,
+            (None, true) => IdempotencyScope::Consumer,
+            (None, false) => {
+                errors.push(FieldError::value(
+                    at.key("idempotency"),
+                    "this route does not authenticate: choose `idempotency: { scope: client_ip }` (keys per client address) or `scope: global` (any client can claim any key)",
+                ));
+                IdempotencyScope::Global
+            }
+        };
         let (Some(dest), Some(key_header), true) = (dest, key_header, errors.is_empty()) else {
             return Err(errors);
         };
@@ -136,6 +154,7 @@ impl PluginSpec for KafkaDivert {
             retry_after_secs: c.retry_after.0.as_secs_f64().ceil() as u64,
             key_header,
             key_required: c.idempotency.required,
+            key_scope,
             store: Store::new(c.idempotency.ttl.0, c.idempotency.max_entries),
             counters: Arc::new(EventCounters::new(scope.route_id, Self::NAME)),
         }))

@@ -97,6 +97,24 @@ pub struct IdempotencyConfig {
     /// first. Default `100000`.
     #[serde(default = "default_max_entries")]
     pub max_entries: usize,
+    /// Whose keys these are: `consumer` (each authenticated client has its own keys;
+    /// the default on a route with `key-auth`/`jwt-auth`), `client_ip` (per client
+    /// address) or `global` (one key space for everyone: whoever sends a key first
+    /// answers for all). Required on a route without authentication.
+    #[serde(default)]
+    pub scope: Option<IdempotencyScope>,
+}
+
+/// `idempotency.scope`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum IdempotencyScope {
+    /// Per authenticated consumer.
+    Consumer,
+    /// Per client IP address.
+    ClientIp,
+    /// Shared by every client.
+    Global,
 }
 
 impl Default for IdempotencyConfig {
@@ -106,6 +124,7 @@ impl Default for IdempotencyConfig {
             required: false,
             ttl: default_ttl(),
             max_entries: default_max_entries(),
+            scope: None,
         }
     }
 }

@@ -26,7 +26,7 @@ use sluice_core::{Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
 use sluice_kafka::{Destination, EventCounters, KafkaRuntime};
 
 use body::{read_capped, BodyError};
-use config::{DivertAcks, KafkaDivertConfig};
+use config::{DivertAcks, IdempotencyScope, KafkaDivertConfig};
 use idempotency::{Begin, Store};
 use record::{RecordInput, RecordSpec};
 use reply::Rejection;
@@ -55,6 +55,7 @@ pub struct KafkaDivertPlugin {
     retry_after_secs: u64,
     key_header: http::HeaderName,
     key_required: bool,
+    key_scope: IdempotencyScope,
     store: Arc<Store>,
     counters: Arc<EventCounters>,
 }
@@ -197,11 +198,19 @@ impl Plugin for KafkaDivertPlugin {
             session.req_header().headers.get(&self.key_header),
             self.key_required,
         ) {
-            // Keys are scoped to the consumer: two clients using the same key do not
-            // see each other's responses, and their events get different ids.
-            Ok(k) => k.map(|k| match ctx.consumer_name() {
-                Some(c) => format!("{c}\n{k}"),
-                None => k,
+            // Keys are scoped (to the consumer, the client address, or not at all): two
+            // clients in different scopes using the same key do not see each other's
+            // responses, and their events get different ids.
+            Ok(k) => k.map(|k| match self.key_scope {
+                // (The format of earlier versions, so event ids stay the same.)
+                IdempotencyScope::Consumer => {
+                    format!("{}\n{k}", ctx.consumer_name().unwrap_or(""))
+                }
+                IdempotencyScope::ClientIp => format!(
+                    "ip\n{}\n{k}",
+                    ctx.client_ip.map(|i| i.to_string()).unwrap_or_default()
+                ),
+                IdempotencyScope::Global => k,
             }),
             Err(r) => return Ok(self.reject(ctx, &r)),
         };

@@ -64,6 +64,7 @@ fn digest(key: &[u8]) -> [u8; 32] {
 
 impl PluginSpec for KeyAuth {
     const NAME: &'static str = "key-auth";
+    const AUTHENTICATES: bool = true;
     type Config = KeyAuthConfig;
 
     fn build(

@@ -300,6 +300,10 @@ impl ConfigDoc {
                 route_id: &rc.id,
                 declared_clusters: &self.declared_clusters,
                 consumers: &self.config.consumers,
+                authenticates: rc
+                    .plugins
+                    .keys()
+                    .any(|n| registry.get(n).is_some_and(|f| f.authenticates())),
             };
             let mut plugins = Vec::new();
             let mut failed = false;
