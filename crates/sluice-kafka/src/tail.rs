@@ -1,5 +1,8 @@
 //! `sluice tail`: print the records of a topic, one block per record, from the start of
-//! each partition (assigned directly, no consumer group).
+//! each partition (assigned directly, no consumer group). Record bytes are request data:
+//! unless `--raw`, control characters (terminal escape sequences, carriage returns,
+//! C1 controls, bidirectional overrides) are printed as `\u{..}` escapes, so a record
+//! cannot drive the terminal or fake other records' lines.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -19,6 +22,24 @@ pub struct TailOptions {
     pub max: Option<usize>,
     /// Start from the end instead of the beginning.
     pub from_end: bool,
+    /// Print record bytes unchanged (control characters included).
+    pub raw: bool,
+}
+
+/// `bytes` as text for a terminal: invalid UTF-8 replaced, control characters escaped
+/// (`keep_newlines` keeps `\n` and `\t`, for record values).
+pub fn printable(bytes: &[u8], keep_newlines: bool) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if (c.is_control() && !(keep_newlines && matches!(c, '\n' | '\t'))) || bidi {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Print records until `max` is reached or the process is interrupted.
@@ -67,32 +88,72 @@ pub fn run(opts: &TailOptions, out: &mut dyn Write) -> Result<(), String> {
             continue;
         };
         let msg = res.map_err(|e| e.to_string())?;
-        let _ = writeln!(
-            out,
-            "--- {}/{}@{} key={}",
-            msg.topic(),
-            msg.partition(),
-            msg.offset(),
-            msg.key()
-                .map(|k| String::from_utf8_lossy(k).into_owned())
-                .unwrap_or_else(|| "(none)".into())
-        );
-        if let Some(h) = msg.headers() {
-            for header in h.iter() {
-                let v = header
-                    .value
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default();
-                let _ = writeln!(out, "{}: {}", header.key, v);
+        if opts.raw {
+            write_raw(out, &msg);
+        } else {
+            let _ = writeln!(
+                out,
+                "--- {}/{}@{} key={}",
+                msg.topic(),
+                msg.partition(),
+                msg.offset(),
+                msg.key()
+                    .map(|k| printable(k, false))
+                    .unwrap_or_else(|| "(none)".into())
+            );
+            if let Some(h) = msg.headers() {
+                for header in h.iter() {
+                    let v = printable(header.value.unwrap_or_default(), false);
+                    let _ = writeln!(out, "{}: {v}", printable(header.key.as_bytes(), false));
+                }
             }
+            let _ = writeln!(
+                out,
+                "{}",
+                printable(msg.payload().unwrap_or_default(), true)
+            );
         }
-        let _ = writeln!(
-            out,
-            "{}",
-            String::from_utf8_lossy(msg.payload().unwrap_or_default())
-        );
         let _ = out.flush();
         seen += 1;
     }
     Ok(())
+}
+
+/// One record with its bytes unchanged (`--raw`).
+fn write_raw(out: &mut dyn Write, msg: &rdkafka::message::BorrowedMessage<'_>) {
+    let _ = write!(
+        out,
+        "--- {}/{}@{} key=",
+        msg.topic(),
+        msg.partition(),
+        msg.offset()
+    );
+    let _ = out.write_all(msg.key().unwrap_or(b"(none)"));
+    let _ = writeln!(out);
+    if let Some(h) = msg.headers() {
+        for header in h.iter() {
+            let _ = write!(out, "{}: ", header.key);
+            let _ = out.write_all(header.value.unwrap_or_default());
+            let _ = writeln!(out);
+        }
+    }
+    let _ = out.write_all(msg.payload().unwrap_or_default());
+    let _ = writeln!(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let evil = b"ok\x1b]0;pwned\x07\x1b[2J\r\nline2\tcol \xc2\x9b31m \xe2\x80\xae";
+        let v = printable(evil, true);
+        assert_eq!(
+            v,
+            "ok\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{d}\nline2\tcol \\u{9b}31m \\u{202e}"
+        );
+        assert!(!printable(b"a\nb", false).contains('\n'));
+        assert_eq!(printable("café".as_bytes(), false), "café");
+    }
 }

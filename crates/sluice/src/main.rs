@@ -54,6 +54,10 @@ enum Command {
         /// Only print records produced from now on.
         #[arg(long)]
         from_end: bool,
+        /// Print record bytes as they are; by default control characters (terminal
+        /// escape sequences) are shown as `\u{..}` escapes.
+        #[arg(long)]
+        raw: bool,
     },
 }
 
@@ -66,12 +70,14 @@ fn main() -> ExitCode {
             topic,
             max,
             from_end,
+            raw,
         }) => {
             let opts = sluice_kafka::tail::TailOptions {
                 brokers,
                 topic,
                 max,
                 from_end,
+                raw,
             };
             match sluice_kafka::tail::run(&opts, &mut std::io::stdout()) {
                 Ok(()) => ExitCode::SUCCESS,
