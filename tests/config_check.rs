@@ -242,3 +242,39 @@ subscriptions:
         "{stderr}"
     );
 }
+
+#[test]
+fn routes_whose_authentication_a_neighbour_undoes_are_warned_about() {
+    let yaml = r#"consumers:
+  - name: a
+    key-auth: { key: "aaaaaaaaaaaa" }
+upstreams:
+  u: { nodes: ["127.0.0.1:9"] }
+routes:
+  - id: orders
+    match: { paths: ["/api/orders"], methods: [GET, POST] }
+    upstream: u
+    plugins: { key-auth: {} }
+  - id: admin
+    match: { paths: ["/admin/*"] }
+    upstream: u
+    plugins: { key-auth: {} }
+  - id: safe
+    match: { paths: ["/safe", "/safe/"] }
+    upstream: u
+    plugins: { key-auth: {} }
+  - id: all
+    match: { paths: ["/*"] }
+    upstream: u
+"#;
+    let (ok, stderr, _) = check(yaml);
+    assert!(ok, "warnings, not errors: {stderr}");
+    for w in [
+        "route `orders` authenticates `/api/orders` for GET, POST, but HEAD, PUT, PATCH, DELETE, OPTIONS reach route `all` without authentication",
+        "route `orders` authenticates `/api/orders`, but `/api/orders/` reaches route `all` without authentication",
+        "route `admin` authenticates `/admin/`, but `/admin` reaches route `all` without authentication",
+    ] {
+        assert!(stderr.contains(w), "missing warning: {w}\n{stderr}");
+    }
+    assert!(!stderr.contains("route `safe`"), "{stderr}");
+}

@@ -18,6 +18,7 @@ pub mod kafka_security;
 pub mod limits;
 pub mod model;
 pub mod path;
+mod shadow;
 pub mod source;
 pub mod subscription;
 pub mod tls;
@@ -25,7 +26,7 @@ pub mod units;
 mod validate;
 mod validate_cluster;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -341,7 +342,25 @@ impl ConfigDoc {
                 compiled.push((Arc::new(route), m));
             }
         }
-        Router::new(compiled)
+        let matches: Vec<(String, RouteMatch)> = compiled
+            .iter()
+            .map(|(r, m)| (r.id.to_string(), m.clone()))
+            .collect();
+        let router = Router::new(compiled);
+        let authenticates: HashMap<String, bool> = routes
+            .iter()
+            .map(|rc| {
+                let auth = rc
+                    .plugins
+                    .keys()
+                    .any(|n| registry.get(n).is_some_and(|f| f.authenticates()));
+                (rc.id.clone(), auth)
+            })
+            .collect();
+        for w in shadow::auth_shadow_warnings(&matches, &authenticates, &router) {
+            log::warn!("{w}");
+        }
+        router
     }
 
     /// Every error so far, positioned and in file order.
