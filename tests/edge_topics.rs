@@ -84,6 +84,13 @@ routes:
         ),
         200.0
     );
+    assert_eq!(
+        m.sum(
+            "sluice_http_rejections_total",
+            &[("route", "ingest"), ("reason", "topic_not_allowed")]
+        ),
+        200.0
+    );
     assert_eq!(kafka.topics(), before, "no topic was created");
     assert_eq!(
         read_topic(

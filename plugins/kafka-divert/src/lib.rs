@@ -279,6 +279,7 @@ impl Plugin for KafkaDivertPlugin {
             Ok(t) => t,
             Err(e) => {
                 self.counters.discarded_unsent(e.reason());
+                sluice_core::metrics::reject(ctx.route_id(), e.reason());
                 let r = Rejection::new(404, e.reason(), "no topic for this request");
                 return Ok(self.reject(ctx, &r));
             }
