@@ -270,7 +270,7 @@ routes:
     let (ok, stderr, _) = check(yaml);
     assert!(ok, "warnings, not errors: {stderr}");
     for w in [
-        "route `orders` authenticates `/api/orders` for GET, POST, but HEAD, PUT, PATCH, DELETE, OPTIONS reach route `all` without authentication",
+        "route `orders` authenticates `/api/orders` for GET, POST, but HEAD, PUT, PATCH, DELETE, OPTIONS, PROPFIND reach route `all` without authentication",
         "route `orders` authenticates `/api/orders`, but `/api/orders/` reaches route `all` without authentication",
         "route `admin` authenticates `/admin/`, but `/admin` reaches route `all` without authentication",
     ] {

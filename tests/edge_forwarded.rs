@@ -31,6 +31,10 @@ fn get(gw: &Gateway, xff: &str) -> u16 {
         ("x-forwarded-for", xff),
         ("x-forwarded-host", "admin.internal"),
         ("x-forwarded-proto", "https"),
+        ("x-forwarded-prefix", "/admin"),
+        ("forwarded", "for=6.6.6.6;host=admin.internal"),
+        ("x-real-ip", "6.6.6.6"),
+        ("x-original-url", "/admin/secret"),
         ("host", "shop.example"),
     ];
     request(gw.port, "GET", "/api/x", &headers, b"").status
@@ -50,6 +54,14 @@ fn untrusted_peers_cannot_choose_their_address_or_host() {
     assert_eq!(s.header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(s.header("x-forwarded-host"), Some("shop.example"));
     assert_eq!(s.header("x-forwarded-proto"), Some("http"));
+    for gone in [
+        "x-forwarded-prefix",
+        "forwarded",
+        "x-real-ip",
+        "x-original-url",
+    ] {
+        assert_eq!(s.header(gone), None, "{gone} from an untrusted peer");
+    }
 }
 
 #[test]
@@ -73,4 +85,6 @@ fn behind_a_trusted_proxy_the_forwarded_client_counts() {
     );
     assert_eq!(s.header("x-forwarded-host"), Some("admin.internal"));
     assert_eq!(s.header("x-forwarded-proto"), Some("https"));
+    assert_eq!(s.header("x-forwarded-prefix"), Some("/admin"));
+    assert_eq!(s.header("x-original-url"), None, "never forwarded");
 }

@@ -100,6 +100,20 @@ fn a_trickled_http2_header_block_is_cut_at_the_deadline() {
         );
         (n == 1.0).then_some(())
     });
+    // A client that negotiates h2 and never sends the preface is cut too.
+    let kv = probe(&[&https.to_string(), "silent", "20"]);
+    assert_eq!(value(&kv, "closed"), "1", "{kv:?}");
+    wait_for(
+        "both header timeouts counted",
+        Duration::from_secs(10),
+        || {
+            let n = scrape(gw.admin).sum(
+                "sluice_http_rejections_total",
+                &[("reason", "header_timeout")],
+            );
+            (n == 2.0).then_some(())
+        },
+    );
     // A prompt HTTP/2 client is served on the same listener.
     let kv = probe(&[&https.to_string(), "streams", "2", "/api/ok"]);
     assert_eq!(value(&kv, "ok"), "2", "{kv:?}");

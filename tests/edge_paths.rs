@@ -155,11 +155,14 @@ fn no_encoding_reaches_the_protected_path_without_credentials() {
         (b"/files/%ff/../admin/secret.txt", l, 400),
         (b"/files/%zzadmin/secret.txt", l, 400),
         (b"/files/admin%2/secret.txt", l, 400),
+        (b"/files/admin%25%32%46secret.txt", l, 400),
+        (b"/files/%25%36%31dmin/secret.txt", l, 400),
         // Hosts: case and a trailing dot reach the protected host's route.
         (b"/files/public.txt", "admin.example", 401),
         (b"/files/public.txt", "admin.example.", 401),
         (b"/files/public.txt", "ADMIN.Example.", 401),
         (b"/files/public.txt", "Admin.Example.:8080", 401),
+        (b"/files/public.txt", "admin.example..", 401),
     ];
     assert!(cases.len() >= 30);
     let mut refused_400 = 0;
@@ -175,6 +178,14 @@ fn no_encoding_reaches_the_protected_path_without_credentials() {
             refused_400 += 1;
         }
     }
+    // A lower-case method would miss a method-limited route; it is refused.
+    let r = request_raw(
+        gw.port,
+        b"get /files/admin/secret.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400);
+    assert!(!r.text().contains(SECRET));
     // Each 400 is counted under a path reason, or as `malformed_request` when the HTTP
     // parser itself refused the request line (a raw non-UTF-8 byte).
     let m = scrape(gw.admin);

@@ -186,6 +186,25 @@ fn slow_headers_and_connection_floods_are_cut_off() {
         });
     }
 
+    // Answered before its body was read (here: no route), a request's connection is
+    // closed, not drained: body bytes are never read as the start of a next request
+    // (whose header would then escape the deadline).
+    let mut early = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+    early
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    early
+        .write_all(b"POST /nope HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = early.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "the connection is closed after the answer: {answer}"
+    );
+
     // A quick request on a kept-alive connection is not cut off by the deadline while
     // idle between requests.
     let mut k = TcpStream::connect(("127.0.0.1", gw.port)).unwrap();

@@ -55,17 +55,24 @@ fn forged_resume_ids_are_refused_and_real_ones_survive_key_rotation() {
     produce(&kafka.bootstrap, "news", &old, 100);
     let gw = gateway(&kafka.bootstrap, OLD_KEY);
 
-    // A live reader gets the next record, with a signed id.
+    // A live reader gets the next record, with a signed id. (Records are produced until
+    // it has one: the stream only sees records after its `latest` start resolved.)
     let reader = {
         let port = gw.port;
         std::thread::spawn(move || read(port, "/live", None, 1, WAIT))
     };
-    sluice_e2e::wait_for("the stream is open", WAIT, || {
-        (scrape(gw.admin).sum("sluice_sse_streams", &[("route", "live")]) == 1.0).then_some(())
-    });
-    one(&kafka.bootstrap, 0, "new-1");
+    let mut produced = 0;
+    while !reader.is_finished() {
+        produced += 1;
+        one(&kafka.bootstrap, 0, &format!("new-{produced}"));
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let first = reader.join().unwrap();
-    assert_eq!(first.events[0].data, "new-1");
+    let seen: usize = first.events[0]
+        .data
+        .strip_prefix("new-")
+        .and_then(|n| n.parse().ok())
+        .unwrap();
     let id = first.events[0].id.clone().unwrap();
 
     // Hand-made ids asking for offset 0 everywhere, an unsigned v1 id, a bogus tag, the
@@ -91,13 +98,19 @@ fn forged_resume_ids_are_refused_and_real_ones_survive_key_rotation() {
     drop(gw);
 
     // Restart with a new signing key, the old one still accepted: the real id resumes
-    // exactly after `new-1`, and nothing older comes back.
+    // exactly after the event it labels, and nothing older comes back.
     let gw = gateway(&kafka.bootstrap, &format!("{NEW_KEY}, {OLD_KEY}"));
-    one(&kafka.bootstrap, 1, "new-2");
-    let r = read_until(gw.port, "/live", Some(&id), WAIT, |r| !r.events.is_empty());
+    one(&kafka.bootstrap, 1, "after");
+    let r = read_until(gw.port, "/live", Some(&id), WAIT, |r| {
+        r.events.iter().any(|e| e.data == "after")
+    });
     assert_eq!(r.status, 200, "{}", r.error);
-    let data: Vec<&str> = r.events.iter().map(|e| e.data.as_str()).collect();
-    assert_eq!(data, ["new-2"]);
+    let mut data: Vec<String> = r.events.iter().map(|e| e.data.clone()).collect();
+    data.sort();
+    let mut expected: Vec<String> = (seen + 1..=produced).map(|i| format!("new-{i}")).collect();
+    expected.push("after".into());
+    expected.sort();
+    assert_eq!(data, expected);
     // Once the old key is dropped, its ids are refused.
     drop(gw);
     let gw = gateway(&kafka.bootstrap, NEW_KEY);

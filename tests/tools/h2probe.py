@@ -7,6 +7,8 @@ do not, for the edge tests:
   h2probe.py PORT trickle SECONDS    send a request header block one byte every 200 ms
                                      (for at most SECONDS); prints `closed=<0|1>
                                      response=<0|1> after=<seconds>`
+  h2probe.py PORT silent SECONDS     negotiate h2, send nothing, wait at most SECONDS for
+                                     the server to close; prints `closed=<0|1>`
 """
 import socket
 import ssl
@@ -125,9 +127,27 @@ def trickle(port, seconds):
     print(f"closed={closed} response={response} after={time.monotonic() - start:.2f}")
 
 
+def silent(port, seconds):
+    s = connect(port)
+    deadline = time.monotonic() + seconds
+    closed = 0
+    while not closed and time.monotonic() < deadline:
+        s.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            # The server's SETTINGS may come first; wait for the end of the stream.
+            closed = int(s.recv(65536) == b"")
+        except socket.timeout:
+            break
+        except OSError:
+            closed = 1
+    print(f"closed={closed}")
+
+
 if __name__ == "__main__":
     port, mode = int(sys.argv[1]), sys.argv[2]
     if mode == "streams":
         streams(port, int(sys.argv[3]), sys.argv[4])
+    elif mode == "silent":
+        silent(port, float(sys.argv[3]))
     else:
         trickle(port, float(sys.argv[3]))

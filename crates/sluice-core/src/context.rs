@@ -33,10 +33,10 @@ pub struct RequestCtx {
     /// Headers added to the response whoever makes it (the upstream or a plugin), e.g.
     /// `RateLimit-Remaining`.
     pub response_headers: Vec<(&'static str, String)>,
-    /// Header and query parameter names that carry credentials on this route, marked by
-    /// authentication plugins before they check them: loggers redact their values
-    /// whether authentication succeeded or not.
-    pub credentials: CredentialNames,
+    /// Header and query parameter names that carry credentials on this route (from its
+    /// authentication plugins, set at routing): loggers redact their values whether
+    /// authentication ran, failed or succeeded.
+    pub credentials: Arc<CredentialNames>,
     /// Plugin-private per-request state, keyed by type.
     pub ext: Extensions,
 }
@@ -52,10 +52,10 @@ pub struct CredentialNames {
 }
 
 impl CredentialNames {
-    /// Mark a header and a query parameter as credentials.
-    pub fn mark(&mut self, header: &Arc<str>, query: &Arc<str>) {
-        self.headers.push(header.clone());
-        self.query.push(query.clone());
+    /// Add `other`'s names.
+    pub fn extend(&mut self, other: CredentialNames) {
+        self.headers.extend(other.headers);
+        self.query.extend(other.query);
     }
 }
 
@@ -111,7 +111,7 @@ impl RequestCtx {
             responded_by: None,
             consumer: None,
             response_headers: Vec::new(),
-            credentials: CredentialNames::default(),
+            credentials: Arc::default(),
             ext: Extensions::default(),
         }
     }

@@ -1,17 +1,28 @@
 //! Fixed-size digests of client-chosen keys (limit keys, idempotency keys), so a table
 //! keyed by request data costs the same memory per entry whatever the client sends. The
-//! digest is 128 bits from two independently, randomly keyed SipHash instances: a client
-//! cannot predict it, so it cannot aim two keys at one entry, and accidental collisions
-//! among 10^6 keys have a probability below 10^-26.
+//! digest is 128 bits from two SipHash-2-4 instances with independent random 128-bit
+//! keys (from the operating system's generator): a client cannot predict it, so it
+//! cannot aim two keys at one entry, and accidental collisions among 10^6 keys have a
+//! probability below 10^-26.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
+use std::hash::Hasher;
 
 /// Digests keys for one table (keys are random per instance).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct KeyDigester {
-    a: RandomState,
-    b: RandomState,
+    keys: [u64; 4],
+}
+
+impl Default for KeyDigester {
+    fn default() -> Self {
+        let (a, b) = (
+            uuid::Uuid::new_v4().as_u64_pair(),
+            uuid::Uuid::new_v4().as_u64_pair(),
+        );
+        Self {
+            keys: [a.0, a.1, b.0, b.1],
+        }
+    }
 }
 
 impl KeyDigester {
@@ -22,7 +33,16 @@ impl KeyDigester {
 
     /// The 128-bit digest of `key`.
     pub fn digest(&self, key: &[u8]) -> u128 {
-        u128::from(self.a.hash_one(key)) << 64 | u128::from(self.b.hash_one(key))
+        // `SipHasher` is deprecated only because its algorithm may change between Rust
+        // versions; these digests never leave the process.
+        #[allow(deprecated)]
+        let hash = |k0, k1| {
+            let mut h = std::hash::SipHasher::new_with_keys(k0, k1);
+            h.write(key);
+            h.finish()
+        };
+        u128::from(hash(self.keys[0], self.keys[1])) << 64
+            | u128::from(hash(self.keys[2], self.keys[3]))
     }
 }
 

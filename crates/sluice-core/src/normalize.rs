@@ -16,7 +16,7 @@
 //! - a `;` in the path (matrix parameters, which some origins strip before resolving)
 //!   is refused by default ([`Semicolons::Reject`]) or kept.
 //!
-//! Hosts are lowercased and lose one trailing dot (`Admin.Example.` → `admin.example`).
+//! Hosts are lowercased and lose their trailing dots (`Admin.Example.` → `admin.example`).
 
 use std::borrow::Cow;
 
@@ -180,6 +180,13 @@ pub fn normalize_path<'a>(path: &'a str, rules: &PathRules) -> Result<Cow<'a, st
     if std::str::from_utf8(&raw_utf8).is_err() {
         return Err(PathError::Invalid);
     }
+    // Double encoding spelled in pieces (`%25%32%46` decodes to `%252F` above).
+    let d = decoded.as_bytes();
+    if d.windows(5)
+        .any(|w| w.starts_with(b"%25") && hex(w[3]).is_some() && hex(w[4]).is_some())
+    {
+        return Err(PathError::Invalid);
+    }
     // Pass 2: remove dot segments and merge slashes.
     let trailing = decoded.ends_with('/')
         || decoded.ends_with("/.")
@@ -210,10 +217,10 @@ pub fn normalize_path<'a>(path: &'a str, rules: &PathRules) -> Result<Cow<'a, st
     }
 }
 
-/// A `Host` (port already removed) as routes match it: lowercase, one trailing dot
+/// A `Host` (port already removed) as routes match it: lowercase, trailing dots
 /// stripped.
 pub fn normalize_host(host: &str) -> Cow<'_, str> {
-    let h = host.strip_suffix('.').unwrap_or(host);
+    let h = host.trim_end_matches('.');
     if h.bytes().any(|b| b.is_ascii_uppercase()) {
         Cow::Owned(h.to_ascii_lowercase())
     } else {
@@ -281,6 +288,8 @@ mod tests {
             ("/files\\admin", Invalid),
             ("/files/admin%252fsecret", Invalid),
             ("/files/%2561dmin", Invalid),
+            ("/files/admin%25%32%46secret", Invalid),
+            ("/files/%25%36%31dmin", Invalid),
             ("/files/admin%00", Invalid),
             ("/files/%0a", Invalid),
             ("/files/%c0%ae%c0%ae/admin", Invalid),
@@ -323,6 +332,7 @@ mod tests {
     fn hosts() {
         assert_eq!(normalize_host("Admin.Example."), "admin.example");
         assert_eq!(normalize_host("admin.example"), "admin.example");
+        assert_eq!(normalize_host("admin.example.."), "admin.example");
         assert!(matches!(normalize_host("a.b"), Cow::Borrowed(_)));
     }
 }

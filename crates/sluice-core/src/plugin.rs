@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use crate::config::consumer::ConsumerConfig;
 use crate::config::decode::{decode, FieldError};
 use crate::config::path::FieldPath;
-use crate::context::RequestCtx;
+use crate::context::{CredentialNames, RequestCtx};
 use crate::response::HttpResponse;
 
 /// What a request phase decided.
@@ -48,6 +48,13 @@ pub trait Plugin: Send + Sync + 'static {
     /// True when the plugin answers requests itself, so its route needs no upstream.
     fn answers_requests(&self) -> bool {
         false
+    }
+
+    /// Header and query parameter names that carry credentials this plugin checks
+    /// (authentication plugins). Loggers redact them on every request of the route,
+    /// whether this plugin ran, refused or accepted the request.
+    fn credential_names(&self) -> CredentialNames {
+        CredentialNames::default()
     }
 
     /// After routing, before the upstream is chosen (`request_filter`).

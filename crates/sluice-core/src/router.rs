@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use crate::context::CredentialNames;
 use crate::normalize::{normalize_path, EscapedSlashes, PathRules, Semicolons};
 use crate::plugin::Plugin;
 
@@ -19,17 +20,24 @@ pub struct Route {
     pub plugins: Vec<Arc<dyn Plugin>>,
     /// Largest request body accepted (`routes[].max_body_bytes`).
     pub max_body_bytes: Option<u64>,
+    /// Credential header and query names of the route's plugins (for loggers).
+    pub credentials: Arc<CredentialNames>,
 }
 
 impl Route {
     /// Build a route; plugins are sorted by descending priority, ties by name.
     pub fn new(id: &str, upstream: Option<&str>, mut plugins: Vec<Arc<dyn Plugin>>) -> Self {
         plugins.sort_by(|a, b| b.priority().cmp(&a.priority()).then(a.name().cmp(b.name())));
+        let mut credentials = CredentialNames::default();
+        for p in &plugins {
+            credentials.extend(p.credential_names());
+        }
         Self {
             id: Arc::from(id),
             upstream: upstream.map(Arc::from),
             plugins,
             max_body_bytes: None,
+            credentials: Arc::new(credentials),
         }
     }
 

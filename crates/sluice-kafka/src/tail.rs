@@ -1,8 +1,8 @@
 //! `sluice tail`: print the records of a topic, one block per record, from the start of
 //! each partition (assigned directly, no consumer group). Record bytes are request data:
-//! unless `--raw`, control characters (terminal escape sequences, carriage returns,
-//! C1 controls, bidirectional overrides) are printed as `\u{..}` escapes, so a record
-//! cannot drive the terminal or fake other records' lines.
+//! unless `--raw`, control characters (terminal escape sequences, line breaks, carriage
+//! returns, C1 controls, bidirectional marks) are printed as `\u{..}` escapes, so a
+//! record cannot drive the terminal or fake other records' lines.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -27,13 +27,18 @@ pub struct TailOptions {
 }
 
 /// `bytes` as text for a terminal: invalid UTF-8 replaced, control characters escaped
-/// (`keep_newlines` keeps `\n` and `\t`, for record values).
-pub fn printable(bytes: &[u8], keep_newlines: bool) -> String {
+/// (`keep_tabs` keeps `\t`, for record values; line breaks are always escaped, so a
+/// value cannot print a line that looks like another record's).
+pub fn printable(bytes: &[u8], keep_tabs: bool) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        if (c.is_control() && !(keep_newlines && matches!(c, '\n' | '\t'))) || bidi {
+        let invisible = matches!(
+            c,
+            '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{2028}' | '\u{2029}'
+                | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        );
+        if (c.is_control() && !(keep_tabs && c == '\t')) || invisible {
             out.push_str(&c.escape_unicode().to_string());
         } else {
             out.push(c);
@@ -151,9 +156,11 @@ mod tests {
         let v = printable(evil, true);
         assert_eq!(
             v,
-            "ok\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{d}\nline2\tcol \\u{9b}31m \\u{202e}"
+            "ok\\u{1b}]0;pwned\\u{7}\\u{1b}[2J\\u{d}\\u{a}line2\tcol \\u{9b}31m \\u{202e}"
         );
         assert!(!printable(b"a\nb", false).contains('\n'));
+        assert!(!printable(b"a\tb", false).contains('\t'));
+        assert_eq!(printable("x\u{2028}y".as_bytes(), true), "x\\u{2028}y");
         assert_eq!(printable("café".as_bytes(), false), "café");
     }
 }

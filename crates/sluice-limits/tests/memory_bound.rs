@@ -41,6 +41,8 @@ fn held_by<S: Expiring>(
     keys: impl Iterator<Item = String>,
 ) -> (usize, usize, usize) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // The first table of a thread sets up its random generator (kept for the thread).
+    drop(Table::<S>::new(1));
     let before = HELD.load(Ordering::Relaxed);
     let table: Table<S> = Table::new(MAX_KEYS);
     let bound = table.max_heap_bytes();

@@ -158,6 +158,11 @@ fn serve(file: &str, loaded: Loaded, upgrade: bool) -> ExitCode {
     let mut h2 = pingora_core::protocols::http::v2::server::default_h2_options();
     h2.max_concurrent_streams(config_limits.http2_max_concurrent_streams);
     proxy_app.h2_options = Some(h2);
+    // An HTTP/2 connection without open streams is closed after a minute, as an idle
+    // HTTP/1 keep-alive connection is.
+    let mut server_options = pingora_core::apps::HttpServerOptions::default();
+    server_options.h2_idle_timeout = Some(std::time::Duration::from_secs(60));
+    proxy_app.server_options = Some(server_options);
     let mut proxy = Service::new(
         "sluice proxy".to_string(),
         GuardedApp::new(proxy_app, config_limits),

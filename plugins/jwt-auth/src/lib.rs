@@ -21,6 +21,7 @@ use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
 use sluice_core::config::units::HumanDuration;
 use sluice_core::config::ConsumerConfig;
+use sluice_core::context::CredentialNames;
 use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
 
 pub use verify::Refusal;
@@ -77,7 +78,7 @@ pub struct JwtAuth;
 pub struct JwtAuthPlugin {
     header: http::HeaderName,
     query: String,
-    /// Header and query names, marked as credentials on every request (for loggers).
+    /// Header and query names carrying the credential (for loggers).
     marks: (Arc<str>, Arc<str>),
     cookie: String,
     hide: bool,
@@ -170,8 +171,18 @@ impl Plugin for JwtAuthPlugin {
         2510
     }
 
+    fn credential_names(&self) -> CredentialNames {
+        let mut headers = vec![self.marks.0.clone()];
+        if !self.cookie.is_empty() {
+            headers.push(Arc::from("cookie"));
+        }
+        CredentialNames {
+            headers,
+            query: vec![self.marks.1.clone()],
+        }
+    }
+
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
-        ctx.credentials.mark(&self.marks.0, &self.marks.1);
         match self.authenticate(session.req_header_mut(), ctx) {
             Ok(()) => Ok(Flow::Continue),
             Err(r) => Ok(Flow::Respond(self.refuse(&r, ctx))),

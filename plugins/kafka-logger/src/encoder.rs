@@ -198,18 +198,33 @@ fn redact_query<'a>(
         names.iter().any(|n| n.eq_ignore_ascii_case(&name))
             || also.iter().any(|n| n.eq_ignore_ascii_case(&name))
     };
-    if !query.split('&').any(secret) {
+    // `;` separates parameters for some origins too.
+    let is_sep = |c: char| c == '&' || c == ';';
+    if !query.split(is_sep).any(secret) {
         return query.into();
     }
-    query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if secret(pair) => format!("{name}={REDACTED}"),
-            _ => pair.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("&")
-        .into()
+    let mut out = String::with_capacity(query.len());
+    let mut rest = query;
+    loop {
+        let end = rest.find(is_sep).unwrap_or(rest.len());
+        let pair = &rest[..end];
+        match pair.split_once('=') {
+            Some((name, _)) if secret(pair) => {
+                out.push_str(name);
+                out.push('=');
+                out.push_str(REDACTED);
+            }
+            _ => out.push_str(pair),
+        }
+        match rest[end..].chars().next() {
+            Some(sep) => {
+                out.push(sep);
+                rest = &rest[end + 1..];
+            }
+            None => break,
+        }
+    }
+    out.into()
 }
 
 /// The body field of a captured body, keeping at most `limit` of its bytes (cut at a

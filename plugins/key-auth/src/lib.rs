@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
 use sluice_core::config::ConsumerConfig;
-use sluice_core::context::Consumer;
+use sluice_core::context::{Consumer, CredentialNames};
 use sluice_core::template::{query_arg, strip_query_arg};
 use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
 
@@ -52,7 +52,7 @@ pub struct KeyAuth;
 pub struct KeyAuthPlugin {
     header: http::HeaderName,
     query: String,
-    /// Header and query names, marked as credentials on every request (for loggers).
+    /// Header and query names carrying the credential (for loggers).
     marks: (Arc<str>, Arc<str>),
     hide: bool,
     keys: HashMap<[u8; 32], Arc<str>>,
@@ -189,8 +189,14 @@ impl Plugin for KeyAuthPlugin {
         2500
     }
 
+    fn credential_names(&self) -> CredentialNames {
+        CredentialNames {
+            headers: vec![self.marks.0.clone()],
+            query: vec![self.marks.1.clone()],
+        }
+    }
+
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
-        ctx.credentials.mark(&self.marks.0, &self.marks.1);
         match self.authenticate(session.req_header_mut(), ctx) {
             Ok(()) => Ok(Flow::Continue),
             Err(r) => Ok(Flow::Respond(self.refuse(r, ctx))),

@@ -8,7 +8,10 @@ use std::collections::HashMap;
 
 use crate::router::{HostPattern, PathPattern, RouteMatch, RouteResult, Router};
 
-const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+/// Methods probed; `PROPFIND` stands for any extension method.
+const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND",
+];
 
 /// A host the route matches, to probe with.
 fn probe_host(m: &RouteMatch) -> String {

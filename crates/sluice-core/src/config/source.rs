@@ -204,7 +204,7 @@ fn expand_env_tracked(
 }
 
 /// True for a field holding a credential: `password`, `secret`, `secrets[]`,
-/// `token_keys[]`, `key-auth.key`. Such a field never takes a `${VAR:-default}`
+/// `token_keys[]`, `key-auth.key`, and properties named `*.password` / `*.secret`. Such a field never takes a `${VAR:-default}`
 /// fallback: a default credential is one every copy of the file shares.
 fn is_credential(path: &FieldPath) -> bool {
     let keys: Vec<&str> = path
@@ -217,7 +217,13 @@ fn is_credential(path: &FieldPath) -> bool {
         .collect();
     match keys.as_slice() {
         [.., "key-auth", "key"] => true,
-        [.., last] => matches!(*last, "password" | "secret" | "secrets" | "token_keys"),
+        [.., last] => {
+            matches!(*last, "password" | "secret" | "secrets" | "token_keys")
+                // librdkafka pass-through properties: sasl.password, ssl.key.password,
+                // sasl.oauthbearer.client.secret, ...
+                || last.ends_with(".password")
+                || last.ends_with(".secret")
+        }
         [] => false,
     }
 }
@@ -309,7 +315,7 @@ mod tests {
 
     #[test]
     fn credentials_never_take_a_default() {
-        let yaml = "consumers:\n  - key-auth: { key: \"${NOPE:-change-me-123}\" }\n    jwt-auth: { secret: \"${HOST:-x}\" }\nkafka: { sasl: { password: \"${NOPE:-pw}\" } }\nsubs: { secrets: [\"${EMPTY:-whsec_x}\"] }\ntls: { key: \"${NOPE:-conf/tls/example.key}\" }\n";
+        let yaml = "consumers:\n  - key-auth: { key: \"${NOPE:-change-me-123}\" }\n    jwt-auth: { secret: \"${HOST:-x}\" }\nkafka: { sasl: { password: \"${NOPE:-pw}\" }, properties: { sasl.password: \"${NOPE:-pw}\", ssl.key.location: \"${NOPE:-k.pem}\" } }\nsubs: { secrets: [\"${EMPTY:-whsec_x}\"] }\ntls: { key: \"${NOPE:-conf/tls/example.key}\" }\n";
         let mut v: Value = serde_yaml::from_str(yaml).unwrap();
         let mut errors = Vec::new();
         expand_tree(&mut v, &FieldPath::root(), &env, &mut errors);
@@ -319,6 +325,7 @@ mod tests {
             [
                 "consumers[0].key-auth.key",
                 "kafka.sasl.password",
+                "kafka.properties.sasl.password",
                 "subs.secrets[0]"
             ]
         );

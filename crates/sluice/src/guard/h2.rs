@@ -1,7 +1,8 @@
 //! HTTP/2 frame tracking for the connection guard, without touching the bytes: the
 //! client's side tells when a request header block is open (from the first byte of its
 //! `HEADERS` frame to the end of the frame carrying `END_HEADERS`, `CONTINUATION`s
-//! included, and the connection preface), so the header deadline applies per stream;
+//! included, and the connection preface, due from the connection's start), so the
+//! header deadline applies per stream;
 //! the server's side shows the streams the codec refused with `REFUSED_STREAM` because
 //! the client went past `http2_max_concurrent_streams`.
 
@@ -103,9 +104,8 @@ impl Inbound {
     pub fn feed(&mut self, mut bytes: &[u8]) -> Clock {
         let mut clock = Clock::default();
         if self.preface_seen < PREFACE_LEN {
-            if self.preface_seen == 0 && !bytes.is_empty() {
-                clock.started = true;
-            }
+            // The clock for the preface runs from the connection's start (the guard arms
+            // it then), not from its first byte.
             let n = (PREFACE_LEN - self.preface_seen).min(bytes.len());
             self.preface_seen += n;
             bytes = &bytes[n..];
@@ -192,7 +192,7 @@ mod tests {
             i.feed(&PREFACE[..5]),
             Clock {
                 needed: true,
-                started: true
+                started: false
             }
         );
         assert!(!i.feed(&PREFACE[5..]).needed, "preface done");

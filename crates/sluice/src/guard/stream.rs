@@ -83,6 +83,8 @@ impl HeaderDeadline {
     pub fn http2(inner: Stream, limit: Duration, on_reject: OnReject) -> Self {
         let mut s = Self::new(inner, limit, on_reject);
         s.h2 = Some(Box::default());
+        // The preface is due at once: the clock runs from the connection's start.
+        s.armed = true;
         s
     }
 

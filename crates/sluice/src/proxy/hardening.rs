@@ -84,6 +84,20 @@ pub fn check_header(
     Ok(())
 }
 
+/// Methods are case-sensitive tokens: `get` is not `GET`, so it would miss a route
+/// limited to `GET` (and its authentication) while an origin that folds case serves it
+/// as `GET`. Like nginx, only upper-case methods are accepted.
+pub fn check_method(req: &RequestHeader) -> Result<(), Refusal> {
+    if req.method.as_str().bytes().any(|b| b.is_ascii_lowercase()) {
+        return Err(refuse(
+            400,
+            "invalid_method",
+            "the request method must be upper case",
+        ));
+    }
+    Ok(())
+}
+
 /// The refusal for a declared body over the route's cap.
 pub fn check_declared_body(req: &RequestHeader, max: Option<u64>) -> Result<(), Refusal> {
     let (Some(max), Some(len)) = (max, declared_length(req)) else {
@@ -165,6 +179,16 @@ mod tests {
                 .status,
             431
         );
+    }
+
+    #[test]
+    fn methods_must_be_upper_case() {
+        assert_eq!(check_method(&parse("GET / HTTP/1.1\r\n\r\n")), Ok(()));
+        assert_eq!(check_method(&parse("PROPFIND / HTTP/1.1\r\n\r\n")), Ok(()));
+        for m in ["get", "Get", "dELETE"] {
+            let r = parse(&format!("{m} / HTTP/1.1\r\n\r\n"));
+            assert_eq!(check_method(&r).unwrap_err().reason, "invalid_method");
+        }
     }
 
     #[test]

@@ -22,6 +22,12 @@ const HOP_BY_HOP: &[&str] = &[
     "trailer",
 ];
 
+/// Request headers that ask the origin to serve another URL than the request line's.
+const REWRITE_HEADERS: &[&str] = &["x-original-url", "x-rewrite-url"];
+
+/// Forwarding headers besides `X-Forwarded-*`, believed only from trusted proxies.
+const FORWARDING: &[&str] = &["forwarded", "x-real-ip", "x-client-ip", "true-client-ip"];
+
 /// Names listed in `Connection` (lower-cased), minus the framing headers Pingora owns.
 fn connection_listed(headers: &HeaderMap) -> Vec<String> {
     headers
@@ -74,8 +80,23 @@ pub fn upstream_request(
         req.remove_header("connection");
     }
     let trusted = peer.is_some_and(|(_, t)| t);
+    // Headers that make some origins serve another path than the one routed (IIS URL
+    // Rewrite, older PHP frameworks): never forwarded.
+    for name in REWRITE_HEADERS {
+        req.remove_header(*name);
+    }
     if !trusted {
-        req.remove_header("x-forwarded-for");
+        // Claims about the client or the original request, from anyone but a trusted
+        // proxy: dropped (the three `X-Forwarded-*` below are set by us).
+        let claims: Vec<http::HeaderName> = req
+            .headers
+            .keys()
+            .filter(|n| n.as_str().starts_with("x-forwarded-") || FORWARDING.contains(&n.as_str()))
+            .cloned()
+            .collect();
+        for name in claims {
+            req.remove_header(&name);
+        }
     }
     if let Some((ip, _)) = peer {
         let prev: Vec<&str> = req
@@ -139,6 +160,11 @@ mod tests {
         r.append_header("X-Forwarded-For", "203.0.113.1").unwrap();
         r.append_header("X-Forwarded-Proto", "https").unwrap();
         r.append_header("X-Forwarded-Host", "evil.example").unwrap();
+        r.append_header("X-Forwarded-Prefix", "/admin").unwrap();
+        r.append_header("Forwarded", "for=1.2.3.4;host=evil")
+            .unwrap();
+        r.append_header("X-Real-IP", "1.2.3.4").unwrap();
+        r.append_header("X-Original-URL", "/admin/secret").unwrap();
         let mut trusted = r.clone();
         upstream_request(
             &mut r,
@@ -158,7 +184,15 @@ mod tests {
         ] {
             assert!(!h.contains_key(gone), "{gone} was forwarded");
         }
-        // An untrusted peer's forwarding headers are replaced.
+        // An untrusted peer's forwarding headers are replaced or dropped.
+        for gone in [
+            "x-forwarded-prefix",
+            "forwarded",
+            "x-real-ip",
+            "x-original-url",
+        ] {
+            assert!(!h.contains_key(gone), "{gone} was forwarded");
+        }
         assert_eq!(h["x-forwarded-for"], "10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "api.example");
@@ -176,6 +210,8 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "203.0.113.1, 10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "evil.example");
+        assert_eq!(h["x-forwarded-prefix"], "/admin");
+        assert!(!h.contains_key("x-original-url"), "never forwarded");
     }
 
     #[test]

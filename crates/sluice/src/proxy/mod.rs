@@ -122,6 +122,9 @@ impl ProxyHttp for Gateway {
         if let Err(r) = hardening::check_header(raw.as_deref(), req, &self.limits) {
             return refuse(session, ctx, r).await;
         }
+        if let Err(r) = hardening::check_method(session.req_header()) {
+            return refuse(session, ctx, r).await;
+        }
         if let Err(r) = target::normalize(session.req_header_mut(), &self.paths) {
             return refuse(session, ctx, r).await;
         }
@@ -150,6 +153,7 @@ impl ProxyHttp for Gateway {
             .upstream
             .as_deref()
             .and_then(|u| state.upstreams.get(u).cloned());
+        ctx.req.credentials = route.credentials.clone();
         ctx.req.route = Some(route.clone());
         if let Err(r) = hardening::check_declared_body(session.req_header(), route.max_body_bytes) {
             return refuse(session, ctx, r).await;
@@ -372,6 +376,12 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut GatewayCtx) {
+        // Answered before the whole request body was read (a refusal, a plugin's answer,
+        // an upstream that replied early): close rather than drain the rest, so no body
+        // byte is ever read as the start of a next request.
+        if !session.is_body_done() {
+            session.set_keepalive(None);
+        }
         if let Some(route) = ctx.req.route.clone() {
             for p in route.plugins.iter().rev() {
                 p.log(session, e, &mut ctx.req).await;

@@ -206,13 +206,13 @@ fn credential_query_parameters_are_redacted_everywhere() {
     x.credentials = &marked;
     let v = encode_entry(&x, &opts(Format::Json));
     let text = String::from_utf8(v).unwrap();
-    for secret in ["s3cret", "t0k", "k3y", "m1", "hdr-secret"] {
+    for secret in ["s3cret", "t0k", "k3y", "m1", "hdr-secret", "semi"] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
     let e: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         e["request"]["uri"],
-        "/a?x=1&apikey=[REDACTED]&Token=[REDACTED]&api%5Fkey=[REDACTED]&my_key=[REDACTED]"
+        "/a?x=1&apikey=[REDACTED]&Token=[REDACTED]&api%5Fkey=[REDACTED]&my_key=[REDACTED];secret=[REDACTED]"
     );
     assert_eq!(e["request"]["headers"]["x-my-key"], "[REDACTED]");
 }
