@@ -57,6 +57,19 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Cluster {
+    /// What the spool's instance directories are marked with: events are only ever
+    /// replayed into the cluster (name and bootstrap servers) they were accepted for.
+    fn spool_identity(&self) -> String {
+        let mut brokers = self.config.brokers.clone();
+        brokers.sort();
+        let brokers = if self.config.dev_broker.is_some() {
+            "dev_broker".to_string()
+        } else {
+            brokers.join(",")
+        };
+        format!("cluster {}\nbrokers {brokers}", self.name)
+    }
+
     /// A cluster that is not started yet (no connections, no threads).
     pub fn new(name: &str, config: ClusterConfig) -> Self {
         Self {
@@ -193,6 +206,7 @@ impl Cluster {
                         SpoolSync::Batch => SyncPolicy::Batch,
                         SpoolSync::Interval => SyncPolicy::Interval(sp.sync_interval.0),
                     },
+                    identity: self.spool_identity(),
                 };
                 let s = Spool::open(opts)
                     .map_err(|e| format!("kafka cluster `{}`: spool {}: {e}", self.name, sp.dir))?;

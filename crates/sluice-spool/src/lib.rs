@@ -5,15 +5,17 @@
 //! # Layout
 //!
 //! ```text
-//! <dir>/<instance>/LOCK                     exclusive lock: the process writing here
-//! <dir>/<instance>/00000000000000000001.seg records 1..n, framed (see `format`)
-//! <dir>/<instance>/ACKED                    every seq up to this one was delivered
+//! <dir>/sluice-<instance>/SLUICE-SPOOL              marker: the cluster (name, brokers)
+//! <dir>/sluice-<instance>/LOCK                      exclusive lock: the process writing here
+//! <dir>/sluice-<instance>/00000000000000000001.seg  records 1..n, framed (see `format`)
+//! <dir>/sluice-<instance>/ACKED                     every seq up to this one was delivered
 //! ```
 //!
-//! Each process writes only to its own `<instance>` directory (`<start ms>-<pid>`), so a
-//! graceful upgrade (old and new process side by side) never shares a file. Directories
-//! whose lock is free belong to a process that is gone; they are recovered, replayed and
-//! removed.
+//! Each process writes only to its own instance directory (`sluice-<start ms>-<pid>-<n>`),
+//! so a graceful upgrade (old and new process side by side) never shares a file.
+//! Instance directories of the same cluster whose lock is free belong to a process that
+//! is gone; they are recovered, replayed and removed. Nothing else under the root is
+//! ever written to or removed ([`dirs`]).
 //!
 //! # Invariants
 //!
@@ -30,6 +32,7 @@
 //! - Acknowledgements are persisted (`ACKED`) by [`Spool::maintain`]; records acknowledged
 //!   after the last persist may be delivered again after a crash (at least once).
 
+mod dirs;
 pub mod format;
 mod source;
 mod types;
@@ -59,6 +62,8 @@ struct State {
 pub(crate) struct Shared {
     opts: SpoolOptions,
     own_dir: PathBuf,
+    /// Foreign directories already logged.
+    reported: dirs::Reported,
     state: Mutex<State>,
     disk_bytes: AtomicU64,
     pending_bytes: AtomicU64,
@@ -89,8 +94,7 @@ impl Spool {
     /// Open (creating) the spool under `opts.dir`, adopting directories left by processes
     /// that are gone.
     pub fn open(opts: SpoolOptions) -> Result<Self, SpoolError> {
-        fs::create_dir_all(&opts.dir)
-            .map_err(|e| SpoolError::Io(format!("creating {}: {e}", opts.dir.display())))?;
+        dirs::prepare_root(&opts.dir)?;
         let millis = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_millis())
@@ -98,11 +102,11 @@ impl Spool {
         // Unique per open, also within one process and millisecond.
         static OPENS: AtomicU64 = AtomicU64::new(0);
         let n = OPENS.fetch_add(1, Ordering::Relaxed);
-        let own_dir = opts
-            .dir
-            .join(format!("{millis:013}-{}-{n}", std::process::id()));
-        fs::create_dir_all(&own_dir)
-            .map_err(|e| SpoolError::Io(format!("creating {}: {e}", own_dir.display())))?;
+        let own_dir = dirs::create_instance(
+            &opts.dir,
+            &format!("{millis:013}-{}-{n}", std::process::id()),
+            &opts.identity,
+        )?;
         let lock = lock_dir(&own_dir)?
             .ok_or_else(|| SpoolError::Io(format!("{} is locked", own_dir.display())))?;
         let state = State {
@@ -114,6 +118,7 @@ impl Spool {
         let shared = Arc::new(Shared {
             opts,
             own_dir,
+            reported: dirs::Reported::default(),
             state: Mutex::new(state),
             disk_bytes: AtomicU64::new(0),
             pending_bytes: AtomicU64::new(0),
@@ -142,19 +147,23 @@ impl Spool {
         }
     }
 
-    /// Recover every other instance directory whose lock is free.
+    /// Recover every other instance directory of this cluster whose lock is free.
     fn adopt_orphans(&self) -> Result<(), SpoolError> {
         let root = &self.shared.opts.dir;
-        let mut dirs: Vec<PathBuf> = fs::read_dir(root)
+        let mut found: Vec<PathBuf> = fs::read_dir(root)
             .map_err(|e| SpoolError::Io(format!("reading {}: {e}", root.display())))?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .filter(|p| p.is_dir() && *p != self.shared.own_dir)
             .collect();
-        dirs.sort();
+        found.sort();
         let mut st = self.shared.lock();
-        for dir in dirs {
+        for dir in found {
             if st.orphans.iter().any(|(_, s)| s.dir == dir) {
+                continue;
+            }
+            if let dirs::Kind::Foreign(why) = dirs::classify(&dir, &self.shared.opts.identity) {
+                self.shared.reported.once(&dir, &why);
                 continue;
             }
             let Some(lock) = lock_dir(&dir)? else {

@@ -80,7 +80,7 @@ fn io(e: std::io::Error, what: &str, path: &Path) -> SpoolError {
 /// Take the lock of `dir` (creating its `LOCK` file); `None` if another process holds it.
 pub fn lock_dir(dir: &Path) -> Result<Option<File>, SpoolError> {
     let path = dir.join("LOCK");
-    let f = OpenOptions::new()
+    let f = crate::dirs::file_options()
         .create(true)
         .truncate(false)
         .write(true)
@@ -294,7 +294,12 @@ impl Source {
                 text.push(' ');
             }
             let tmp = self.dir.join("ACKED.tmp");
-            let mut f = File::create(&tmp).map_err(|e| io(e, "writing", &tmp))?;
+            let mut f = crate::dirs::file_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .map_err(|e| io(e, "writing", &tmp))?;
             f.write_all(text.as_bytes())
                 .and_then(|_| f.sync_data())
                 .map_err(|e| io(e, "writing", &tmp))?;

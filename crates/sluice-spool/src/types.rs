@@ -25,6 +25,9 @@ pub struct SpoolOptions {
     pub segment_bytes: u64,
     /// Sync policy.
     pub sync: SyncPolicy,
+    /// The cluster the events are for (name and bootstrap servers): only instance
+    /// directories with this identity are adopted.
+    pub identity: String,
 }
 
 /// Why the spool refused or failed.

@@ -4,7 +4,7 @@
 //! readers, then reports to every append. One fsync covers all appends of a batch
 //! (group commit).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -223,11 +223,14 @@ impl Writer {
         }
         self.seg_first = self.next_seq;
         let path = self.shared.own_dir.join(segment_name(self.seg_first));
-        let f = OpenOptions::new()
+        let f = crate::dirs::file_options()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|e| SpoolError::Io(format!("creating {}: {e}", path.display())))?;
+        // The new file's directory entry must be durable before records in it are
+        // reported synced.
+        crate::dirs::sync_dir(&self.shared.own_dir)?;
         self.file = Some(f);
         self.seg_len = 0;
         Ok(())

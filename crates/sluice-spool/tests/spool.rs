@@ -25,6 +25,7 @@ fn opts(dir: &Path) -> SpoolOptions {
         buffer_bytes: 1 << 20,
         segment_bytes: 400,
         sync: SyncPolicy::Batch,
+        identity: "cluster test\nbrokers 127.0.0.1:9092".into(),
     }
 }
 
