@@ -142,6 +142,7 @@ fn plugin_semantic_errors_are_reported_together() {
     let yaml = r#"kafka:
   clusters:
     default: { brokers: ["127.0.0.1:9092"] }
+    fast: { brokers: ["127.0.0.1:9092"], acks: leader }
 upstreams:
   u: { nodes: ["127.0.0.1:9000"] }
 routes:
@@ -159,23 +160,28 @@ routes:
     plugins:
       kafka-divert: { topic: fixed, topics_allowed: [other, "bad name*", "*"] }
       kafka-logger: { topic: log, include_resp_body: true, max_resp_body_bytes: 2MiB }
+  - id: t3
+    match: { paths: ["/t3"] }
+    plugins:
+      kafka-divert: { cluster: fast, topic: t3, idempotency: { scope: global } }
 "#;
     let (ok, stderr, _) = check(yaml);
     assert!(!ok);
     for e in [
-        "FILE:13:22: routes[1].match.paths[0]: path \"/t//x\" is not normalized: requests are matched after normalization, write \"/t/x\"",
-        "FILE:13:31: routes[1].match.paths[1]: path \"/t/%61/*\" is not normalized: requests are matched after normalization, write \"/t/a/*\"",
-        "FILE:15:30: routes[1].plugins.kafka-divert.topic: a topic rendered from request data needs `topics_allowed`",
-        "FILE:15:67: routes[1].plugins.kafka-divert.idempotency.scope: `consumer` needs an authentication plugin",
-        "FILE:19:21: routes[2].plugins.kafka-divert.idempotency: this route does not authenticate: choose `idempotency: { scope: client_ip }`",
-        "FILE:19:61: routes[2].plugins.kafka-divert.topics_allowed[1]: \"bad name*\" is neither a Kafka topic name nor a `prefix*`",
-        "FILE:19:74: routes[2].plugins.kafka-divert.topics_allowed[2]: \"*\" is neither",
-        "FILE:19:53: routes[2].plugins.kafka-divert.topics_allowed: does not allow the route's own topic \"fixed\"",
-        "FILE:20:81: routes[2].plugins.kafka-logger.max_resp_body_bytes: can never fit: the cluster's records are at most 1000000 bytes (`message.max.bytes`); use at most 997952 bytes",
-        "FILE:11:32: routes[0].plugins.kafka-logger.cluster: unknown cluster `other`",
-        "FILE:11:46: routes[0].plugins.kafka-logger.topic: \"bad topic!\" is not a valid Kafka topic name",
-        "FILE:11:65: routes[0].plugins.kafka-logger.key: unknown placeholder `{nope}`",
-        "FILE:11:92: routes[0].plugins.kafka-logger.redact_headers[0]: \"bad header\" is not a header name",
+        "FILE:14:22: routes[1].match.paths[0]: path \"/t//x\" is not normalized: requests are matched after normalization, write \"/t/x\"",
+        "FILE:14:31: routes[1].match.paths[1]: path \"/t/%61/*\" is not normalized: requests are matched after normalization, write \"/t/a/*\"",
+        "FILE:16:30: routes[1].plugins.kafka-divert.topic: a topic rendered from request data needs `topics_allowed`",
+        "FILE:16:67: routes[1].plugins.kafka-divert.idempotency.scope: `consumer` needs an authentication plugin",
+        "FILE:20:21: routes[2].plugins.kafka-divert.idempotency: this route does not authenticate: choose `idempotency: { scope: client_ip }`",
+        "FILE:20:61: routes[2].plugins.kafka-divert.topics_allowed[1]: \"bad name*\" is neither a Kafka topic name nor a `prefix*`",
+        "FILE:20:74: routes[2].plugins.kafka-divert.topics_allowed[2]: \"*\" is neither",
+        "FILE:20:53: routes[2].plugins.kafka-divert.topics_allowed: does not allow the route's own topic \"fixed\"",
+        "FILE:25:21: routes[3].plugins.kafka-divert.acks: cluster `fast` has `acks: leader`: a 202 after the leader alone acknowledged can be lost when the leader fails",
+        "FILE:21:81: routes[2].plugins.kafka-logger.max_resp_body_bytes: can never fit: the cluster's records are at most 1000000 bytes (`message.max.bytes`); use at most 997952 bytes",
+        "FILE:12:32: routes[0].plugins.kafka-logger.cluster: unknown cluster `other`",
+        "FILE:12:46: routes[0].plugins.kafka-logger.topic: \"bad topic!\" is not a valid Kafka topic name",
+        "FILE:12:65: routes[0].plugins.kafka-logger.key: unknown placeholder `{nope}`",
+        "FILE:12:92: routes[0].plugins.kafka-logger.redact_headers[0]: \"bad header\" is not a header name",
     ] {
         assert!(stderr.lines().any(|l| l.starts_with(e)), "missing: {e}\nstderr:\n{stderr}");
     }

@@ -41,14 +41,22 @@ impl PluginSpec for KafkaDivert {
                     ),
                 ));
             }
-            if d.cluster.config().acks == ClusterAcks::None && c.acks == DivertAcks::All {
-                errors.push(FieldError::value(
+            match (d.cluster.config().acks, c.acks) {
+                (ClusterAcks::None, DivertAcks::All) => errors.push(FieldError::value(
                     at.key("acks"),
                     format!(
                         "cluster `{}` has `acks: none`, so the broker never acknowledges; use `acks: none` here too or change the cluster",
                         c.cluster
                     ),
-                ));
+                )),
+                (ClusterAcks::Leader, DivertAcks::All) => errors.push(FieldError::value(
+                    at.key("acks"),
+                    format!(
+                        "cluster `{}` has `acks: leader`: a 202 after the leader alone acknowledged can be lost when the leader fails; set the cluster's `acks: all`, or `acks: spool`/`none` here",
+                        c.cluster
+                    ),
+                )),
+                _ => {}
             }
         }
         let mut forward = Vec::new();
