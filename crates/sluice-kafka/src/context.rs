@@ -178,8 +178,10 @@ impl ProducerContext for SluiceContext {
             }
             (Err((e, _)), None) => Err(e.clone()),
             (Err((e, msg)), Some(counters)) => {
-                let spool_it =
-                    ticket.spool_on_failure || self.health.spool_everything.load(Ordering::Acquire);
+                // A record Kafka will never take is not spooled: counted failed.
+                let spool_it = (ticket.spool_on_failure
+                    || self.health.spool_everything.load(Ordering::Acquire))
+                    && !crate::event::permanent_error(e);
                 match (&self.spool, spool_it) {
                     (Some(spool), true) => spool_event(spool, event_of(msg), counters.clone()),
                     _ => counters.failed(&reason(e)),

@@ -107,6 +107,46 @@ pub fn reason(e: &KafkaError) -> String {
     }
 }
 
+/// Errors no retry can fix: the record itself (too large, invalid, bad timestamp) or
+/// its topic (invalid, unknown after a metadata refresh, not authorized). Such events
+/// are never spooled, and a spooled one is set aside at once.
+pub fn permanent(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::MessageSizeTooLarge
+            | C::InvalidMessageSize
+            | C::InvalidMessage
+            | C::InvalidRecord
+            | C::MessageBatchTooLarge
+            | C::InvalidTimestamp
+            | C::InvalidTopic
+            | C::UnknownTopic
+            | C::TopicAuthorizationFailed
+    )
+}
+
+/// [`permanent`] for an error, and for a refusal reason (a snake-case code name).
+pub fn permanent_error(e: &KafkaError) -> bool {
+    e.rdkafka_error_code().is_some_and(permanent)
+}
+
+/// [`permanent`] for a reason returned by a refused enqueue.
+pub fn permanent_reason(reason: &str) -> bool {
+    matches!(
+        reason,
+        "message_size_too_large"
+            | "invalid_message_size"
+            | "invalid_message"
+            | "invalid_record"
+            | "message_batch_too_large"
+            | "invalid_timestamp"
+            | "invalid_topic"
+            | "unknown_topic"
+            | "topic_authorization_failed"
+    )
+}
+
 /// The snake-case name of an error code.
 pub fn code_reason(code: RDKafkaErrorCode) -> String {
     let name = format!("{code:?}");
@@ -127,6 +167,34 @@ pub fn code_reason(code: RDKafkaErrorCode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permanent_codes_and_their_reasons_agree() {
+        use RDKafkaErrorCode as C;
+        for c in [
+            C::MessageSizeTooLarge,
+            C::InvalidMessageSize,
+            C::InvalidMessage,
+            C::InvalidRecord,
+            C::MessageBatchTooLarge,
+            C::InvalidTimestamp,
+            C::InvalidTopic,
+            C::UnknownTopic,
+            C::TopicAuthorizationFailed,
+        ] {
+            assert!(permanent(c));
+            assert!(permanent_reason(&code_reason(c)), "{}", code_reason(c));
+        }
+        for c in [
+            C::MessageTimedOut,
+            C::QueueFull,
+            C::AllBrokersDown,
+            C::NotLeaderForPartition,
+        ] {
+            assert!(!permanent(c));
+            assert!(!permanent_reason(&code_reason(c)));
+        }
+    }
 
     #[test]
     fn reasons_are_snake_case() {

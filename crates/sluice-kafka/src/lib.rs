@@ -9,6 +9,7 @@
 //! - `watchdog`: replaces producers that hit a fatal error, so sends recover without a
 //!   restart.
 //! - [`tail`]: the `sluice tail` record printer.
+//! - `replay`, `quarantine`: deliver the disk spool, setting poison records aside.
 
 pub mod accounting;
 pub mod cluster;
@@ -18,6 +19,7 @@ pub mod dev_broker;
 pub mod event;
 pub mod metrics;
 mod producers;
+mod quarantine;
 mod reliable;
 mod replay;
 pub mod runtime;

@@ -49,6 +49,9 @@ pub struct KafkaMetrics {
     pub spool_write_errors: IntCounterVec,
     /// `sluice_spool_refused_total{cluster}`: appends refused (spool or buffer full).
     pub spool_refused: IntCounterVec,
+    /// `sluice_spool_quarantined_total{cluster,reason}`: spooled events set aside in the
+    /// quarantine file because Kafka will not take them.
+    pub spool_quarantined: IntCounterVec,
 }
 
 impl KafkaMetrics {
@@ -121,6 +124,13 @@ impl KafkaMetrics {
             )?,
             spool_write_errors: counter("sluice_spool_write_errors_total", "Failed spool writes or syncs")?,
             spool_refused: counter("sluice_spool_refused_total", "Spool appends refused (spool or buffer full)")?,
+            spool_quarantined: IntCounterVec::new(
+                Opts::new(
+                    "sluice_spool_quarantined_total",
+                    "Spooled events Kafka will not take, set aside in the quarantine file",
+                ),
+                &["cluster", "reason"],
+            )?,
         };
         let r = prometheus::default_registry();
         for c in [
@@ -147,6 +157,7 @@ impl KafkaMetrics {
         r.register(Box::new(m.broker_rtt_p99.clone()))?;
         r.register(Box::new(m.client_errors.clone()))?;
         r.register(Box::new(m.producer_replacements.clone()))?;
+        r.register(Box::new(m.spool_quarantined.clone()))?;
         Ok(m)
     }
 }

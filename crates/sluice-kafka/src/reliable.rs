@@ -30,6 +30,11 @@ impl Cluster {
         // With `spool_on_failure`, a refusal is not counted: the event stays in flight
         // and is settled by the spool.
         if let Err(why) = self.enqueue(event, Some(counters), None, None, true) {
+            if crate::event::permanent_reason(&why) {
+                // No retry can deliver it: counted failed, not spooled.
+                counters.failed(&why);
+                return;
+            }
             log::debug!("spooling an event Kafka could not queue: {why}");
             spool_event(spool, event.clone(), counters.clone());
         }

@@ -2,19 +2,21 @@
 //! (with the records' original keys, headers, ids and timestamps), and exports the spool
 //! metrics. After any failure the spool is rewound to its oldest unacknowledged record
 //! and retried with backoff; records that were delivered meanwhile are not sent again.
-//! Compaction (deleting delivered segments, adopting directories of dead processes)
-//! runs every second.
+//! A record Kafka will not take is set aside ([`crate::quarantine`]) so it cannot block
+//! the records behind it. Compaction (deleting delivered segments, adopting directories
+//! of dead processes) runs every second.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_spool::{Spool, SpoolStats};
+use sluice_spool::{Entry, Spool, SpoolStats};
 use tokio::sync::oneshot;
 
 use crate::cluster::Cluster;
 use crate::context::now_ms;
-use crate::event::OutgoingEvent;
+use crate::event::{permanent_error, permanent_reason, reason, OutgoingEvent};
 use crate::metrics::kafka;
+use crate::quarantine::Quarantine;
 
 /// Records and bytes replayed per round.
 const WINDOW: usize = 256;
@@ -30,6 +32,7 @@ pub async fn run(cluster: Arc<Cluster>) {
     let mut backoff = Duration::from_millis(500);
     let mut last_maintain = Instant::now();
     let mut exported = SpoolStats::default();
+    let mut quarantine = Quarantine::default();
     loop {
         if last_maintain.elapsed() >= Duration::from_secs(1) {
             if let Err(e) = spool.maintain() {
@@ -38,7 +41,7 @@ pub async fn run(cluster: Arc<Cluster>) {
             exported = export(cluster.name(), &spool, exported);
             last_maintain = Instant::now();
         }
-        match replay_window(&cluster, &spool).await {
+        match replay_window(&cluster, &spool, &mut quarantine).await {
             Ok(0) => tokio::time::sleep(IDLE).await,
             Ok(_) => backoff = Duration::from_millis(500),
             Err(why) => {
@@ -56,12 +59,17 @@ pub async fn run(cluster: Arc<Cluster>) {
 }
 
 /// Send one window of spooled records and wait for their reports; the number sent.
-async fn replay_window(cluster: &Cluster, spool: &Spool) -> Result<usize, String> {
+async fn replay_window(
+    cluster: &Cluster,
+    spool: &Spool,
+    quarantine: &mut Quarantine,
+) -> Result<usize, String> {
     let batch = spool
         .read(WINDOW, WINDOW_BYTES)
         .map_err(|e| e.to_string())?;
     let n = batch.len();
     let mut waits = Vec::with_capacity(n);
+    let mut refused: Option<String> = None;
     for entry in batch {
         let Some(event) = OutgoingEvent::decode(&entry.payload, entry.timestamp_ms) else {
             // The frame's CRC was right but the bytes are not an event: nothing to deliver.
@@ -73,39 +81,65 @@ async fn replay_window(cluster: &Cluster, spool: &Spool) -> Result<usize, String
             continue;
         };
         let (tx, rx) = oneshot::channel();
-        if let Err(why) = cluster.enqueue(&event, None, Some(tx), None, false) {
-            // Wait for what was sent, then retry from the oldest unacknowledged.
-            settle(spool, waits).await;
-            return Err(why);
+        match cluster.enqueue(&event, None, Some(tx), None, false) {
+            Ok(()) => waits.push((entry, rx)),
+            Err(why) if permanent_reason(&why) => {
+                quarantine.failed(cluster.name(), spool, &entry, &why, true, false);
+            }
+            Err(why) => {
+                // Wait for what was sent, then retry from the oldest unacknowledged.
+                refused = Some(why);
+                break;
+            }
         }
-        waits.push((entry.id, rx));
     }
-    let delivered = settle(spool, waits).await;
-    if delivered < n {
-        return Err(format!(
-            "{} of {n} records were not acknowledged",
-            n - delivered
-        ));
+    let (delivered, failed) = settle(spool, waits, quarantine).await;
+    let mut left = 0;
+    for (entry, why, permanent) in failed {
+        if !quarantine.failed(
+            cluster.name(),
+            spool,
+            &entry,
+            &why,
+            permanent,
+            delivered > 0,
+        ) {
+            left += 1;
+        }
+    }
+    if let Some(why) = refused {
+        return Err(why);
+    }
+    if left > 0 {
+        return Err(format!("{left} of {n} records were not acknowledged"));
     }
     Ok(n)
 }
 
-/// Acknowledge every delivered record; the number delivered.
+/// Acknowledge every delivered record: how many were delivered, and the failed ones
+/// with their reason and whether it is permanent.
 async fn settle(
     spool: &Spool,
-    waits: Vec<(
-        sluice_spool::RecordId,
-        oneshot::Receiver<crate::DeliveryReport>,
-    )>,
-) -> usize {
+    waits: Vec<(Entry, oneshot::Receiver<crate::DeliveryReport>)>,
+    quarantine: &mut Quarantine,
+) -> (usize, Vec<(Entry, String, bool)>) {
     let mut ok = 0;
-    for (id, rx) in waits {
-        if let Ok(Ok(_)) = rx.await {
-            spool.ack(id);
-            ok += 1;
+    let mut failed = Vec::new();
+    for (entry, rx) in waits {
+        match rx.await {
+            Ok(Ok(_)) => {
+                spool.ack(entry.id);
+                quarantine.delivered(entry.id);
+                ok += 1;
+            }
+            Ok(Err(e)) => {
+                let permanent = permanent_error(&e);
+                failed.push((entry, reason(&e), permanent));
+            }
+            Err(_) => failed.push((entry, "no_report".into(), false)),
         }
     }
-    ok
+    (ok, failed)
 }
 
 /// Publish the spool's figures; counters advance by the change since `last`.

@@ -288,6 +288,19 @@ impl Spool {
 
     /// Mark a record delivered.
     pub fn ack(&self, id: RecordId) {
+        if self.release(id) {
+            self.shared.acked.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Release a record that was not delivered but set aside elsewhere (a poison record
+    /// in a quarantine file): like [`Self::ack`], but not counted as acknowledged.
+    pub fn set_aside(&self, id: RecordId) {
+        self.release(id);
+    }
+
+    /// Stop holding `id`; true when it was held.
+    fn release(&self, id: RecordId) -> bool {
         let mut st = self.shared.lock();
         let src = if id.source() == OWN {
             Some(&mut st.own)
@@ -297,13 +310,11 @@ impl Spool {
                 .find(|(i, _)| *i == id.source())
                 .map(|(_, s)| s)
         };
-        if let Some(s) = src {
+        src.is_some_and(|s| {
             let before = s.unacked;
             s.ack(id.seq);
-            if s.unacked < before {
-                self.shared.acked.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+            s.unacked < before
+        })
     }
 
     /// Replay again from the oldest unacknowledged record (after a delivery failure).
