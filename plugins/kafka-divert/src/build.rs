@@ -137,6 +137,7 @@ impl PluginSpec for KafkaDivert {
                 IdempotencyScope::Global
             }
         };
+        let key_header_name = c.idempotency.header.to_ascii_lowercase();
         let (Some(dest), Some(key_header), true) = (dest, key_header, errors.is_empty()) else {
             return Err(errors);
         };
@@ -163,7 +164,15 @@ impl PluginSpec for KafkaDivert {
             key_header,
             key_required: c.idempotency.required,
             key_scope,
-            store: Store::new(c.idempotency.ttl.0, c.idempotency.max_entries),
+            store: idempotency::shared_store(
+                scope.route_id,
+                (
+                    key_header_name,
+                    format!("{key_scope:?}"),
+                    c.idempotency.ttl.0,
+                    c.idempotency.max_entries,
+                ),
+            ),
             counters: Arc::new(EventCounters::new(scope.route_id, Self::NAME)),
         }))
     }

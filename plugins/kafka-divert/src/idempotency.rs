@@ -6,6 +6,9 @@
 //! - At most `max_entries` keys are held. When full, the oldest *done* keys are
 //!   forgotten first; in-flight keys are never evicted, so a store full of in-flight
 //!   keys refuses new ones ([`Begin::Full`]).
+//! - A route's store outlives configuration reloads ([`shared_store`]) while the route
+//!   id and the store's settings are unchanged, so a replayed key is answered from the
+//!   store after a `SIGHUP` too.
 //! - Keys are held as 128-bit digests ([`sluice_core::digest`]), so an entry's size does
 //!   not depend on the key: [`Store::BYTES_PER_ENTRY`] bounds it (a counting-allocator
 //!   test checks it).
@@ -15,7 +18,7 @@
 //!   deduplicate.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use sluice_core::digest::KeyDigester;
@@ -196,6 +199,35 @@ impl Drop for Claim {
             g.entries.remove(&self.key);
         }
     }
+}
+
+/// What makes two stores the same key space: header, scope, ttl and size.
+pub type StoreKey = (String, String, Duration, usize);
+
+/// Live stores by route id (weak: a store lives as long as a configuration uses it).
+static STORES: Mutex<Vec<(String, StoreKey, Weak<Store>)>> = Mutex::new(Vec::new());
+
+/// The store for `route` with `key`: the one a running configuration already uses for
+/// that route and key space (a reload keeps the remembered keys), else a new one. A
+/// route whose store settings changed says in the log that its store starts empty.
+pub fn shared_store(route: &str, key: StoreKey) -> Arc<Store> {
+    let mut all = STORES.lock().unwrap_or_else(|p| p.into_inner());
+    all.retain(|(_, _, w)| w.strong_count() > 0);
+    if let Some(store) = all
+        .iter()
+        .find(|(r, k, _)| r == route && *k == key)
+        .and_then(|(_, _, w)| w.upgrade())
+    {
+        return store;
+    }
+    if all.iter().any(|(r, _, _)| r == route) {
+        log::info!(
+            "kafka-divert on route `{route}`: idempotency settings changed; its store starts empty"
+        );
+    }
+    let store = Store::new(key.2, key.3);
+    all.push((route.to_string(), key, Arc::downgrade(&store)));
+    store
 }
 
 #[cfg(test)]

@@ -1,0 +1,85 @@
+//! State that must survive a configuration reload: a route's idempotency store is kept
+//! across a `SIGHUP` while the route and its key space are unchanged (a replayed key is
+//! answered from the store, not produced again), and starts empty, saying so, when the
+//! store's settings changed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use sluice_e2e::client::request;
+use sluice_e2e::gateway::Gateway;
+use sluice_e2e::kafka::{read_topic, Kafka};
+use sluice_e2e::metrics::scrape;
+use sluice_e2e::wait_for;
+
+fn yaml(bootstrap: &str, ttl: &str) -> String {
+    format!(
+        r#"
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 1s }}
+admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
+kafka: {{ clusters: {{ default: {{ brokers: ["{bootstrap}"], linger: 1ms }} }} }}
+routes:
+  - id: orders
+    match: {{ paths: ["/orders"], methods: [POST] }}
+    plugins:
+      kafka-divert: {{ topic: orders, idempotency: {{ scope: global, ttl: {ttl} }} }}
+"#
+    )
+}
+
+fn reload(gw: &Gateway, text: String, n: f64) {
+    let text = text
+        .replace("{PORT}", &gw.port.to_string())
+        .replace("{ADMIN}", &gw.admin.to_string());
+    std::fs::write(&gw.config, text).unwrap();
+    gw.signal(libc::SIGHUP);
+    wait_for("the reload", Duration::from_secs(30), || {
+        (scrape(gw.admin).sum("sluice_config_reloads_total", &[("result", "success")]) == n)
+            .then_some(())
+    });
+}
+
+fn post(gw: &Gateway) -> sluice_e2e::client::Response {
+    request(
+        gw.port,
+        "POST",
+        "/orders",
+        &[("idempotency-key", "order-42")],
+        br#"{"id":42}"#,
+    )
+}
+
+#[test]
+fn a_reload_keeps_the_idempotency_store() {
+    let kafka = Kafka::start();
+    kafka.create_topic("orders", 1);
+    let gw = Gateway::start(&yaml(&kafka.bootstrap, "1h"));
+    let first = post(&gw);
+    assert_eq!(first.status, 202);
+    // A reload that changes nothing: the key is still known.
+    reload(&gw, yaml(&kafka.bootstrap, "1h"), 1.0);
+    let again = post(&gw);
+    assert_eq!(again.status, 202);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json()["offset"], first.json()["offset"]);
+    // Another ttl is another store: it starts empty and says so.
+    reload(&gw, yaml(&kafka.bootstrap, "2h"), 2.0);
+    assert!(gw
+        .logs()
+        .contains("route `orders`: idempotency settings changed; its store starts empty"));
+    let fresh = post(&gw);
+    assert_eq!(fresh.status, 202);
+    assert_eq!(fresh.header("idempotent-replayed"), None);
+    let records = read_topic(
+        &kafka.bootstrap,
+        "orders",
+        1,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        records.len(),
+        2,
+        "produced once before and once after the change"
+    );
+}
