@@ -368,6 +368,30 @@ impl Kafka {
         });
     }
 
+    /// Grow `name` to `total` partitions and wait until the metadata shows them.
+    pub fn add_partitions(&self, name: &str, total: usize) {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let p = rdkafka::admin::NewPartitions::new(name, total);
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        for r in rt.block_on(admin.create_partitions([&p], &opts)).unwrap() {
+            r.unwrap();
+        }
+        let c = consumer(&self.bootstrap);
+        wait_for("the new partitions", Duration::from_secs(60), || {
+            let md = c.fetch_metadata(Some(name), Duration::from_secs(2)).ok()?;
+            let t = md.topics().first()?;
+            (t.partitions().len() == total && t.partitions().iter().all(|p| p.leader() >= 0))
+                .then_some(())
+        });
+    }
+
     /// The names of the topics the broker has (internal ones excluded).
     pub fn topics(&self) -> Vec<String> {
         let c = consumer(&self.bootstrap);

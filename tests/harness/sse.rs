@@ -30,6 +30,8 @@ pub struct StreamRead {
     pub retry: Vec<String>,
     /// The raw response when the status is not 200.
     pub error: String,
+    /// The last `id` received, with or without data (a browser's `lastEventId`).
+    pub last_id: Option<String>,
 }
 
 /// Open a stream (with `Last-Event-ID` when given) and read until `max_events` events
@@ -135,6 +137,7 @@ pub fn read_until(
                     out.retry.push(v.to_string());
                 } else if let Some(v) = line.strip_prefix("id: ") {
                     ev.id = Some(v.to_string());
+                    out.last_id = Some(v.to_string());
                 } else if let Some(v) = line.strip_prefix("event: ") {
                     ev.event = Some(v.to_string());
                 } else if let Some(v) = line.strip_prefix("data: ") {

@@ -27,6 +27,17 @@ pub fn event(id: &str, event: Option<&str>, data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An event id without data: the client's `lastEventId` becomes `id` and no event
+/// fires (the stream's starting position, so a client that drops before its first event
+/// resumes where it started).
+pub fn position(id: &str) -> Vec<u8> {
+    if field_ok(id) {
+        format!("id: {id}\n\n").into_bytes()
+    } else {
+        Vec::new()
+    }
+}
+
 /// A comment line (keep-alive).
 pub fn comment(text: &str) -> Vec<u8> {
     format!(": {}\n\n", text.replace(['\r', '\n'], " ")).into_bytes()
@@ -77,5 +88,11 @@ mod tests {
             ": keep alive\n\n"
         );
         assert_eq!(String::from_utf8(retry(3000)).unwrap(), "retry: 3000\n\n");
+    }
+
+    #[test]
+    fn positions_are_ids_without_data() {
+        assert_eq!(position("v2.abc.def"), b"id: v2.abc.def\n\n");
+        assert!(position("bad\nid").is_empty());
     }
 }

@@ -291,11 +291,12 @@ impl Plugin for KafkaSsePlugin {
         session.set_keepalive(None);
         session.write_response_header(Box::new(h), false).await?;
         let mut hello = frame::retry(self.config.retry.0.as_millis());
+        let from = self.signer.encode(&positions);
         hello.extend(frame::comment(&format!(
-            "stream {} from {}",
-            self.config.topic,
-            self.signer.encode(&positions)
+            "stream {} from {from}",
+            self.config.topic
         )));
+        hello.extend(frame::position(&from));
         session
             .write_response_body(Some(hello.into()), false)
             .await?;

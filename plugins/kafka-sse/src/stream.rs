@@ -139,6 +139,7 @@ fn resolve(
     if parts.is_empty() {
         return Err(format!("topic `{topic}` has no partitions"));
     }
+    let has_token = resume.is_some();
     let resume = resume.unwrap_or_default();
     let mut by_time = std::collections::HashMap::new();
     if let Start::Time(at) = start {
@@ -166,6 +167,9 @@ fn resolve(
             None => {
                 let (low, high) = c.fetch_watermarks(topic, p, t).map_err(|e| e.to_string())?;
                 match start {
+                    // A partition the client's id does not name was added after the id
+                    // was issued: all of it is newer than what the client has seen.
+                    _ if has_token => low,
                     Start::Latest => high,
                     Start::Earliest => low,
                     Start::Time(_) => by_time.get(&p).copied().unwrap_or(high),
