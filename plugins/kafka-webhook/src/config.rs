@@ -33,6 +33,11 @@ pub struct WebhookConfig {
     /// Default `[1s, 5s, 30s]`.
     #[serde(default = "default_retries")]
     pub retries: Vec<HumanDuration>,
+    /// Longest wait a `Retry-After` may impose before the next attempt; longer ones are
+    /// cut to this (and counted), so one target cannot park a key and its partition's
+    /// commits for a day. Default `5m`.
+    #[serde(default = "default_max_retry_after")]
+    pub max_retry_after: HumanDuration,
     /// Dead-letter topic for records that could not be delivered; `{topic}` is the
     /// source topic. Default `{topic}.dlq`.
     #[serde(default = "default_dlq")]
@@ -61,6 +66,9 @@ fn default_retries() -> Vec<HumanDuration> {
         .into_iter()
         .map(|s| HumanDuration(Duration::from_secs(s)))
         .collect()
+}
+const fn default_max_retry_after() -> HumanDuration {
+    HumanDuration(Duration::from_secs(300))
 }
 fn default_dlq() -> String {
     "{topic}.dlq".into()

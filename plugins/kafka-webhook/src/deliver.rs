@@ -31,6 +31,8 @@ pub struct Target<'a> {
     pub keys: &'a [Vec<u8>],
     /// Delays before retries.
     pub retries: &'a [Duration],
+    /// Cap on a `Retry-After` wait.
+    pub max_retry_after: Duration,
     /// Response body cap.
     pub max_response_bytes: usize,
     /// Private targets allowed.
@@ -251,7 +253,16 @@ pub async fn deliver(
                 error,
             });
         };
-        let wait = after.unwrap_or_else(|| jitter(*delay));
+        let wait = match after {
+            Some(a) if a > t.max_retry_after => {
+                if let Some(m) = webhook() {
+                    m.capped.with_label_values(&[t.subscription]).inc();
+                }
+                t.max_retry_after
+            }
+            Some(a) => a,
+            None => jitter(*delay),
+        };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stopped(stop) => return None,

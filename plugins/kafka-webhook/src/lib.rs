@@ -49,6 +49,7 @@ pub struct Subscription {
     forward: Vec<HeaderName>,
     keys: Vec<Vec<u8>>,
     retries: Vec<Duration>,
+    max_retry_after: Duration,
     dlq_topic: String,
     /// Deliveries in flight at once.
     pub concurrency: usize,
@@ -159,6 +160,7 @@ pub fn build(
         forward,
         keys,
         retries: c.retries.iter().map(|d| d.0).collect(),
+        max_retry_after: c.max_retry_after.0,
         dlq_topic: c.dlq_topic,
         concurrency: c.concurrency,
         max_response_bytes: c.max_response_bytes.0 as usize,
@@ -220,6 +222,10 @@ impl Subscription {
 
     /// Consume and deliver until `stop` is set.
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        // A new instance (start, or a reload that changed it) starts enabled.
+        if let Some(m) = webhook() {
+            m.disabled.with_label_values(&[&self.id]).set(0);
+        }
         let Some(mut cfg) = self.cluster.consumer_config() else {
             log::error!(
                 "webhook subscription `{}`: the cluster is not started",
@@ -297,6 +303,7 @@ impl Subscription {
             method: &self.method,
             keys: &self.keys,
             retries: &self.retries,
+            max_retry_after: self.max_retry_after,
             max_response_bytes: self.max_response_bytes,
             allow_private: self.allow_private,
             disabled: &self.disabled,

@@ -18,6 +18,9 @@ pub struct WebhookMetrics {
     pub disabled: IntGaugeVec,
     /// `sluice_webhook_consumer_lag{subscription,topic,partition}`: records behind.
     pub lag: IntGaugeVec,
+    /// `sluice_webhook_retry_after_capped_total{subscription}`: `Retry-After` waits cut
+    /// to `max_retry_after`.
+    pub capped: IntCounterVec,
 }
 
 static M: Lazy<Option<WebhookMetrics>> = Lazy::new(|| {
@@ -63,6 +66,14 @@ static M: Lazy<Option<WebhookMetrics>> = Lazy::new(|| {
             &["subscription", "topic", "partition"],
         )
         .ok()?,
+        capped: IntCounterVec::new(
+            Opts::new(
+                "sluice_webhook_retry_after_capped_total",
+                "Retry-After waits cut to max_retry_after",
+            ),
+            &["subscription"],
+        )
+        .ok()?,
     };
     let r = prometheus::default_registry();
     r.register(Box::new(m.deliveries.clone())).ok()?;
@@ -70,6 +81,7 @@ static M: Lazy<Option<WebhookMetrics>> = Lazy::new(|| {
     r.register(Box::new(m.duration.clone())).ok()?;
     r.register(Box::new(m.disabled.clone())).ok()?;
     r.register(Box::new(m.lag.clone())).ok()?;
+    r.register(Box::new(m.capped.clone())).ok()?;
     Some(m)
 });
 
