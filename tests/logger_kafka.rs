@@ -315,3 +315,34 @@ fn big_bodies_are_cut_to_fit_the_record_not_dropped() {
         1.0,
     );
 }
+
+#[test]
+fn bodies_are_logged_on_routes_a_plugin_answers() {
+    let kafka = Kafka::start();
+    kafka.create_topic("inbox-log", 1);
+    let origin = Origin::start();
+    let gw = gateway(
+        &kafka,
+        &origin,
+        r#"
+  - id: inbox
+    match: { paths: ["/inbox"], methods: [POST] }
+    plugins:
+      mocking: { status: 204 }
+      kafka-logger: { topic: inbox-log, include_req_body: true }
+"#,
+    );
+    let r = request(gw.port, "POST", "/inbox", &[], b"{\"hello\":\"inbox\"}");
+    assert_eq!(r.status, 204);
+    let records = read_topic(
+        &kafka.bootstrap,
+        "inbox-log",
+        1,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    );
+    assert_eq!(records.len(), 1);
+    let v = records[0].json();
+    assert_eq!(v["request"]["body"], "{\"hello\":\"inbox\"}");
+    assert_eq!(v["request"]["size"], 17);
+}

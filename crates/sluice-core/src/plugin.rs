@@ -50,6 +50,18 @@ pub trait Plugin: Send + Sync + 'static {
         false
     }
 
+    /// True when the plugin wants to see the request body (its `request_body` phase),
+    /// also on routes where another plugin answers the request without reading it.
+    fn wants_request_body(&self) -> bool {
+        false
+    }
+
+    /// True when the plugin reads the request body itself in its `request` phase (so the
+    /// proxy must not read it first).
+    fn reads_request_body(&self) -> bool {
+        false
+    }
+
     /// Header and query parameter names that carry credentials this plugin checks
     /// (authentication plugins). Loggers redact them on every request of the route,
     /// whether this plugin ran, refused or accepted the request.

@@ -22,6 +22,10 @@ pub struct Route {
     pub max_body_bytes: Option<u64>,
     /// Credential header and query names of the route's plugins (for loggers).
     pub credentials: Arc<CredentialNames>,
+    /// Read the request body through the plugins' `request_body` phase before the
+    /// request phases: a plugin wants it (a logger capturing bodies) while another
+    /// answers the request without reading it (mocking).
+    pub prefetch_body: bool,
 }
 
 impl Route {
@@ -32,12 +36,16 @@ impl Route {
         for p in &plugins {
             credentials.extend(p.credential_names());
         }
+        let prefetch_body = plugins.iter().any(|p| p.wants_request_body())
+            && plugins.iter().any(|p| p.answers_requests())
+            && !plugins.iter().any(|p| p.reads_request_body());
         Self {
             id: Arc::from(id),
             upstream: upstream.map(Arc::from),
             plugins,
             max_body_bytes: None,
             credentials: Arc::new(credentials),
+            prefetch_body,
         }
     }
 

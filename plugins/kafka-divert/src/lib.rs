@@ -193,6 +193,10 @@ impl Plugin for KafkaDivertPlugin {
         true
     }
 
+    fn reads_request_body(&self) -> bool {
+        true
+    }
+
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
         let key = match idempotency_key(
             session.req_header().headers.get(&self.key_header),

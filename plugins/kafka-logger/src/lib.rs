@@ -188,6 +188,10 @@ impl Plugin for KafkaLoggerPlugin {
         403
     }
 
+    fn wants_request_body(&self) -> bool {
+        self.req_cap.is_some()
+    }
+
     async fn request_body(
         &self,
         _session: &mut Session,

@@ -243,6 +243,9 @@ impl Dispatcher {
             return;
         };
         if let Some(e) = failure {
+            if let Some(w) = crate::metrics::webhook() {
+                w.attempts.with_label_values(&[&self.sub.id, "panic"]).inc();
+            }
             log::error!(
                 "webhook subscription `{}`: the delivery of {}[{}]@{offset} failed unexpectedly ({e}); it is redelivered after a restart",
                 self.sub.id,

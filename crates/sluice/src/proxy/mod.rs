@@ -15,6 +15,7 @@ mod answer;
 mod errors;
 mod hardening;
 mod headers;
+mod prefetch;
 mod target;
 
 use std::net::SocketAddr;
@@ -157,6 +158,9 @@ impl ProxyHttp for Gateway {
         ctx.req.route = Some(route.clone());
         if let Err(r) = hardening::check_declared_body(session.req_header(), route.max_body_bytes) {
             return refuse(session, ctx, r).await;
+        }
+        if route.prefetch_body {
+            prefetch::body(session, ctx, &route).await?;
         }
         for plugin in &route.plugins {
             match plugin.request(session, &mut ctx.req).await? {
