@@ -329,13 +329,16 @@ impl Spool {
     /// Delete delivered segments and drained directories, persist acknowledgements, and
     /// adopt directories of processes that have gone since.
     pub fn maintain(&self) -> Result<(), SpoolError> {
+        let mut first_error = None;
         {
             let mut st = self.shared.lock();
-            let freed = st.own.compact()?;
-            let mut freed_total = freed;
+            let (mut freed_total, r) = st.own.compact();
+            first_error = first_error.or(r.err());
             let mut keep = Vec::new();
             for (id, mut s) in std::mem::take(&mut st.orphans) {
-                freed_total += s.compact()?;
+                let (freed, r) = s.compact();
+                freed_total += freed;
+                first_error = first_error.or(r.err());
                 if s.drained() {
                     freed_total += s.bytes();
                     let _ = fs::remove_dir_all(&s.dir);
@@ -345,11 +348,13 @@ impl Spool {
                 }
             }
             st.orphans = keep;
+            // What was deleted is no longer on disk, whatever failed after it.
             self.shared
                 .disk_bytes
                 .fetch_sub(freed_total, Ordering::AcqRel);
         }
-        self.adopt_orphans()
+        self.adopt_orphans()?;
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Records not yet acknowledged, including those queued for writing.

@@ -271,8 +271,9 @@ impl Source {
     }
 
     /// Delete fully acknowledged segments (never the one being written) and persist the
-    /// watermark. Returns the bytes freed.
-    pub fn compact(&mut self) -> Result<u64, SpoolError> {
+    /// watermark. Returns the bytes freed, also when a later step failed (so the spool's
+    /// byte count stays true), and the first error.
+    pub fn compact(&mut self) -> (u64, Result<(), SpoolError>) {
         let mut freed = 0;
         let keep_last = usize::from(self.own);
         while self.segments.len() > keep_last {
@@ -282,32 +283,40 @@ impl Source {
             if first.last_seq > self.watermark {
                 break;
             }
-            fs::remove_file(&first.path).map_err(|e| io(e, "removing", &first.path))?;
+            if let Err(e) = fs::remove_file(&first.path) {
+                return (freed, Err(io(e, "removing", &first.path)));
+            }
             freed += first.bytes;
             self.segments.pop_front();
         }
-        if self.watermark != self.persisted || self.acked_above.len() != self.persisted_above {
-            // Line 1: the watermark; line 2: acknowledged seqs above it (out of order).
-            let mut text = format!("{}\n", self.watermark);
-            for seq in &self.acked_above {
-                text.push_str(&seq.to_string());
-                text.push(' ');
-            }
-            let tmp = self.dir.join("ACKED.tmp");
-            let mut f = crate::dirs::file_options()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)
-                .map_err(|e| io(e, "writing", &tmp))?;
-            f.write_all(text.as_bytes())
-                .and_then(|_| f.sync_data())
-                .map_err(|e| io(e, "writing", &tmp))?;
-            fs::rename(&tmp, self.dir.join("ACKED")).map_err(|e| io(e, "renaming", &tmp))?;
-            self.persisted = self.watermark;
-            self.persisted_above = self.acked_above.len();
+        (freed, self.persist_acked())
+    }
+
+    /// Write `ACKED` when acknowledgements changed since the last write.
+    fn persist_acked(&mut self) -> Result<(), SpoolError> {
+        if self.watermark == self.persisted && self.acked_above.len() == self.persisted_above {
+            return Ok(());
         }
-        Ok(freed)
+        // Line 1: the watermark; line 2: acknowledged seqs above it (out of order).
+        let mut text = format!("{}\n", self.watermark);
+        for seq in &self.acked_above {
+            text.push_str(&seq.to_string());
+            text.push(' ');
+        }
+        let tmp = self.dir.join("ACKED.tmp");
+        let mut f = crate::dirs::file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(|e| io(e, "writing", &tmp))?;
+        f.write_all(text.as_bytes())
+            .and_then(|_| f.sync_data())
+            .map_err(|e| io(e, "writing", &tmp))?;
+        fs::rename(&tmp, self.dir.join("ACKED")).map_err(|e| io(e, "renaming", &tmp))?;
+        self.persisted = self.watermark;
+        self.persisted_above = self.acked_above.len();
+        Ok(())
     }
 
     /// True when nothing is left to deliver.

@@ -293,3 +293,28 @@ fn a_locked_directory_is_not_adopted() {
     assert_eq!(b.stats().records, 1, "adopted once a is gone");
     assert_eq!(b.read(10, 1 << 20).unwrap()[0].payload, b"owned by a");
 }
+
+#[test]
+fn a_failed_acknowledgement_write_keeps_the_byte_count_true() {
+    let dir = tmp("acked-fails");
+    let s = Spool::open(opts(&dir)).unwrap();
+    for i in 0..50u8 {
+        append(&s, &[i; 30], false).unwrap();
+    }
+    let before = s.stats().bytes;
+    for e in s.read(100, 1 << 20).unwrap() {
+        s.ack(e.id);
+    }
+    // `ACKED` cannot be written (its temporary name is taken by a directory), after
+    // the delivered segments were deleted.
+    std::fs::create_dir(s.own_dir().join("ACKED.tmp")).unwrap();
+    assert!(s.maintain().is_err(), "the failure is reported");
+    let on_disk: u64 = std::fs::read_dir(s.own_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(on_disk < before, "segments were deleted");
+    assert_eq!(s.stats().bytes, on_disk, "the count follows the disk");
+}
