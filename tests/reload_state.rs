@@ -1,7 +1,9 @@
-//! State that must survive a configuration reload: a route's idempotency store is kept
-//! across a `SIGHUP` while the route and its key space are unchanged (a replayed key is
-//! answered from the store, not produced again), and starts empty, saying so, when the
-//! store's settings changed.
+//! State across a configuration reload: a route's idempotency store is kept across a
+//! `SIGHUP` while the route and its key space are unchanged (a replayed key is answered
+//! from the store, not produced again), and starts empty, saying so, when the store's
+//! settings changed. A Server-Sent Events stream whose cluster a reload replaced ends
+//! after the grace period (with a `retry:` hint), instead of keeping the retired cluster
+//! alive.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -10,6 +12,7 @@ use sluice_e2e::client::request;
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{read_topic, Kafka};
 use sluice_e2e::metrics::scrape;
+use sluice_e2e::sse::read_until;
 use sluice_e2e::wait_for;
 
 fn yaml(bootstrap: &str, ttl: &str) -> String {
@@ -82,4 +85,58 @@ fn a_reload_keeps_the_idempotency_store() {
         2,
         "produced once before and once after the change"
     );
+}
+
+#[test]
+fn a_reload_that_replaces_the_cluster_ends_its_sse_streams() {
+    let kafka = Kafka::start();
+    kafka.create_topic("news", 1);
+    let yaml = |linger: &str| {
+        format!(
+            r#"
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 0s }}
+admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
+kafka: {{ clusters: {{ default: {{ brokers: ["{}"], linger: {linger} }} }} }}
+routes:
+  - id: news
+    match: {{ paths: ["/news"], methods: [GET] }}
+    plugins:
+      kafka-sse: {{ topic: news, start: latest, keepalive: 300ms }}
+"#,
+            kafka.bootstrap
+        )
+    };
+    let gw = Gateway::start(&yaml("5ms"));
+    let stream = {
+        let port = gw.port;
+        std::thread::spawn(move || {
+            read_until(port, "/news", None, Duration::from_secs(60), |_| false)
+        })
+    };
+    wait_for("the stream is open", Duration::from_secs(30), || {
+        (scrape(gw.admin).sum("sluice_sse_streams", &[("route", "news")]) == 1.0).then_some(())
+    });
+    // Another linger: the cluster is replaced, and flushed after the grace period.
+    reload(&gw, yaml("1ms"), 1.0);
+    let ended = stream.join().unwrap();
+    assert!(
+        ended
+            .comments
+            .iter()
+            .any(|c| c.contains("configuration reloaded")),
+        "{:?}",
+        ended.comments
+    );
+    assert!(
+        ended.retry.contains(&"100".to_string()),
+        "{:?}",
+        ended.retry
+    );
+    wait_for("the disconnect counted", Duration::from_secs(30), || {
+        (scrape(gw.admin).sum(
+            "sluice_sse_disconnects_total",
+            &[("route", "news"), ("reason", "reload")],
+        ) == 1.0)
+            .then_some(())
+    });
 }

@@ -257,6 +257,11 @@ impl Cluster {
             .map(|()| rx)
     }
 
+    /// True once the cluster was shut down (at exit, or replaced by a reload and flushed).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// The producer for `profile`, unless closed or not started (the reason).
     pub(crate) fn producer(&self, profile: Option<Profile>) -> Result<Sender, &'static str> {
         if self.closed.load(Ordering::Acquire) {

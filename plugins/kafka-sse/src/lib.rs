@@ -317,6 +317,7 @@ impl Plugin for KafkaSsePlugin {
                 slow: self.config.slow_client_timeout.0,
                 on_event: &on_event,
                 signer: &self.signer,
+                retired: &|| self.cluster.is_closed(),
             },
         )
         .await;

@@ -76,6 +76,9 @@ pub enum End {
     SlowClient,
     /// Sluice is shutting down (the stream was ended cleanly; clients resume).
     Shutdown,
+    /// A reload replaced the stream's cluster: ended cleanly after the grace period so
+    /// the client reconnects to the new configuration.
+    Reload,
     /// Kafka failed.
     KafkaError,
 }
@@ -87,6 +90,7 @@ impl End {
             End::ClientClosed => "client_closed",
             End::SlowClient => "slow_client",
             End::Shutdown => "shutdown",
+            End::Reload => "reload",
             End::KafkaError => "kafka_error",
         }
     }
@@ -204,6 +208,8 @@ pub struct Run<'a> {
     pub on_event: &'a (dyn Fn() + Sync),
     /// Signs the event ids.
     pub signer: &'a token::Signer,
+    /// True once the stream's cluster was retired (replaced by a reload).
+    pub retired: &'a (dyn Fn() -> bool + Sync),
 }
 
 /// Events written together at most (bytes, roughly).
@@ -290,6 +296,13 @@ pub async fn run(session: &mut Session, mut r: Run<'_>) -> End {
                     let _ = write(session, frame::comment("shutting down, reconnect"), r.slow).await;
                     let _ = session.write_response_body(None, true).await;
                     return End::Shutdown;
+                }
+                if (r.retired)() {
+                    let mut bye = frame::retry(100);
+                    bye.extend(frame::comment("configuration reloaded, reconnect"));
+                    let _ = write(session, bye, r.slow).await;
+                    let _ = session.write_response_body(None, true).await;
+                    return End::Reload;
                 }
                 if let Err(end) = write(session, frame::comment("keep-alive"), r.slow).await {
                     return end;
