@@ -87,7 +87,9 @@ fn a_poison_record_is_set_aside_and_the_rest_is_delivered() {
         1.0,
     );
     wait_sum(gw.admin, "sluice_spool_records", &[], 0.0);
-    drop(gw);
+    // A clean stop persists the acknowledgements (after a `kill -9` the set-aside record
+    // would be set aside again by the next process: at least once).
+    gw.stop();
 
     // Broker frozen while 200 more and a poison record are spooled; Sluice dies.
     kafka.pause();
@@ -117,11 +119,10 @@ fn a_poison_record_is_set_aside_and_the_rest_is_delivered() {
         .chain((0..200).map(|i| format!("restart-{i}")))
         .collect();
     assert_eq!(values, expected, "every small event, no poison");
-    // Both poison records are in the quarantine file, framed as in the spool.
+    // Both poison records are in the quarantine file, framed as in the spool (at least
+    // once: the second one may have been set aside by the process killed with `kill -9`
+    // too, before its acknowledgement was persisted).
     let q = root.join("sluice-quarantine-default.seg");
     let len = std::fs::metadata(&q).unwrap().len() as usize;
-    assert!(
-        (2 * POISON..2 * POISON + 4096).contains(&len),
-        "{len} bytes"
-    );
+    assert!((2 * POISON..4 * POISON).contains(&len), "{len} bytes");
 }

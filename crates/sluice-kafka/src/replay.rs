@@ -35,7 +35,12 @@ pub async fn run(cluster: Arc<Cluster>) {
     let mut quarantine = Quarantine::default();
     loop {
         if last_maintain.elapsed() >= Duration::from_secs(1) {
-            if let Err(e) = spool.maintain() {
+            // File I/O (deleting segments, adopting directories): off the async workers.
+            let s = spool.clone();
+            let maintained = tokio::task::spawn_blocking(move || s.maintain())
+                .await
+                .unwrap_or_else(|e| Err(sluice_spool::SpoolError::Io(e.to_string())));
+            if let Err(e) = maintained {
                 log::error!("kafka cluster `{}`: spool maintenance: {e}", cluster.name());
             }
             exported = export(cluster.name(), &spool, exported);
@@ -61,11 +66,14 @@ pub async fn run(cluster: Arc<Cluster>) {
 /// Send one window of spooled records and wait for their reports; the number sent.
 async fn replay_window(
     cluster: &Cluster,
-    spool: &Spool,
+    spool: &Arc<Spool>,
     quarantine: &mut Quarantine,
 ) -> Result<usize, String> {
-    let batch = spool
-        .read(WINDOW, WINDOW_BYTES)
+    // Reading segment files is blocking I/O: off the async workers.
+    let s = spool.clone();
+    let batch = tokio::task::spawn_blocking(move || s.read(WINDOW, WINDOW_BYTES))
+        .await
+        .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let n = batch.len();
     let mut waits = Vec::with_capacity(n);

@@ -69,6 +69,8 @@ pub(crate) struct Shared {
     pending_bytes: AtomicU64,
     /// Appends queued for the writer.
     queued: AtomicU64,
+    /// Records held in all directories and not acknowledged (read without the lock).
+    pub(crate) held: AtomicU64,
     appended: AtomicU64,
     acked: AtomicU64,
     write_errors: AtomicU64,
@@ -123,6 +125,7 @@ impl Spool {
             disk_bytes: AtomicU64::new(0),
             pending_bytes: AtomicU64::new(0),
             queued: AtomicU64::new(0),
+            held: AtomicU64::new(0),
             appended: AtomicU64::new(0),
             acked: AtomicU64::new(0),
             write_errors: AtomicU64::new(0),
@@ -147,7 +150,9 @@ impl Spool {
         }
     }
 
-    /// Recover every other instance directory of this cluster whose lock is free.
+    /// Recover every other instance directory of this cluster whose lock is free. The
+    /// directories are read without holding the state lock, so appends, acknowledgements
+    /// and `pending()` are not held up by a large orphan.
     fn adopt_orphans(&self) -> Result<(), SpoolError> {
         let root = &self.shared.opts.dir;
         let mut found: Vec<PathBuf> = fs::read_dir(root)
@@ -157,9 +162,12 @@ impl Spool {
             .filter(|p| p.is_dir() && *p != self.shared.own_dir)
             .collect();
         found.sort();
-        let mut st = self.shared.lock();
+        let known: Vec<PathBuf> = {
+            let st = self.shared.lock();
+            st.orphans.iter().map(|(_, s)| s.dir.clone()).collect()
+        };
         for dir in found {
-            if st.orphans.iter().any(|(_, s)| s.dir == dir) {
+            if known.contains(&dir) {
                 continue;
             }
             if let dirs::Kind::Foreign(why) = dirs::classify(&dir, &self.shared.opts.identity) {
@@ -169,24 +177,27 @@ impl Spool {
             let Some(lock) = lock_dir(&dir)? else {
                 continue;
             };
-            let mut damage = st.damage;
+            let mut damage = Damage::default();
             let src = Source::recover(dir.clone(), lock, &mut damage)?;
-            st.damage = damage;
+            if src.drained() {
+                let _ = fs::remove_dir_all(&dir);
+            } else {
+                log::info!(
+                    "spool: replaying {} records left in {}",
+                    src.unacked,
+                    dir.display()
+                );
+            }
+            let mut st = self.shared.lock();
+            st.damage.tails += damage.tails;
+            st.damage.bytes += damage.bytes;
+            if src.drained() {
+                continue;
+            }
             self.shared
                 .disk_bytes
                 .fetch_add(src.bytes(), Ordering::AcqRel);
-            if src.drained() {
-                let _ = fs::remove_dir_all(&dir);
-                self.shared
-                    .disk_bytes
-                    .fetch_sub(src.bytes(), Ordering::AcqRel);
-                continue;
-            }
-            log::info!(
-                "spool: replaying {} records left in {}",
-                src.unacked,
-                dir.display()
-            );
+            self.shared.held.fetch_add(src.unacked, Ordering::AcqRel);
             let id = st.next_source;
             st.next_source += 1;
             st.orphans.push((id, src));
@@ -310,11 +321,15 @@ impl Spool {
                 .find(|(i, _)| *i == id.source())
                 .map(|(_, s)| s)
         };
-        src.is_some_and(|s| {
+        let released = src.is_some_and(|s| {
             let before = s.unacked;
             s.ack(id.seq);
             s.unacked < before
-        })
+        });
+        if released {
+            self.shared.held.fetch_sub(1, Ordering::AcqRel);
+        }
+        released
     }
 
     /// Replay again from the oldest unacknowledged record (after a delivery failure).
@@ -359,10 +374,8 @@ impl Spool {
 
     /// Records not yet acknowledged, including those queued for writing.
     pub fn pending(&self) -> u64 {
-        let st = self.shared.lock();
-        st.own.unacked
-            + st.orphans.iter().map(|(_, s)| s.unacked).sum::<u64>()
-            + self.shared.queued.load(Ordering::Acquire)
+        // No lock: every at-least-once request asks.
+        self.shared.held.load(Ordering::Acquire) + self.shared.queued.load(Ordering::Acquire)
     }
 
     /// Current figures.

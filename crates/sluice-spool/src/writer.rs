@@ -209,6 +209,9 @@ impl Writer {
             }
             own.unacked += count;
             own.readable_upto = last;
+            self.shared
+                .held
+                .fetch_add(count, std::sync::atomic::Ordering::AcqRel);
         }
         Ok(())
     }
