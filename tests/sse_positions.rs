@@ -1,14 +1,18 @@
 //! kafka-sse positions: a client that drops before its first event still has an id
 //! (the stream's start is sent as `id:`), so it resumes with no gap on a `start: latest`
 //! route; and a resume id that predates partitions added to the topic reads those
-//! partitions from their beginning instead of skipping to `latest`.
+//! partitions from their beginning instead of skipping to `latest`; an open stream picks
+//! up partitions added while it runs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{produce, Kafka};
 use sluice_e2e::sse::read_until;
+use sluice_e2e::wait_for;
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -64,5 +68,35 @@ routes:
         data,
         ["new-partition", "while-away"],
         "no gap, nothing older"
+    );
+
+    // A stream that is open when partitions are added picks them up.
+    let opened = Arc::new(AtomicBool::new(false));
+    let live = {
+        let (port, opened) = (gw.port, opened.clone());
+        std::thread::spawn(move || {
+            read_until(port, "/feed", None, WAIT, |r| {
+                // The opening id is sent once the start (latest) is resolved.
+                if r.last_id.is_some() {
+                    opened.store(true, Ordering::Release);
+                }
+                r.events.iter().any(|e| e.data == "added-live")
+            })
+        })
+    };
+    wait_for("the live stream's start", WAIT, || {
+        opened.load(Ordering::Acquire).then_some(())
+    });
+    kafka.add_partitions("feed", 3);
+    produce(
+        &kafka.bootstrap,
+        "feed",
+        &[(2, "k".into(), "added-live".into())],
+        1,
+    );
+    let r = live.join().unwrap();
+    assert!(
+        r.events.iter().any(|e| e.data == "added-live"),
+        "the new partition's record reached the open stream"
     );
 }

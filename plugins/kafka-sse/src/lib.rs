@@ -309,6 +309,7 @@ impl Plugin for KafkaSsePlugin {
             session,
             Run {
                 consumer: &consumer,
+                topic: &self.config.topic,
                 positions,
                 filter,
                 event_header: self.config.event_header.as_deref(),

@@ -1,6 +1,7 @@
 //! One Server-Sent Events stream: a Kafka consumer of its own (partitions assigned and
 //! seeked, no consumer group), the resume positions, and the write loop with keep-alives,
-//! a slow-client cut-off and a clean end on shutdown.
+//! a slow-client cut-off and a clean end on shutdown. Every 5 s (at a keep-alive tick) the
+//! stream looks for partitions added to its topic and reads them from their start.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -188,10 +189,45 @@ fn resolve(
     Ok(positions)
 }
 
+/// Partitions of `topic` not in `known` (added since the stream started): assigned at
+/// their first offset, and returned with it.
+fn new_partitions(
+    c: &StreamConsumer,
+    topic: &str,
+    known: &[i32],
+) -> Result<Vec<(i32, i64)>, String> {
+    let t = Duration::from_secs(5);
+    let md = c
+        .fetch_metadata(Some(topic), t)
+        .map_err(|e| format!("metadata of `{topic}`: {e}"))?;
+    let mut added = Vec::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        if known.contains(&p.id()) {
+            continue;
+        }
+        let (low, _) = c
+            .fetch_watermarks(topic, p.id(), t)
+            .map_err(|e| e.to_string())?;
+        tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))
+            .map_err(|e| e.to_string())?;
+        added.push((p.id(), low));
+    }
+    if !added.is_empty() {
+        c.incremental_assign(&tpl).map_err(|e| e.to_string())?;
+    }
+    Ok(added)
+}
+
+/// How often a stream looks for partitions added to its topic.
+const REFRESH: Duration = Duration::from_secs(5);
+
 /// What the loop needs besides the session.
 pub struct Run<'a> {
     /// The consumer.
-    pub consumer: &'a StreamConsumer,
+    pub consumer: &'a Arc<StreamConsumer>,
+    /// The topic.
+    pub topic: &'a str,
     /// Positions so far (updated as records go by).
     pub positions: Positions,
     /// Record selection.
@@ -216,6 +252,21 @@ pub struct Run<'a> {
 const BATCH_BYTES: usize = 64 * 1024;
 
 impl Run<'_> {
+    /// Every [`REFRESH`]: assign partitions added to the topic since the stream started.
+    async fn refresh(&mut self, last: &mut std::time::Instant) {
+        if last.elapsed() < REFRESH {
+            return;
+        }
+        *last = std::time::Instant::now();
+        let (c, topic) = (self.consumer.clone(), self.topic.to_string());
+        let known: Vec<i32> = self.positions.keys().copied().collect();
+        match tokio::task::spawn_blocking(move || new_partitions(&c, &topic, &known)).await {
+            Ok(Ok(added)) => self.positions.extend(added),
+            Ok(Err(e)) => log::debug!("sse: looking for new partitions: {e}"),
+            Err(e) => log::debug!("sse: looking for new partitions: {e}"),
+        }
+    }
+
     /// Advance the positions past `m` and append its event to `out` when it passes the
     /// filter; whether it did.
     fn add(&mut self, m: &BorrowedMessage<'_>, out: &mut Vec<u8>) -> bool {
@@ -257,6 +308,7 @@ async fn write(session: &mut Session, bytes: Vec<u8>, slow: Duration) -> Result<
 pub async fn run(session: &mut Session, mut r: Run<'_>) -> End {
     let mut tick = tokio::time::interval(r.keepalive);
     tick.tick().await;
+    let mut refreshed = std::time::Instant::now();
     loop {
         tokio::select! {
             m = r.consumer.recv() => {
@@ -290,6 +342,7 @@ pub async fn run(session: &mut Session, mut r: Run<'_>) -> End {
                     (r.on_event)();
                 }
                 tick.reset();
+                r.refresh(&mut refreshed).await;
             }
             _ = tick.tick() => {
                 if session.is_process_shutting_down() {
@@ -304,6 +357,7 @@ pub async fn run(session: &mut Session, mut r: Run<'_>) -> End {
                     let _ = session.write_response_body(None, true).await;
                     return End::Reload;
                 }
+                r.refresh(&mut refreshed).await;
                 if let Err(end) = write(session, frame::comment("keep-alive"), r.slow).await {
                     return end;
                 }
