@@ -94,5 +94,7 @@ fn write(cluster: &str, spool: &Spool, entry: &Entry) -> std::io::Result<PathBuf
         .open(&path)?;
     f.write_all(&frame)?;
     f.sync_all()?;
+    // The file's directory entry too, before the record leaves the spool.
+    std::fs::File::open(&root)?.sync_all()?;
     Ok(path)
 }

@@ -92,7 +92,11 @@ async fn replay_window(
         match cluster.enqueue(&event, None, Some(tx), None, false) {
             Ok(()) => waits.push((entry, rx)),
             Err(why) if permanent_reason(&why) => {
-                quarantine.failed(cluster.name(), spool, &entry, &why, true, false);
+                if !quarantine.failed(cluster.name(), spool, &entry, &why, true, false) {
+                    // Could not be set aside: retry the window from it.
+                    refused = Some(why);
+                    break;
+                }
             }
             Err(why) => {
                 // Wait for what was sent, then retry from the oldest unacknowledged.

@@ -73,14 +73,25 @@ fn marker_text(identity: &str) -> String {
     format!("{MARKER_VERSION}\n{identity}\n")
 }
 
-/// Create this process's instance directory `root/<name>` with its marker.
-pub fn create_instance(root: &Path, name: &str, identity: &str) -> Result<PathBuf, SpoolError> {
-    let dir = root.join(format!("{PREFIX}{name}"));
+/// Prefix of an instance directory being created (skipped silently by adoption).
+const CREATING: &str = ".sluice-new-";
+
+/// Create this process's instance directory `root/sluice-<name>`, marked and locked: it
+/// is built under a temporary name, locked, marked and synced, then renamed into place,
+/// so another spool never sees it unlocked or without its marker.
+pub fn create_instance(
+    root: &Path,
+    name: &str,
+    identity: &str,
+) -> Result<(PathBuf, File), SpoolError> {
+    let tmp = root.join(format!("{CREATING}{name}"));
     DirBuilder::new()
         .mode(0o700)
-        .create(&dir)
-        .map_err(|e| io(e, "creating", &dir))?;
-    let path = dir.join(MARKER);
+        .create(&tmp)
+        .map_err(|e| io(e, "creating", &tmp))?;
+    let lock = crate::source::lock_dir(&tmp)?
+        .ok_or_else(|| SpoolError::Io(format!("{} is locked", tmp.display())))?;
+    let path = tmp.join(MARKER);
     let mut f = file_options()
         .write(true)
         .create_new(true)
@@ -89,9 +100,19 @@ pub fn create_instance(root: &Path, name: &str, identity: &str) -> Result<PathBu
     f.write_all(marker_text(identity).as_bytes())
         .and_then(|_| f.sync_all())
         .map_err(|e| io(e, "writing", &path))?;
-    sync_dir(&dir)?;
+    sync_dir(&tmp)?;
+    let dir = root.join(format!("{PREFIX}{name}"));
+    fs::rename(&tmp, &dir).map_err(|e| io(e, "renaming", &tmp))?;
     sync_dir(root)?;
-    Ok(dir)
+    Ok((dir, lock))
+}
+
+/// Before deleting a drained instance directory: remove its marker (synced), so a spool
+/// that lists the root meanwhile leaves it alone instead of adopting it.
+pub fn unmark(dir: &Path) {
+    if fs::remove_file(dir.join(MARKER)).is_ok() {
+        let _ = sync_dir(dir);
+    }
 }
 
 /// What a directory under the root is, for this spool.
@@ -99,6 +120,8 @@ pub fn create_instance(root: &Path, name: &str, identity: &str) -> Result<PathBu
 pub enum Kind {
     /// An instance directory of this cluster: may be adopted.
     Ours,
+    /// Being created by a spool: skipped silently.
+    Busy,
     /// Not to be touched, with the reason to log.
     Foreign(String),
 }
@@ -106,6 +129,9 @@ pub enum Kind {
 /// Classify `dir` (never writes to it).
 pub fn classify(dir: &Path, identity: &str) -> Kind {
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name.starts_with(CREATING) {
+        return Kind::Busy;
+    }
     let legacy = name.len() > 14
         && name.as_bytes()[..13].iter().all(u8::is_ascii_digit)
         && name.as_bytes()[13] == b'-';
@@ -160,7 +186,7 @@ mod tests {
     fn only_marked_directories_of_the_same_cluster_are_ours() {
         let root = scratch("classify");
         let prod = "cluster prod\nbrokers a:9092";
-        let dir = create_instance(&root, "1-2-3", prod).unwrap();
+        let (dir, _lock) = create_instance(&root, "1-2-3", prod).unwrap();
         assert_eq!(classify(&dir, prod), Kind::Ours);
         assert!(
             matches!(classify(&dir, "cluster staging\nbrokers b:9092"), Kind::Foreign(w) if w.contains("another cluster"))

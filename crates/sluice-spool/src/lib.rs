@@ -46,7 +46,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
-use source::{lock_dir, Damage, Source};
+use source::{lock_existing, Damage, Source};
 pub use types::{Entry, RecordId, SpoolError, SpoolOptions, SpoolStats, SyncPolicy};
 pub use writer::Done;
 use writer::{Cmd, Writer};
@@ -104,13 +104,11 @@ impl Spool {
         // Unique per open, also within one process and millisecond.
         static OPENS: AtomicU64 = AtomicU64::new(0);
         let n = OPENS.fetch_add(1, Ordering::Relaxed);
-        let own_dir = dirs::create_instance(
+        let (own_dir, lock) = dirs::create_instance(
             &opts.dir,
             &format!("{millis:013}-{}-{n}", std::process::id()),
             &opts.identity,
         )?;
-        let lock = lock_dir(&own_dir)?
-            .ok_or_else(|| SpoolError::Io(format!("{} is locked", own_dir.display())))?;
         let state = State {
             orphans: Vec::new(),
             own: Source::create_own(own_dir.clone(), lock),
@@ -170,16 +168,25 @@ impl Spool {
             if known.contains(&dir) {
                 continue;
             }
-            if let dirs::Kind::Foreign(why) = dirs::classify(&dir, &self.shared.opts.identity) {
-                self.shared.reported.once(&dir, &why);
-                continue;
+            match dirs::classify(&dir, &self.shared.opts.identity) {
+                dirs::Kind::Ours => {}
+                dirs::Kind::Busy => continue,
+                dirs::Kind::Foreign(why) => {
+                    self.shared.reported.once(&dir, &why);
+                    continue;
+                }
             }
-            let Some(lock) = lock_dir(&dir)? else {
+            let Some(lock) = lock_existing(&dir)? else {
                 continue;
             };
+            // Still ours once locked (not unmarked for deletion meanwhile)?
+            if dirs::classify(&dir, &self.shared.opts.identity) != dirs::Kind::Ours {
+                continue;
+            }
             let mut damage = Damage::default();
             let src = Source::recover(dir.clone(), lock, &mut damage)?;
             if src.drained() {
+                dirs::unmark(&dir);
                 let _ = fs::remove_dir_all(&dir);
             } else {
                 log::info!(
@@ -356,6 +363,7 @@ impl Spool {
                 first_error = first_error.or(r.err());
                 if s.drained() {
                     freed_total += s.bytes();
+                    dirs::unmark(&s.dir);
                     let _ = fs::remove_dir_all(&s.dir);
                     log::info!("spool: {} drained and removed", s.dir.display());
                 } else {

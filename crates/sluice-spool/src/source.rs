@@ -77,6 +77,22 @@ fn io(e: std::io::Error, what: &str, path: &Path) -> SpoolError {
     SpoolError::Io(format!("{what} {}: {e}", path.display()))
 }
 
+/// Take the lock of another process's `dir` (its `LOCK` file must exist: a directory
+/// without one is being created or deleted); `None` if it is held or missing.
+pub fn lock_existing(dir: &Path) -> Result<Option<File>, SpoolError> {
+    let path = dir.join("LOCK");
+    let f = match OpenOptions::new().write(true).open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e, "opening", &path)),
+    };
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(io(e, "locking", &path)),
+    }
+}
+
 /// Take the lock of `dir` (creating its `LOCK` file); `None` if another process holds it.
 pub fn lock_dir(dir: &Path) -> Result<Option<File>, SpoolError> {
     let path = dir.join("LOCK");

@@ -252,6 +252,23 @@ pub struct Run<'a> {
 const BATCH_BYTES: usize = 64 * 1024;
 
 impl Run<'_> {
+    /// End the stream cleanly when Sluice shuts down or a reload retired its cluster
+    /// (checked on keep-alive ticks and after writes, so busy streams end too).
+    async fn ending(&self, session: &mut Session) -> Option<End> {
+        let (end, bye) = if session.is_process_shutting_down() {
+            (End::Shutdown, frame::comment("shutting down, reconnect"))
+        } else if (self.retired)() {
+            let mut bye = frame::retry(100);
+            bye.extend(frame::comment("configuration reloaded, reconnect"));
+            (End::Reload, bye)
+        } else {
+            return None;
+        };
+        let _ = write(session, bye, self.slow).await;
+        let _ = session.write_response_body(None, true).await;
+        Some(end)
+    }
+
     /// Every [`REFRESH`]: assign partitions added to the topic since the stream started.
     async fn refresh(&mut self, last: &mut std::time::Instant) {
         if last.elapsed() < REFRESH {
@@ -343,19 +360,13 @@ pub async fn run(session: &mut Session, mut r: Run<'_>) -> End {
                 }
                 tick.reset();
                 r.refresh(&mut refreshed).await;
+                if let Some(end) = r.ending(session).await {
+                    return end;
+                }
             }
             _ = tick.tick() => {
-                if session.is_process_shutting_down() {
-                    let _ = write(session, frame::comment("shutting down, reconnect"), r.slow).await;
-                    let _ = session.write_response_body(None, true).await;
-                    return End::Shutdown;
-                }
-                if (r.retired)() {
-                    let mut bye = frame::retry(100);
-                    bye.extend(frame::comment("configuration reloaded, reconnect"));
-                    let _ = write(session, bye, r.slow).await;
-                    let _ = session.write_response_body(None, true).await;
-                    return End::Reload;
+                if let Some(end) = r.ending(session).await {
+                    return end;
                 }
                 r.refresh(&mut refreshed).await;
                 if let Err(end) = write(session, frame::comment("keep-alive"), r.slow).await {

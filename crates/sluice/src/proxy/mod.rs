@@ -159,10 +159,13 @@ impl ProxyHttp for Gateway {
         if let Err(r) = hardening::check_declared_body(session.req_header(), route.max_body_bytes) {
             return refuse(session, ctx, r).await;
         }
-        if route.prefetch_body {
-            prefetch::body(session, ctx, &route).await?;
-        }
+        let mut prefetch = route.prefetch_body;
         for plugin in &route.plugins {
+            // After authentication and limits: just before the plugin that answers.
+            if prefetch && plugin.answers_requests() {
+                prefetch = false;
+                prefetch::body(session, ctx, &route).await?;
+            }
             match plugin.request(session, &mut ctx.req).await? {
                 Flow::Continue => {}
                 Flow::Respond(r) => {
