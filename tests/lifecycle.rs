@@ -208,17 +208,7 @@ routes:
     let gw = Gateway::start(&yaml("5ms", "one"));
     let started = |gw: &Gateway| gw.logs().matches("producer started for").count();
     assert_eq!(started(&gw), 1);
-    let reload = |text: String, n: f64| {
-        let text = text
-            .replace("{PORT}", &gw.port.to_string())
-            .replace("{ADMIN}", &gw.admin.to_string());
-        std::fs::write(&gw.config, text).unwrap();
-        gw.signal(libc::SIGHUP);
-        wait_for("the reload", Duration::from_secs(10), || {
-            (scrape(gw.admin).sum("sluice_config_reloads_total", &[("result", "success")]) == n)
-                .then_some(())
-        });
-    };
+    let reload = |text: String, n: f64| gw.reload(&text, n);
     // Same cluster settings: the running producer is reused.
     reload(yaml("5ms", "two"), 1.0);
     assert_eq!(sluice_e2e::client::get(gw.port, "/r/x").text(), "two");

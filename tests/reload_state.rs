@@ -30,18 +30,6 @@ routes:
     )
 }
 
-fn reload(gw: &Gateway, text: String, n: f64) {
-    let text = text
-        .replace("{PORT}", &gw.port.to_string())
-        .replace("{ADMIN}", &gw.admin.to_string());
-    std::fs::write(&gw.config, text).unwrap();
-    gw.signal(libc::SIGHUP);
-    wait_for("the reload", Duration::from_secs(30), || {
-        (scrape(gw.admin).sum("sluice_config_reloads_total", &[("result", "success")]) == n)
-            .then_some(())
-    });
-}
-
 fn post(gw: &Gateway) -> sluice_e2e::client::Response {
     request(
         gw.port,
@@ -60,13 +48,13 @@ fn a_reload_keeps_the_idempotency_store() {
     let first = post(&gw);
     assert_eq!(first.status, 202);
     // A reload that changes nothing: the key is still known.
-    reload(&gw, yaml(&kafka.bootstrap, "1h"), 1.0);
+    gw.reload(&yaml(&kafka.bootstrap, "1h"), 1.0);
     let again = post(&gw);
     assert_eq!(again.status, 202);
     assert_eq!(again.header("idempotent-replayed"), Some("true"));
     assert_eq!(again.json()["offset"], first.json()["offset"]);
     // Another ttl is another store: it starts empty and says so.
-    reload(&gw, yaml(&kafka.bootstrap, "2h"), 2.0);
+    gw.reload(&yaml(&kafka.bootstrap, "2h"), 2.0);
     assert!(gw
         .logs()
         .contains("route `orders`: idempotency settings changed; its store starts empty"));
@@ -117,7 +105,7 @@ routes:
         (scrape(gw.admin).sum("sluice_sse_streams", &[("route", "news")]) == 1.0).then_some(())
     });
     // Another linger: the cluster is replaced, and flushed after the grace period.
-    reload(&gw, yaml("1ms"), 1.0);
+    gw.reload(&yaml("1ms"), 1.0);
     let ended = stream.join().unwrap();
     assert!(
         ended

@@ -88,11 +88,7 @@ fn retry_after_is_capped_and_a_reload_re_enables_a_gone_target() {
     });
     // The target is fixed and the subscription changed: a reload starts it enabled.
     healed.store(true, Ordering::Release);
-    let text = yaml(&kafka.bootstrap, receiver.port, "9s")
-        .replace("{PORT}", &gw.port.to_string())
-        .replace("{ADMIN}", &gw.admin.to_string());
-    std::fs::write(&gw.config, text).unwrap();
-    gw.signal(libc::SIGHUP);
+    gw.reload(&yaml(&kafka.bootstrap, receiver.port, "9s"), 1.0);
     wait_for("re-enabled", WAIT, || {
         (metric(&gw, "sluice_webhook_target_disabled") == 0.0).then_some(())
     });

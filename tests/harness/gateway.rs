@@ -164,6 +164,20 @@ impl Gateway {
         log
     }
 
+    /// Write `yaml` (`{PORT}` and `{ADMIN}` filled in) as the configuration, send `SIGHUP`
+    /// and wait until the `n`-th successful reload is counted.
+    pub fn reload(&self, yaml: &str, n: f64) {
+        let text = yaml
+            .replace("{PORT}", &self.port.to_string())
+            .replace("{ADMIN}", &self.admin.to_string());
+        std::fs::write(&self.config, text).unwrap();
+        self.signal(libc::SIGHUP);
+        wait_for("the reload", Duration::from_secs(30), || {
+            let s = crate::metrics::scrape(self.admin);
+            (s.sum("sluice_config_reloads_total", &[("result", "success")]) == n).then_some(())
+        });
+    }
+
     /// `kill -9`: no flush, no shutdown (ports and directories stay for a restart).
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -335,9 +335,15 @@ impl Kafka {
         self.spawn();
     }
 
-    /// Create a topic and wait until every partition has a leader.
-    pub fn create_topic(&self, name: &str, partitions: u32) {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+    /// An admin client of this broker, a runtime to drive it, and the options to use.
+    fn admin(
+        &self,
+    ) -> (
+        AdminClient<DefaultClientContext>,
+        tokio::runtime::Runtime,
+        AdminOptions,
+    ) {
+        let admin = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .create()
             .unwrap();
@@ -345,8 +351,14 @@ impl Kafka {
             .enable_all()
             .build()
             .unwrap();
-        let topic = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(1));
         let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        (admin, rt, opts)
+    }
+
+    /// Create a topic and wait until every partition has a leader.
+    pub fn create_topic(&self, name: &str, partitions: u32) {
+        let (admin, rt, opts) = self.admin();
+        let topic = NewTopic::new(name, partitions as i32, TopicReplication::Fixed(1));
         let res = rt.block_on(admin.create_topics([&topic], &opts)).unwrap();
         for r in res {
             if let Err((t, e)) = r {
@@ -370,16 +382,8 @@ impl Kafka {
 
     /// Grow `name` to `total` partitions and wait until the metadata shows them.
     pub fn add_partitions(&self, name: &str, total: usize) {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let (admin, rt, opts) = self.admin();
         let p = rdkafka::admin::NewPartitions::new(name, total);
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         for r in rt.block_on(admin.create_partitions([&p], &opts)).unwrap() {
             r.unwrap();
         }

@@ -1,15 +1,12 @@
 //! Spooled events Kafka will not take (a poison record) are set aside, so the records
-//! behind them go on: appended, in the spool's frame format, to
-//! `<spool.dir>/sluice-quarantine-<cluster>.seg` (mode 0600, synced), then acknowledged in
-//! the spool and counted in `sluice_spool_quarantined_total{cluster,reason}`. A record is
+//! behind them go on: the spool appends them to its quarantine file
+//! ([`Spool::set_aside`]: `<spool.dir>/sluice-quarantine-<cluster>.seg`), and they are
+//! counted in `sluice_spool_quarantined_total{cluster,reason}`. A record is
 //! set aside at once for a permanent error (see [`crate::event::permanent`]), or after
 //! [`MAX_ATTEMPTS`] failed deliveries while other records of the same window got
 //! through (so a broker outage, which fails every record, sets nothing aside).
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
 
 use sluice_spool::{Entry, RecordId, Spool};
 
@@ -54,9 +51,8 @@ impl Quarantine {
             }
             "max_attempts".to_string()
         };
-        match write(cluster, spool, entry) {
+        match spool.set_aside(entry, cluster) {
             Ok(path) => {
-                spool.set_aside(entry.id);
                 self.attempts.remove(&entry.id);
                 log::error!(
                     "kafka cluster `{cluster}`: a spooled event Kafka will not take ({reason}) was set aside in {}",
@@ -75,26 +71,4 @@ impl Quarantine {
             }
         }
     }
-}
-
-/// Append `entry` to the cluster's quarantine file and sync it.
-fn write(cluster: &str, spool: &Spool, entry: &Entry) -> std::io::Result<PathBuf> {
-    let root = spool
-        .own_dir()
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let path = root.join(format!("sluice-quarantine-{cluster}.seg"));
-    let mut frame = Vec::with_capacity(entry.payload.len() + 32);
-    sluice_spool::format::encode(entry.id.seq, entry.timestamp_ms, &entry.payload, &mut frame);
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&path)?;
-    f.write_all(&frame)?;
-    f.sync_all()?;
-    // The file's directory entry too, before the record leaves the spool.
-    std::fs::File::open(&root)?.sync_all()?;
-    Ok(path)
 }

@@ -26,6 +26,29 @@ pub trait Expiring {
 
 type Digest = (u64, u64);
 
+/// The index's hasher: a digest is already a keyed hash, so its halves are only mixed,
+/// not hashed a second time (the shard was picked by the first half's low bits, so the
+/// second half supplies them here).
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `(u64, u64)`; fold anything else in.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.rotate_left(32) ^ n;
+    }
+}
+
+type Index = HashMap<Digest, u32, std::hash::BuildHasherDefault<DigestHasher>>;
+
 struct Slot<S> {
     key: Digest,
     state: S,
@@ -34,7 +57,7 @@ struct Slot<S> {
 }
 
 struct Shard<S> {
-    index: HashMap<Digest, u32>,
+    index: Index,
     slots: Vec<Slot<S>>,
     hand: usize,
 }
@@ -64,7 +87,7 @@ impl<S: Expiring> Table<S> {
             shards: (0..SHARDS)
                 .map(|_| {
                     Mutex::new(Shard {
-                        index: HashMap::new(),
+                        index: Index::default(),
                         slots: Vec::new(),
                         hand: 0,
                     })

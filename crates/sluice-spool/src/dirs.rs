@@ -21,8 +21,41 @@ pub const PREFIX: &str = "sluice-";
 pub const MARKER: &str = "SLUICE-SPOOL";
 const MARKER_VERSION: &str = "sluice-spool 1";
 
-fn io(e: std::io::Error, what: &str, path: &Path) -> SpoolError {
+/// An I/O error naming what was done to which path.
+pub(crate) fn io(e: std::io::Error, what: &str, path: &Path) -> SpoolError {
     SpoolError::Io(format!("{what} {}: {e}", path.display()))
+}
+
+/// Lock an open `LOCK` file; `None` if another process holds it.
+fn try_lock(f: File, path: &Path) -> Result<Option<File>, SpoolError> {
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(io(e, "locking", path)),
+    }
+}
+
+/// Take the lock of `dir` (creating its `LOCK` file); `None` if another process holds it.
+pub fn lock_dir(dir: &Path) -> Result<Option<File>, SpoolError> {
+    let path = dir.join("LOCK");
+    let f = file_options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io(e, "opening", &path))?;
+    try_lock(f, &path)
+}
+
+/// Take the lock of another process's `dir` (its `LOCK` file must exist: a directory
+/// without one is being created or deleted); `None` if it is held or missing.
+pub fn lock_existing(dir: &Path) -> Result<Option<File>, SpoolError> {
+    let path = dir.join("LOCK");
+    match OpenOptions::new().write(true).open(&path) {
+        Ok(f) => try_lock(f, &path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(e, "opening", &path)),
+    }
 }
 
 /// Open options for a spool file: created `0600`.
@@ -89,8 +122,8 @@ pub fn create_instance(
         .mode(0o700)
         .create(&tmp)
         .map_err(|e| io(e, "creating", &tmp))?;
-    let lock = crate::source::lock_dir(&tmp)?
-        .ok_or_else(|| SpoolError::Io(format!("{} is locked", tmp.display())))?;
+    let lock =
+        lock_dir(&tmp)?.ok_or_else(|| SpoolError::Io(format!("{} is locked", tmp.display())))?;
     let path = tmp.join(MARKER);
     let mut f = file_options()
         .write(true)

@@ -34,11 +34,11 @@
 
 mod dirs;
 pub mod format;
+mod maintain;
 mod source;
 mod types;
 mod writer;
 
-use std::fs;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Sender};
@@ -46,7 +46,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
-use source::{lock_existing, Damage, Source};
+use source::{Damage, Source};
 pub use types::{Entry, RecordId, SpoolError, SpoolOptions, SpoolStats, SyncPolicy};
 pub use writer::Done;
 use writer::{Cmd, Writer};
@@ -148,70 +148,6 @@ impl Spool {
         }
     }
 
-    /// Recover every other instance directory of this cluster whose lock is free. The
-    /// directories are read without holding the state lock, so appends, acknowledgements
-    /// and `pending()` are not held up by a large orphan.
-    fn adopt_orphans(&self) -> Result<(), SpoolError> {
-        let root = &self.shared.opts.dir;
-        let mut found: Vec<PathBuf> = fs::read_dir(root)
-            .map_err(|e| SpoolError::Io(format!("reading {}: {e}", root.display())))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_dir() && *p != self.shared.own_dir)
-            .collect();
-        found.sort();
-        let known: Vec<PathBuf> = {
-            let st = self.shared.lock();
-            st.orphans.iter().map(|(_, s)| s.dir.clone()).collect()
-        };
-        for dir in found {
-            if known.contains(&dir) {
-                continue;
-            }
-            match dirs::classify(&dir, &self.shared.opts.identity) {
-                dirs::Kind::Ours => {}
-                dirs::Kind::Busy => continue,
-                dirs::Kind::Foreign(why) => {
-                    self.shared.reported.once(&dir, &why);
-                    continue;
-                }
-            }
-            let Some(lock) = lock_existing(&dir)? else {
-                continue;
-            };
-            // Still ours once locked (not unmarked for deletion meanwhile)?
-            if dirs::classify(&dir, &self.shared.opts.identity) != dirs::Kind::Ours {
-                continue;
-            }
-            let mut damage = Damage::default();
-            let src = Source::recover(dir.clone(), lock, &mut damage)?;
-            if src.drained() {
-                dirs::unmark(&dir);
-                let _ = fs::remove_dir_all(&dir);
-            } else {
-                log::info!(
-                    "spool: replaying {} records left in {}",
-                    src.unacked,
-                    dir.display()
-                );
-            }
-            let mut st = self.shared.lock();
-            st.damage.tails += damage.tails;
-            st.damage.bytes += damage.bytes;
-            if src.drained() {
-                continue;
-            }
-            self.shared
-                .disk_bytes
-                .fetch_add(src.bytes(), Ordering::AcqRel);
-            self.shared.held.fetch_add(src.unacked, Ordering::AcqRel);
-            let id = st.next_source;
-            st.next_source += 1;
-            st.orphans.push((id, src));
-        }
-        Ok(())
-    }
-
     /// Queue a record for writing. `done` is called once it is written (and synced when
     /// `durable` or the policy says so) or the write failed. Refusals (`Full`, `Busy`,
     /// `Closed`) are returned at once and `done` is not called.
@@ -311,14 +247,8 @@ impl Spool {
         }
     }
 
-    /// Release a record that was not delivered but set aside elsewhere (a poison record
-    /// in a quarantine file): like [`Self::ack`], but not counted as acknowledged.
-    pub fn set_aside(&self, id: RecordId) {
-        self.release(id);
-    }
-
     /// Stop holding `id`; true when it was held.
-    fn release(&self, id: RecordId) -> bool {
+    pub(crate) fn release(&self, id: RecordId) -> bool {
         let mut st = self.shared.lock();
         let src = if id.source() == OWN {
             Some(&mut st.own)
@@ -346,38 +276,6 @@ impl Spool {
             s.rewind();
         }
         st.own.rewind();
-    }
-
-    /// Delete delivered segments and drained directories, persist acknowledgements, and
-    /// adopt directories of processes that have gone since.
-    pub fn maintain(&self) -> Result<(), SpoolError> {
-        let mut first_error = None;
-        {
-            let mut st = self.shared.lock();
-            let (mut freed_total, r) = st.own.compact();
-            first_error = first_error.or(r.err());
-            let mut keep = Vec::new();
-            for (id, mut s) in std::mem::take(&mut st.orphans) {
-                let (freed, r) = s.compact();
-                freed_total += freed;
-                first_error = first_error.or(r.err());
-                if s.drained() {
-                    freed_total += s.bytes();
-                    dirs::unmark(&s.dir);
-                    let _ = fs::remove_dir_all(&s.dir);
-                    log::info!("spool: {} drained and removed", s.dir.display());
-                } else {
-                    keep.push((id, s));
-                }
-            }
-            st.orphans = keep;
-            // What was deleted is no longer on disk, whatever failed after it.
-            self.shared
-                .disk_bytes
-                .fetch_sub(freed_total, Ordering::AcqRel);
-        }
-        self.adopt_orphans()?;
-        first_error.map_or(Ok(()), Err)
     }
 
     /// Records not yet acknowledged, including those queued for writing.

@@ -11,6 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use crate::dirs::io;
 use crate::format::{decode, Decoded};
 use crate::SpoolError;
 
@@ -71,42 +72,6 @@ pub struct Source {
     pub unacked: u64,
     /// Highest seq a reader may read (own source: what the writer completed).
     pub readable_upto: u64,
-}
-
-fn io(e: std::io::Error, what: &str, path: &Path) -> SpoolError {
-    SpoolError::Io(format!("{what} {}: {e}", path.display()))
-}
-
-/// Take the lock of another process's `dir` (its `LOCK` file must exist: a directory
-/// without one is being created or deleted); `None` if it is held or missing.
-pub fn lock_existing(dir: &Path) -> Result<Option<File>, SpoolError> {
-    let path = dir.join("LOCK");
-    let f = match OpenOptions::new().write(true).open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(e, "opening", &path)),
-    };
-    match f.try_lock() {
-        Ok(()) => Ok(Some(f)),
-        Err(fs::TryLockError::WouldBlock) => Ok(None),
-        Err(fs::TryLockError::Error(e)) => Err(io(e, "locking", &path)),
-    }
-}
-
-/// Take the lock of `dir` (creating its `LOCK` file); `None` if another process holds it.
-pub fn lock_dir(dir: &Path) -> Result<Option<File>, SpoolError> {
-    let path = dir.join("LOCK");
-    let f = crate::dirs::file_options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io(e, "opening", &path))?;
-    match f.try_lock() {
-        Ok(()) => Ok(Some(f)),
-        Err(fs::TryLockError::WouldBlock) => Ok(None),
-        Err(fs::TryLockError::Error(e)) => Err(io(e, "locking", &path)),
-    }
 }
 
 impl Source {

@@ -194,7 +194,12 @@ fn redact_query<'a>(
 ) -> std::borrow::Cow<'a, str> {
     let secret = |pair: &str| {
         let name = pair.split('=').next().unwrap_or("");
-        let name = sluice_core::template::percent_decode(name);
+        // Decoded only when escaped: no allocation for plain names (every logged request).
+        let name: std::borrow::Cow<'_, str> = if name.contains('%') {
+            sluice_core::template::percent_decode(name).into()
+        } else {
+            name.into()
+        };
         names.iter().any(|n| n.eq_ignore_ascii_case(&name))
             || also.iter().any(|n| n.eq_ignore_ascii_case(&name))
     };

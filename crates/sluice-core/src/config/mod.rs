@@ -294,17 +294,21 @@ impl ConfigDoc {
     /// Build every route's plugins and the router. Errors are kept for [`Self::finish`].
     pub fn build_routes(&mut self, registry: &Registry) -> Router {
         let mut compiled = Vec::new();
+        // Route id -> whether one of its plugins authenticates (for the shadow warnings).
+        let mut authenticated = HashMap::new();
         let routes = self.config.routes.clone();
         for (i, rc) in routes.iter().enumerate() {
             let at = self.route_path(i);
+            let authenticates = rc
+                .plugins
+                .keys()
+                .any(|n| registry.get(n).is_some_and(|f| f.authenticates()));
+            authenticated.insert(rc.id.clone(), authenticates);
             let scope = BuildScope {
                 route_id: &rc.id,
                 declared_clusters: &self.declared_clusters,
                 consumers: &self.config.consumers,
-                authenticates: rc
-                    .plugins
-                    .keys()
-                    .any(|n| registry.get(n).is_some_and(|f| f.authenticates())),
+                authenticates,
             };
             let mut plugins = Vec::new();
             let mut failed = false;
@@ -347,17 +351,7 @@ impl ConfigDoc {
             .map(|(r, m)| (r.id.to_string(), m.clone()))
             .collect();
         let router = Router::new(compiled);
-        let authenticates: HashMap<String, bool> = routes
-            .iter()
-            .map(|rc| {
-                let auth = rc
-                    .plugins
-                    .keys()
-                    .any(|n| registry.get(n).is_some_and(|f| f.authenticates()));
-                (rc.id.clone(), auth)
-            })
-            .collect();
-        for w in shadow::auth_shadow_warnings(&matches, &authenticates, &router) {
+        for w in shadow::auth_shadow_warnings(&matches, &authenticated, &router) {
             log::warn!("{w}");
         }
         router

@@ -12,10 +12,10 @@
 //! ```
 
 mod answer;
+mod body;
 mod errors;
 mod hardening;
 mod headers;
-mod prefetch;
 mod target;
 
 use std::net::SocketAddr;
@@ -120,13 +120,10 @@ impl ProxyHttp for Gateway {
             .as_downstream()
             .as_http1()
             .map(|h| h.get_headers_raw_bytes());
-        if let Err(r) = hardening::check_header(raw.as_deref(), req, &self.limits) {
-            return refuse(session, ctx, r).await;
-        }
-        if let Err(r) = hardening::check_method(session.req_header()) {
-            return refuse(session, ctx, r).await;
-        }
-        if let Err(r) = target::normalize(session.req_header_mut(), &self.paths) {
+        let checked = hardening::check_header(raw.as_deref(), req, &self.limits)
+            .and_then(|()| hardening::check_method(req))
+            .and_then(|()| target::normalize(session.req_header_mut(), &self.paths));
+        if let Err(r) = checked {
             return refuse(session, ctx, r).await;
         }
         let req = session.req_header();
@@ -164,7 +161,7 @@ impl ProxyHttp for Gateway {
             // After authentication and limits: just before the plugin that answers.
             if prefetch && plugin.answers_requests() {
                 prefetch = false;
-                prefetch::body(session, ctx, &route).await?;
+                body::prefetch(session, ctx, &route).await?;
             }
             match plugin.request(session, &mut ctx.req).await? {
                 Flow::Continue => {}
@@ -298,21 +295,10 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut GatewayCtx,
     ) -> Result<()> {
-        if let Some(route) = ctx.req.route.clone() {
-            ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
-            if route.max_body_bytes.is_some_and(|max| ctx.body_bytes > max) {
-                sluice_core::metrics::reject(&route.id, "body_too_large");
-                return Err(Error::explain(
-                    ErrorType::HTTPStatus(413),
-                    "the request body is larger than this route accepts",
-                ));
-            }
-            for p in &route.plugins {
-                p.request_body(session, body, end_of_stream, &mut ctx.req)
-                    .await?;
-            }
+        match ctx.req.route.clone() {
+            Some(route) => body::chunk(session, ctx, &route, body, end_of_stream).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
     async fn upstream_response_filter(
