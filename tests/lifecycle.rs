@@ -231,3 +231,56 @@ routes:
         (sluice_e2e::metrics::events(&scrape(gw.admin), "r", "kafka-logger").1 >= 2.0).then_some(())
     });
 }
+
+#[test]
+fn a_sighup_during_startup_neither_kills_nor_is_lost_after_ready() {
+    let mock = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let yaml = |body: &str| {
+        format!(
+            r#"
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 0s }}
+admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
+kafka: {{ clusters: {{ default: {{ brokers: ["{}"] }} }} }}
+routes:
+  - id: r
+    match: {{ paths: ["/r/*"] }}
+    plugins: {{ mocking: {{ body: "{body}" }} }}
+"#,
+            mock.bootstrap_servers()
+        )
+    };
+    let mut gw = Gateway::spawn(&yaml("one"), false);
+    // Before the process declares SIGHUP ignored (`SigIgn` bit 0), any process dies of
+    // it; from then on until ready is the window under test.
+    wait_for("sluice to ignore SIGHUP", Duration::from_secs(30), || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", gw.pid())).ok()?;
+        let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:"))?;
+        (u64::from_str_radix(mask.trim(), 16).ok()? & 1 == 1).then_some(())
+    });
+    // `systemctl reload` racing the start: SIGHUP from the first instant until ready.
+    let ready = |gw: &Gateway| {
+        std::net::TcpStream::connect(("127.0.0.1", gw.admin)).is_ok()
+            && sluice_e2e::client::get(gw.admin, "/readyz").status == 200
+    };
+    let mut sent = 0;
+    while !ready(&gw) {
+        gw.signal(libc::SIGHUP);
+        sent += 1;
+        let (exited, log) = gw.exited();
+        assert!(!exited, "a SIGHUP during startup ended sluice:\n{log}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert!(sent > 0);
+    let body = sluice_e2e::client::get(gw.admin, "/readyz").json();
+    assert_eq!(body["reloadable"], true, "{body}");
+    // Once ready, a reload by signal is never missed.
+    let text = yaml("two")
+        .replace("{PORT}", &gw.port.to_string())
+        .replace("{ADMIN}", &gw.admin.to_string());
+    std::fs::write(&gw.config, text).unwrap();
+    gw.signal(libc::SIGHUP);
+    wait_for("the reload", Duration::from_secs(30), || {
+        (sluice_e2e::client::get(gw.port, "/r/x").text() == "two").then_some(())
+    });
+    gw.wait_ready();
+}

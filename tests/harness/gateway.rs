@@ -49,6 +49,11 @@ impl Gateway {
     /// Write `yaml` (with `{PORT}`, `{ADMIN}` replaced by free ports and `{DIR}` by a
     /// scratch directory) and start the gateway; returns once `/readyz` answers 200.
     pub fn start(yaml: &str) -> Self {
+        Self::spawn(yaml, true)
+    }
+
+    /// As [`Gateway::start`]; waits for `/readyz` only when `wait`.
+    pub fn spawn(yaml: &str, wait: bool) -> Self {
         let port = free_port();
         let admin = free_port();
         let dir = scratch_dir("gw");
@@ -58,7 +63,7 @@ impl Gateway {
             .replace("{ADMIN}", &admin.to_string())
             .replace("{DIR}", &dir.display().to_string());
         std::fs::write(&config, text).unwrap();
-        Self::launch(port, admin, dir, config, &[], true)
+        Self::launch(port, admin, dir, config, &[], wait)
     }
 
     /// Start another process on the same config (same ports and directories), e.g.
@@ -127,6 +132,12 @@ impl Gateway {
         if let Err(e) = ready {
             panic!("{e}\n--- log ---\n{}", self.logs());
         }
+    }
+
+    /// Whether the process has exited, and its log.
+    pub fn exited(&mut self) -> (bool, String) {
+        let exited = matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))));
+        (exited, self.logs())
     }
 
     /// The gateway's log so far.

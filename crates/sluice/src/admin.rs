@@ -1,7 +1,9 @@
 //! The admin listener: `GET /metrics` (Prometheus text format, default registry),
-//! `GET /healthz` (the process is up) and `GET /readyz` (Kafka producers started and the
-//! proxy listeners accepting; per cluster broker connectivity in the body).
+//! `GET /healthz` (the process is up) and `GET /readyz` (Kafka producers started, the
+//! proxy listeners accepting and reload by `SIGHUP` armed; per cluster broker
+//! connectivity in the body).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::live::Live;
@@ -46,8 +48,14 @@ impl AdminApp {
             .listen
             .iter()
             .all(|l| accepting(l));
-        let ready = kafka.is_started() && listening;
-        let body = json!({ "ready": ready, "listening": listening, "clusters": clusters });
+        let reloadable = self.live.reloadable.load(Ordering::Acquire);
+        let ready = kafka.is_started() && listening && reloadable;
+        let body = json!({
+            "ready": ready,
+            "listening": listening,
+            "reloadable": reloadable,
+            "clusters": clusters,
+        });
         (if ready { 200 } else { 503 }, body.to_string().into_bytes())
     }
 }

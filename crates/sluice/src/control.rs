@@ -7,6 +7,7 @@
 //! An invalid file is rejected with every error and the old
 //! configuration keeps serving. `sluice_config_reloads_total{result}` counts outcomes.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -156,6 +157,7 @@ impl BackgroundService for ControlService {
                 None
             }
         };
+        self.live.reloadable.store(true, Ordering::Release);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut seen = modified(&self.live.file);
         loop {

@@ -3,6 +3,7 @@
 //! reload (requests in flight keep the generation they started with). Clusters replaced
 //! by a reload are kept until they are flushed.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -26,6 +27,9 @@ pub struct Live {
     pub retired: Mutex<Vec<Arc<Cluster>>>,
     /// Webhook subscriptions.
     pub subscriptions: Arc<Subscriptions>,
+    /// Set once the control service listens for `SIGHUP` (readiness waits for it, so a
+    /// reload signalled after `/readyz` said 200 is never missed).
+    pub reloadable: AtomicBool,
 }
 
 impl Live {
@@ -43,6 +47,7 @@ impl Live {
             config: ArcSwap::from_pointee(config),
             retired: Mutex::new(Vec::new()),
             subscriptions: Arc::new(Subscriptions::default()),
+            reloadable: AtomicBool::new(false),
         })
     }
 

@@ -118,6 +118,13 @@ pub fn run(file: &str, test_only: bool, upgrade: bool) -> ExitCode {
 }
 
 fn serve(file: &str, loaded: Loaded, upgrade: bool) -> ExitCode {
+    // A SIGHUP before the control service listens for it (`systemctl reload` right
+    // after start) must not end the process, as its default action would.
+    // SAFETY: `signal` with `SIG_IGN` installs no handler code; it only changes the
+    // disposition, before any thread of the server exists.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
     let Loaded {
         config,
         kafka,
