@@ -7,6 +7,7 @@
 #   nginx+lua-kafka      the same, logging every exchange to Kafka from the log phase with
 #                        lua-resty-kafka's async producer (APISIX kafka-logger's method)
 #   bare-pingora         benches/bare-pingora: one fixed peer, nothing else
+#   bare-pingora+timeouts  the same with Sluice's default upstream timeouts on the peer
 #   sluice               one route, no plugins
 #   sluice+kafka-logger  + kafka-logger to Apache Kafka 4
 #   sluice+auth+limits   key-auth + limit-count + limit-req (limits never reached)
@@ -15,7 +16,7 @@
 # Each proxy runs THREADS workers/threads (1 is the headline configuration). Targets are
 # measured in interleaved rounds; ratios are taken within each round and the median over
 # rounds is reported, because a shared 2-core machine drifts.
-# Usage: benches/load.sh [DURATION_S] [CONNECTIONS] [ROUNDS] [THREADS]
+# Usage: [TARGETS="name ..."] benches/load.sh [DURATION_S] [CONNECTIONS] [ROUNDS] [THREADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR="${1:-10}"; CONNS="${2:-32}"; ROUNDS="${3:-3}"; THREADS="${4:-1}"
@@ -28,7 +29,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-ORIGIN=18081; NGINX=18082; SLUICE=18083; BARE=18084; LUA=18085; KAFKA=19093; ADMIN=19181
+ORIGIN=18081; NGINX=18082; SLUICE=18083; BARE=18084; LUA=18085; BARE_T=18086; KAFKA=19093; ADMIN=19181
 HZ=$(getconf CLK_TCK)
 
 nginx_conf() { # dir workers server-block -> starts nginx, prints the master's pid
@@ -85,6 +86,8 @@ LUA_PID=$(nginx_conf lua "$THREADS" "
 pids+=("$ORIGIN_PID" "$NGINX_PID" "$LUA_PID")
 target/release/bare-pingora "127.0.0.1:$BARE" "127.0.0.1:$ORIGIN" "$THREADS" >"$work/bare.log" 2>&1 & pids+=($!)
 BARE_PID=$!
+target/release/bare-pingora --timeouts "127.0.0.1:$BARE_T" "127.0.0.1:$ORIGIN" "$THREADS" >"$work/bare-t.log" 2>&1 & pids+=($!)
+BARE_T_PID=$!
 
 # Apache Kafka 4 (single KRaft node; topics are created on first use, 3 partitions).
 KAFKA_PID=$(scripts/kafka-broker "$work/kafka" $KAFKA 3); pids+=("$KAFKA_PID")
@@ -150,11 +153,16 @@ targets=("origin $ORIGIN /api/orders $ORIGIN_PID --"
   "nginx $NGINX /api/orders $NGINX_PID --"
   "nginx+lua-kafka $LUA /api/orders $LUA_PID --"
   "bare-pingora $BARE /api/orders $BARE_PID --"
+  "bare-pingora+timeouts $BARE_T /api/orders $BARE_T_PID --"
   "sluice $SLUICE /plain/orders $SLUICE_PID --"
   "sluice+kafka-logger $SLUICE /logged/orders $SLUICE_PID --"
   "sluice+auth+limits $SLUICE /secured/orders $SLUICE_PID -- -s $work/auth.lua"
   "sluice-post-1KiB $SLUICE /plain/orders $SLUICE_PID -- $POST"
   "kafka-divert-1KiB $SLUICE /divert/orders $SLUICE_PID -- $POST")
+if [ -n "${TARGETS:-}" ]; then  # a subset, e.g. TARGETS="bare-pingora sluice"
+  keep=(); for t in "${targets[@]}"; do [[ " $TARGETS " == *" ${t%% *} "* ]] && keep+=("$t"); done
+  targets=("${keep[@]}")
+fi
 # shellcheck disable=SC2086
 warm=$(for t in "${targets[@]}"; do set -- $t; run "$@"; done)  # connections, pools, topics
 # shellcheck disable=SC2086
@@ -190,12 +198,13 @@ echo "# origin, proxies, Apache Kafka 4 and wrk all on this machine; CPU = the p
 echo
 echo "| target | requests/s | p50 ms | p99 ms | CPU µs/request |"
 echo "|---|---:|---:|---:|---:|"
-for t in origin nginx nginx+lua-kafka bare-pingora sluice sluice+kafka-logger sluice+auth+limits sluice-post-1KiB kafka-divert-1KiB; do
+for t in origin nginx nginx+lua-kafka bare-pingora bare-pingora+timeouts sluice sluice+kafka-logger sluice+auth+limits sluice-post-1KiB kafka-divert-1KiB; do
   printf "| %s | %.0f | %.3f | %.3f | %.1f |\n" "$t" "$(col $t 3)" "$(col $t 4)" "$(col $t 5)" "$(col $t 6)"
 done
 echo
 printf -- "- sluice / bare-pingora CPU per request: %.2f (target ≤ 1.10; per-round median)\n" "$(ratio sluice bare-pingora 6)"
 printf -- "- sluice / bare-pingora throughput: %.2f\n" "$(ratio sluice bare-pingora 3)"
+printf -- "- sluice / bare-pingora+timeouts CPU per request: %.2f (the same upstream timeouts on both)\n" "$(ratio sluice bare-pingora+timeouts 6)"
 printf -- "- sluice+kafka-logger / nginx+lua-kafka throughput: %.2f (target ≥ 1.2)\n" "$(ratio sluice+kafka-logger nginx+lua-kafka 3)"
 printf -- "- sluice+kafka-logger / nginx+lua-kafka CPU per request: %.2f (target ≤ 0.8)\n" "$(ratio sluice+kafka-logger nginx+lua-kafka 6)"
 printf -- "- sluice+kafka-logger / nginx+lua-kafka p99: %.2f (target ≤ 1)\n" "$(ratio sluice+kafka-logger nginx+lua-kafka 5)"

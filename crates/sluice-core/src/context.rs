@@ -10,6 +10,10 @@ use std::time::{Instant, SystemTime};
 use pingora_http::RequestHeader;
 
 use crate::router::Route;
+
+/// The credential names of a request before routing (shared: no allocation per request).
+static NO_CREDENTIALS: once_cell::sync::Lazy<Arc<CredentialNames>> =
+    once_cell::sync::Lazy::new(Arc::default);
 use crate::template::RequestData;
 
 /// Per-request state shared by the proxy and the plugins.
@@ -20,8 +24,6 @@ pub struct RequestCtx {
     pub request_id: String,
     /// Monotonic start of the request (for latencies).
     pub started: Instant,
-    /// Wall-clock start of the request (for event timestamps).
-    pub started_at: SystemTime,
     /// The client's IP address (the TCP peer).
     pub client_ip: Option<IpAddr>,
     /// What happened on the way to the upstream.
@@ -89,7 +91,7 @@ impl Consumer {
 #[derive(Default, Debug, Clone)]
 pub struct UpstreamTiming {
     /// Address of the last upstream node tried (`ip:port`).
-    pub addr: Option<String>,
+    pub addr: Option<Arc<str>>,
     /// Number of upstream selections (1 = first try).
     pub tries: u32,
     /// When the first upstream selection happened.
@@ -105,15 +107,22 @@ impl RequestCtx {
             route: None,
             request_id: String::new(),
             started: Instant::now(),
-            started_at: SystemTime::now(),
             client_ip: None,
             upstream: UpstreamTiming::default(),
             responded_by: None,
             consumer: None,
             response_headers: Vec::new(),
-            credentials: Arc::default(),
+            credentials: NO_CREDENTIALS.clone(),
             ext: Extensions::default(),
         }
+    }
+
+    /// Wall-clock start of the request (for event timestamps), derived from `started`
+    /// when asked: most requests never need it, and each clock read costs.
+    pub fn started_at(&self) -> SystemTime {
+        SystemTime::now()
+            .checked_sub(self.started.elapsed())
+            .unwrap_or(SystemTime::UNIX_EPOCH)
     }
 
     /// The matched route's id, or `""` before routing.

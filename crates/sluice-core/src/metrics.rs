@@ -3,7 +3,11 @@
 //! the route id (never a raw path), a normalized method and the status code.
 
 use once_cell::sync::Lazy;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts};
+use std::sync::RwLock;
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+};
 
 /// Latency buckets in seconds (OpenTelemetry's HTTP server defaults, plus finer low end).
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -104,6 +108,54 @@ pub fn reject(route: &str, reason: &str) {
     }
 }
 
+/// A route's request metrics with the label lookups done once: the two latency
+/// histograms on first use, and one counter per (method, status) seen, instead of
+/// hashing the label values on every request.
+#[derive(Default)]
+pub struct RouteMetrics {
+    histograms: once_cell::sync::OnceCell<(Histogram, Histogram)>,
+    requests: RwLock<Vec<(&'static str, u16, IntCounter)>>,
+}
+
+impl RouteMetrics {
+    /// Count one finished request of `route`: `method` (a [`method_label`]), `status`,
+    /// its total time and, when it went upstream, the upstream time, in seconds.
+    pub fn record(
+        &self,
+        route: &str,
+        method: &'static str,
+        status: u16,
+        total: f64,
+        upstream: Option<f64>,
+    ) {
+        let Some(m) = http() else { return };
+        let (all, up) = self.histograms.get_or_init(|| {
+            (
+                m.request_duration.with_label_values(&[route]),
+                m.upstream_duration.with_label_values(&[route]),
+            )
+        });
+        all.observe(total);
+        if let Some(s) = upstream {
+            up.observe(s);
+        }
+        let read = self.requests.read().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, _, c)) = read.iter().find(|(m, s, _)| *s == status && *m == method) {
+            c.inc();
+            return;
+        }
+        drop(read);
+        let c = m
+            .requests
+            .with_label_values(&[route, method, &status.to_string()]);
+        c.inc();
+        let mut write = self.requests.write().unwrap_or_else(|p| p.into_inner());
+        if !write.iter().any(|(m, s, _)| *s == status && *m == method) {
+            write.push((method, status, c));
+        }
+    }
+}
+
 /// A bounded method label: the standard methods as-is, anything else `OTHER`.
 pub fn method_label(method: &str) -> &'static str {
     match method {
@@ -123,6 +175,31 @@ pub fn method_label(method: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_metrics_count_per_method_and_status() {
+        init().unwrap();
+        let r = RouteMetrics::default();
+        for status in [200, 200, 404] {
+            r.record("route-metrics-test", "GET", status, 0.001, Some(0.0005));
+        }
+        r.record("route-metrics-test", "POST", 200, 0.001, None);
+        let m = http().unwrap();
+        let n = |method: &str, status: &str| {
+            m.requests
+                .with_label_values(&["route-metrics-test", method, status])
+                .get()
+        };
+        assert_eq!(
+            (n("GET", "200"), n("GET", "404"), n("POST", "200")),
+            (2, 1, 1)
+        );
+        let h = |v: &HistogramVec| {
+            v.with_label_values(&["route-metrics-test"])
+                .get_sample_count()
+        };
+        assert_eq!((h(&m.request_duration), h(&m.upstream_duration)), (4, 3));
+    }
 
     #[test]
     fn metrics_register() {

@@ -26,6 +26,8 @@ pub struct Route {
     /// request phases: a plugin wants it (a logger capturing bodies) while another
     /// answers the request without reading it (mocking).
     pub prefetch_body: bool,
+    /// The route's request metrics.
+    pub metrics: crate::metrics::RouteMetrics,
 }
 
 impl Route {
@@ -46,6 +48,7 @@ impl Route {
             max_body_bytes: None,
             credentials: Arc::new(credentials),
             prefetch_body,
+            metrics: Default::default(),
         }
     }
 

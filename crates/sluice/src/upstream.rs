@@ -33,6 +33,10 @@ pub struct Upstream {
     /// What consistent hashing hashes (`None` = round robin).
     pub hash_key: Option<Template>,
     nodes: usize,
+    /// Each node's address as text (for logs), formatted once.
+    names: Vec<(SocketAddr, Arc<str>)>,
+    /// The node of a one-node upstream without health checks: nothing to choose.
+    only: Option<Backend>,
 }
 
 /// Upstreams by name.
@@ -78,6 +82,14 @@ pub fn build(doc: &mut ConfigDoc) -> Upstreams {
                 balancer,
                 hash_key,
                 nodes: addrs.len(),
+                names: addrs
+                    .iter()
+                    .map(|a| (*a, Arc::from(a.to_string())))
+                    .collect(),
+                only: match (addrs.as_slice(), &cfg.health_check) {
+                    ([a], None) => Backend::new(&a.to_string()).ok(),
+                    _ => None,
+                },
                 config: cfg,
             };
             by_name.insert(name, Arc::new(up));
@@ -154,6 +166,13 @@ impl Upstream {
 
     /// Pick a healthy node not in `tried`.
     pub fn select(&self, key: &[u8], tried: &[SocketAddr]) -> Option<Backend> {
+        if let Some(b) = &self.only {
+            return b
+                .addr
+                .as_inet()
+                .is_none_or(|a| !tried.contains(a))
+                .then(|| b.clone());
+        }
         let accept = |b: &Backend, healthy: bool| {
             healthy && b.addr.as_inet().is_none_or(|a| !tried.contains(a))
         };
@@ -162,6 +181,15 @@ impl Upstream {
             Balancer::RoundRobin(lb) => lb.select_with(key, max, accept),
             Balancer::Hash(lb) => lb.select_with(key, max, accept),
         }
+    }
+
+    /// `addr` as text.
+    pub fn name_of(&self, addr: &SocketAddr) -> Arc<str> {
+        self.names
+            .iter()
+            .find(|(a, _)| a == addr)
+            .map(|(_, n)| n.clone())
+            .unwrap_or_else(|| Arc::from(addr.to_string()))
     }
 
     /// The peer for `backend`, with every timeout from the config.

@@ -295,7 +295,7 @@ impl Plugin for KafkaDivertPlugin {
                 topic,
                 key: self.dest.key(&data),
                 id: &id,
-                time: ctx.started_at,
+                time: ctx.started_at(),
                 req,
                 body: body.to_vec(),
                 consumer: ctx.consumer.as_ref(),

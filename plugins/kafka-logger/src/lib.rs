@@ -232,9 +232,10 @@ impl Plugin for KafkaLoggerPlugin {
         let key = self.dest.key(&data);
         let id = uuid::Uuid::now_v7().to_string();
         let error_kind = error.map(|e| e.etype().as_str());
+        let started_at = ctx.started_at();
         let exchange = Exchange {
             id: &id,
-            started_at: ctx.started_at,
+            started_at,
             route_id: ctx.route_id(),
             request_id: &ctx.request_id,
             client_ip: ctx.client_ip,
@@ -256,8 +257,7 @@ impl Plugin for KafkaLoggerPlugin {
             key,
             value: Vec::new(),
             headers: record_headers(&exchange, &self.opts),
-            timestamp_ms: ctx
-                .started_at
+            timestamp_ms: started_at
                 .duration_since(std::time::UNIX_EPOCH)
                 .ok()
                 .map(|d| d.as_millis() as i64),

@@ -46,9 +46,13 @@ pub struct HeaderDeadline {
     inner: Stream,
     limit: Duration,
     phase: Phase,
-    /// One timer per connection, re-armed at each request's first byte.
+    /// One timer per connection. It is set only when a read finds a header unfinished:
+    /// a header that arrives whole (nearly all of them) never touches the timer wheel.
     deadline: Pin<Box<Sleep>>,
+    /// A header is in progress: the deadline applies.
     armed: bool,
+    /// `deadline` holds this header's deadline.
+    timer_set: bool,
     on_reject: OnReject,
     /// HTTP/2 frame tracking, when ALPN chose `h2`.
     h2: Option<Box<(h2::Inbound, h2::Outbound)>>,
@@ -73,6 +77,7 @@ impl HeaderDeadline {
             phase: Phase::Idle,
             deadline: Box::pin(tokio::time::sleep(limit)),
             armed: false,
+            timer_set: false,
             on_reject,
             h2: None,
         }
@@ -85,6 +90,7 @@ impl HeaderDeadline {
         s.h2 = Some(Box::default());
         // The preface is due at once: the clock runs from the connection's start.
         s.armed = true;
+        s.timer_set = true;
         s
     }
 
@@ -96,43 +102,82 @@ impl HeaderDeadline {
             self.deadline.as_mut().reset(at);
         }
         self.armed = clock.needed;
+        self.timer_set = clock.needed;
     }
 
-    /// Follow the bytes the client sent.
+    /// Follow the bytes the client sent (see [`scan`]).
     fn observe(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            if self.phase == Phase::Idle {
-                // The clock starts at the first byte, blank lines included.
-                let at = tokio::time::Instant::now() + self.limit;
-                self.deadline.as_mut().reset(at);
-                self.armed = true;
-                self.phase = Phase::Header {
+        let (phase, started) = scan(self.phase, bytes);
+        if started {
+            // The clock starts at the first byte, blank lines included (the timer itself
+            // is set by the first read that finds the header unfinished, within the same
+            // burst of reads).
+            self.timer_set = false;
+        }
+        self.armed = matches!(phase, Phase::Header { .. });
+        self.phase = phase;
+    }
+}
+
+/// Where the client is after `bytes`, and whether a new request started in them: a
+/// request starts at its first byte and its header ends at two line ends in a row (CR
+/// optional). Line ends are found with `memchr`; of each line only the first byte that
+/// is not CR is looked at.
+fn scan(mut phase: Phase, mut bytes: &[u8]) -> (Phase, bool) {
+    let mut started_request = false;
+    while !bytes.is_empty() {
+        match phase {
+            Phase::Body => break,
+            Phase::Idle => {
+                started_request = true;
+                phase = Phase::Header {
                     started: false,
                     newlines: 0,
                 };
             }
-            match self.phase {
-                Phase::Header { started: false, .. } if b == b'\r' || b == b'\n' => {}
-                Phase::Header { started, newlines } => {
-                    let n = match b {
-                        b'\n' => newlines + 1,
-                        b'\r' => newlines,
-                        _ => 0,
-                    };
-                    if started && n >= 2 {
-                        self.phase = Phase::Body;
-                        self.armed = false;
-                        return;
+            // Empty lines before the request line are skipped by the parser.
+            Phase::Header { started: false, .. } => {
+                match bytes.iter().position(|&b| b != b'\r' && b != b'\n') {
+                    Some(i) => {
+                        bytes = bytes.get(i..).unwrap_or_default();
+                        phase = Phase::Header {
+                            started: true,
+                            newlines: 0,
+                        };
                     }
-                    self.phase = Phase::Header {
-                        started: true,
-                        newlines: n,
-                    };
+                    None => break,
                 }
-                Phase::Idle | Phase::Body => return,
+            }
+            Phase::Header {
+                started: true,
+                mut newlines,
+            } => {
+                let lf = memchr::memchr(b'\n', bytes);
+                let line = bytes.get(..lf.unwrap_or(bytes.len())).unwrap_or_default();
+                if line.iter().any(|&b| b != b'\r') {
+                    newlines = 0;
+                }
+                let Some(lf) = lf else {
+                    phase = Phase::Header {
+                        started: true,
+                        newlines,
+                    };
+                    break;
+                };
+                newlines += 1;
+                phase = if newlines >= 2 {
+                    Phase::Body
+                } else {
+                    Phase::Header {
+                        started: true,
+                        newlines,
+                    }
+                };
+                bytes = bytes.get(lf + 1..).unwrap_or_default();
             }
         }
     }
+    (phase, started_request)
 }
 
 /// True for a `400` the HTTP parser wrote itself: every answer of the gateway (its own
@@ -157,25 +202,53 @@ impl AsyncRead for HeaderDeadline {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.armed && this.deadline.as_mut().poll(cx).is_ready() {
-            this.armed = false;
-            (this.on_reject)("header_timeout");
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "request header not received within server.limits.header_timeout",
-            )));
+        if this.expired(cx) {
+            return Poll::Ready(Err(timed_out()));
         }
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = r {
-            let got = buf.filled().get(before..).unwrap_or_default();
-            if this.h2.is_some() {
-                this.observe_h2(got);
-            } else {
-                this.observe(got);
+        match r {
+            Poll::Ready(Ok(())) => {
+                let got = buf.filled().get(before..).unwrap_or_default();
+                if this.h2.is_some() {
+                    this.observe_h2(got);
+                } else {
+                    this.observe(got);
+                }
             }
+            // Waiting for more of an unfinished header: now the clock must run (and
+            // wake this task at the deadline).
+            Poll::Pending if this.armed && !this.timer_set => {
+                let at = tokio::time::Instant::now() + this.limit;
+                this.deadline.as_mut().reset(at);
+                this.timer_set = true;
+                if this.expired(cx) {
+                    return Poll::Ready(Err(timed_out()));
+                }
+            }
+            _ => {}
         }
         r
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "request header not received within server.limits.header_timeout",
+    )
+}
+
+impl HeaderDeadline {
+    /// True (and counted, once) when the current header's deadline has passed; polls the
+    /// timer, so the task wakes at the deadline.
+    fn expired(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.armed && self.timer_set && self.deadline.as_mut().poll(cx).is_ready() {
+            self.armed = false;
+            (self.on_reject)("header_timeout");
+            return true;
+        }
+        false
     }
 }
 
@@ -276,5 +349,78 @@ impl GetSocketDigest for HeaderDeadline {
 impl Peek for HeaderDeadline {
     async fn try_peek(&mut self, buf: &mut [u8]) -> io::Result<bool> {
         self.inner.try_peek(buf).await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The byte-at-a-time definition `scan` must agree with.
+    fn model(mut phase: Phase, bytes: &[u8]) -> Phase {
+        for &b in bytes {
+            if phase == Phase::Idle {
+                phase = Phase::Header {
+                    started: false,
+                    newlines: 0,
+                };
+            }
+            match phase {
+                Phase::Header { started: false, .. } if b == b'\r' || b == b'\n' => {}
+                Phase::Header { started, newlines } => {
+                    let n = match b {
+                        b'\n' => newlines + 1,
+                        b'\r' => newlines,
+                        _ => 0,
+                    };
+                    if started && n >= 2 {
+                        return Phase::Body;
+                    }
+                    phase = Phase::Header {
+                        started: true,
+                        newlines: n,
+                    };
+                }
+                Phase::Idle | Phase::Body => return phase,
+            }
+        }
+        phase
+    }
+
+    #[test]
+    fn scan_agrees_with_the_byte_model_for_every_split() {
+        let inputs: [&[u8]; 7] = [
+            b"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody",
+            b"\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/1.1\nHost: a\n\n",
+            b"GET / HTTP/1.1\r\nX: \r\r\n\r\r\n",
+            b"GET /\r\nA: b\r\n\rX\r\n\r\n",
+            b"\n",
+            b"G",
+        ];
+        for input in inputs {
+            for a in 0..=input.len() {
+                for b in a..=input.len() {
+                    let mut phase = Phase::Idle;
+                    for part in [&input[..a], &input[a..b], &input[b..]] {
+                        let expect = model(phase, part);
+                        phase = scan(phase, part).0;
+                        assert_eq!(phase, expect, "{input:?} split at {a}, {b}");
+                    }
+                }
+            }
+        }
+        assert!(scan(Phase::Idle, b"G").1);
+        assert!(
+            !scan(
+                Phase::Header {
+                    started: true,
+                    newlines: 0
+                },
+                b"G"
+            )
+            .1
+        );
     }
 }

@@ -41,6 +41,10 @@ use crate::live::Live;
 use crate::upstream::Upstream;
 use answer::{refuse, respond};
 
+/// Request metrics of requests no route matched (route label `_none`).
+static UNROUTED: once_cell::sync::Lazy<sluice_core::metrics::RouteMetrics> =
+    once_cell::sync::Lazy::new(Default::default);
+
 /// Everything a request needs from the active configuration.
 pub struct GatewayState {
     /// The routes.
@@ -207,7 +211,7 @@ impl ProxyHttp for Gateway {
         };
         if let Some(a) = backend.addr.as_inet() {
             ctx.tried.push(*a);
-            ctx.req.upstream.addr = Some(a.to_string());
+            ctx.req.upstream.addr = Some(up.name_of(a));
         }
         Ok(Box::new(up.peer(&backend)))
     }
@@ -274,7 +278,7 @@ impl ProxyHttp for Gateway {
                     upstream_request.insert_header("host", h.as_str())?
                 }
                 (PassHost::Node, _, Some(addr)) => {
-                    upstream_request.insert_header("host", addr.as_str())?
+                    upstream_request.insert_header("host", &**addr)?
                 }
                 _ => {}
             }
@@ -380,27 +384,19 @@ impl ProxyHttp for Gateway {
                 p.log(session, e, &mut ctx.req).await;
             }
         }
-        let Some(m) = http_metrics() else { return };
-        m.in_flight.dec();
+        if let Some(m) = http_metrics() {
+            m.in_flight.dec();
+        }
         let status = session
             .response_written()
             .map(|r| r.status.as_u16())
             .unwrap_or(ctx.error_status);
-        let route = ctx
-            .req
-            .route
-            .as_deref()
-            .map(|r| r.id.as_ref())
-            .unwrap_or("_none");
         let method = method_label(session.req_header().method.as_str());
-        m.requests
-            .with_label_values(&[route, method, &status.to_string()])
-            .inc();
-        m.request_duration
-            .with_label_values(&[route])
-            .observe(ctx.req.started.elapsed().as_secs_f64());
-        if let Some(s) = ctx.req.upstream_seconds() {
-            m.upstream_duration.with_label_values(&[route]).observe(s);
+        let total = ctx.req.started.elapsed().as_secs_f64();
+        let upstream = ctx.req.upstream_seconds();
+        match ctx.req.route.as_deref() {
+            Some(r) => r.metrics.record(&r.id, method, status, total, upstream),
+            None => UNROUTED.record("_none", method, status, total, upstream),
         }
     }
 
