@@ -16,7 +16,7 @@
 # Each proxy runs THREADS workers/threads (1 is the headline configuration). Targets are
 # measured in interleaved rounds; ratios are taken within each round and the median over
 # rounds is reported, because a shared 2-core machine drifts.
-# Usage: [TARGETS="name ..."] benches/load.sh [DURATION_S] [CONNECTIONS] [ROUNDS] [THREADS]
+# Usage: [TARGETS="name ..."] [LINGER=5ms] benches/load.sh [DURATION_S] [CONNECTIONS] [ROUNDS] [THREADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR="${1:-10}"; CONNS="${2:-32}"; ROUNDS="${3:-3}"; THREADS="${4:-1}"
@@ -103,7 +103,7 @@ LUA
 cat > "$work/sluice.yaml" <<YML
 server: { listen: ["127.0.0.1:$SLUICE"], threads: $THREADS, grace_period: 0s }
 admin: { listen: "127.0.0.1:$ADMIN" }
-kafka: { clusters: { default: { brokers: ["127.0.0.1:$KAFKA"] } } }
+kafka: { clusters: { default: { brokers: ["127.0.0.1:$KAFKA"], linger: ${LINGER:-5ms} } } }
 upstreams: { origin: { nodes: ["127.0.0.1:$ORIGIN"] } }
 consumers: [{ name: bench, key-auth: { key: bench-api-key-0123456789 } }]
 routes:
@@ -173,6 +173,10 @@ ratio() { # per-round ratio of column c: a / b, median over rounds
   echo "$all" | awk -v a="$1" -v b="$2" -v c="$3" '$2 == a { x[$1] = $c } $2 == b { y[$1] = $c }
     END { for (r in x) if (y[r] > 0) print x[r] / y[r] }' | median
 }
+rounds() { # the per-round ratios behind a median, in round order
+  echo "$all" | awk -v a="$1" -v b="$2" -v c="$3" '$2 == a { x[$1] = $c } $2 == b { y[$1] = $c }
+    END { for (r = 1; r in x; r++) if (y[r] > 0) printf "%s%.2f", (r > 1 ? " " : ""), x[r] / y[r] }'
+}
 sent() { { echo "$warm" | awk -v n="$1" '$1 == n { print $6 }'; echo "$all" | awk -v n="$1" '$2 == n { print $7 }'; } | awk '{ s += $1 } END { print s + 0 }'; }
 
 # What reached Kafka: the logger's and divert's counters against the topics' end offsets
@@ -202,11 +206,11 @@ for t in origin nginx nginx+lua-kafka bare-pingora bare-pingora+timeouts sluice 
   printf "| %s | %.0f | %.3f | %.3f | %.1f |\n" "$t" "$(col $t 3)" "$(col $t 4)" "$(col $t 5)" "$(col $t 6)"
 done
 echo
-printf -- "- sluice / bare-pingora CPU per request: %.2f (target ≤ 1.10; per-round median)\n" "$(ratio sluice bare-pingora 6)"
+printf -- "- sluice / bare-pingora CPU per request: %.2f (target ≤ 1.10; per-round median; rounds: %s)\n" "$(ratio sluice bare-pingora 6)" "$(rounds sluice bare-pingora 6)"
 printf -- "- sluice / bare-pingora throughput: %.2f\n" "$(ratio sluice bare-pingora 3)"
-printf -- "- sluice / bare-pingora+timeouts CPU per request: %.2f (the same upstream timeouts on both)\n" "$(ratio sluice bare-pingora+timeouts 6)"
+printf -- "- sluice / bare-pingora+timeouts CPU per request: %.2f (the same upstream timeouts on both; rounds: %s)\n" "$(ratio sluice bare-pingora+timeouts 6)" "$(rounds sluice bare-pingora+timeouts 6)"
 printf -- "- sluice+kafka-logger / nginx+lua-kafka throughput: %.2f (target ≥ 1.2)\n" "$(ratio sluice+kafka-logger nginx+lua-kafka 3)"
-printf -- "- sluice+kafka-logger / nginx+lua-kafka CPU per request: %.2f (target ≤ 0.8)\n" "$(ratio sluice+kafka-logger nginx+lua-kafka 6)"
+printf -- "- sluice+kafka-logger / nginx+lua-kafka CPU per request: %.2f (target ≤ 0.8; rounds: %s)\n" "$(ratio sluice+kafka-logger nginx+lua-kafka 6)" "$(rounds sluice+kafka-logger nginx+lua-kafka 6)"
 printf -- "- sluice+kafka-logger / nginx+lua-kafka p99: %.2f (target ≤ 1)\n" "$(ratio sluice+kafka-logger nginx+lua-kafka 5)"
 printf -- "- sluice / nginx throughput: %.2f, CPU per request: %.2f\n" "$(ratio sluice nginx 3)" "$(ratio sluice nginx 6)"
 printf -- "- kafka-divert / plain proxy, POST 1 KiB: %.2f throughput (target ≥ 0.6)\n" "$(ratio kafka-divert-1KiB sluice-post-1KiB 3)"
