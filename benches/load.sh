@@ -16,7 +16,7 @@
 # Each proxy runs THREADS workers/threads (1 is the headline configuration). Targets are
 # measured in interleaved rounds; ratios are taken within each round and the median over
 # rounds is reported, because a shared 2-core machine drifts.
-# Usage: [TARGETS="name ..."] [LINGER=5ms] benches/load.sh [DURATION_S] [CONNECTIONS] [ROUNDS] [THREADS]
+# Usage: [TARGETS="name ..."] [LINGER=5ms] [LINGER_B=50ms] benches/load.sh [DURATION_S] [CONNECTIONS] [ROUNDS] [THREADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR="${1:-10}"; CONNS="${2:-32}"; ROUNDS="${3:-3}"; THREADS="${4:-1}"
@@ -29,7 +29,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-ORIGIN=18081; NGINX=18082; SLUICE=18083; BARE=18084; LUA=18085; BARE_T=18086; KAFKA=19093; ADMIN=19181
+ORIGIN=18081; NGINX=18082; SLUICE=18083; BARE=18084; LUA=18085; BARE_T=18086; SLUICE_B=18087; ADMIN_B=19182; KAFKA=19093; ADMIN=19181
 HZ=$(getconf CLK_TCK)
 
 nginx_conf() { # dir workers server-block -> starts nginx, prints the master's pid
@@ -128,6 +128,16 @@ YML
 RUST_LOG=warn target/release/sluice -c "$work/sluice.yaml" >"$work/sluice.log" 2>&1 & pids+=($!)
 SLUICE_PID=$!
 for _ in $(seq 300); do curl -sf "127.0.0.1:$ADMIN/readyz" >/dev/null && break; sleep 0.1; done
+# LINGER_B: a second Sluice, the same but for the cluster's linger, measured in the same
+# rounds as target `sluice+kafka-logger@LINGER_B` (batching chosen by measurement).
+extra=()
+if [ -n "${LINGER_B:-}" ]; then
+  sed -e "s/linger: ${LINGER:-5ms}/linger: $LINGER_B/" -e "s/:$SLUICE\"/:$SLUICE_B\"/" -e "s/bench-log/bench-log-b/" \
+    -e "s/:$ADMIN\"/:$ADMIN_B\"/" "$work/sluice.yaml" > "$work/sluice-b.yaml"
+  RUST_LOG=warn target/release/sluice -c "$work/sluice-b.yaml" >"$work/sluice-b.log" 2>&1 & pids+=($!)
+  extra=("sluice+kafka-logger@$LINGER_B $SLUICE_B /logged/orders $! --")
+  for _ in $(seq 300); do curl -sf "127.0.0.1:$ADMIN_B/readyz" >/dev/null && break; sleep 0.1; done
+fi
 
 ticks() { # CPU ticks (user + system) of the processes $@ and their children (nginx workers)
   local all=("$@") p
@@ -158,7 +168,7 @@ targets=("origin $ORIGIN /api/orders $ORIGIN_PID --"
   "sluice+kafka-logger $SLUICE /logged/orders $SLUICE_PID --"
   "sluice+auth+limits $SLUICE /secured/orders $SLUICE_PID -- -s $work/auth.lua"
   "sluice-post-1KiB $SLUICE /plain/orders $SLUICE_PID -- $POST"
-  "kafka-divert-1KiB $SLUICE /divert/orders $SLUICE_PID -- $POST")
+  "kafka-divert-1KiB $SLUICE /divert/orders $SLUICE_PID -- $POST" "${extra[@]}")
 if [ -n "${TARGETS:-}" ]; then  # a subset, e.g. TARGETS="bare-pingora sluice"
   keep=(); for t in "${targets[@]}"; do [[ " $TARGETS " == *" ${t%% *} "* ]] && keep+=("$t"); done
   targets=("${keep[@]}")
@@ -202,7 +212,8 @@ echo "# origin, proxies, Apache Kafka 4 and wrk all on this machine; CPU = the p
 echo
 echo "| target | requests/s | p50 ms | p99 ms | CPU µs/request |"
 echo "|---|---:|---:|---:|---:|"
-for t in origin nginx nginx+lua-kafka bare-pingora bare-pingora+timeouts sluice sluice+kafka-logger sluice+auth+limits sluice-post-1KiB kafka-divert-1KiB; do
+for t in origin nginx nginx+lua-kafka bare-pingora bare-pingora+timeouts sluice sluice+kafka-logger \
+  ${LINGER_B:+sluice+kafka-logger@$LINGER_B} sluice+auth+limits sluice-post-1KiB kafka-divert-1KiB; do
   printf "| %s | %.0f | %.3f | %.3f | %.1f |\n" "$t" "$(col $t 3)" "$(col $t 4)" "$(col $t 5)" "$(col $t 6)"
 done
 echo

@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::{RunArgs, Server};
 use pingora_core::services::background::background_service;
@@ -174,13 +175,20 @@ fn serve(file: &str, loaded: Loaded, upgrade: bool) -> ExitCode {
         "sluice proxy".to_string(),
         GuardedApp::new(proxy_app, config_limits),
     );
+    // Every client connection holds its read buffer for its whole life.
+    let buffers = L4BufferSettings::new(
+        config_limits.read_buffer.0 as usize,
+        pingora_core::listeners::DEFAULT_L4_WRITE_BUFFER_SIZE,
+    );
     for addr in &listen {
-        proxy.add_tcp(addr);
+        proxy.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(buffers));
     }
     if let (Some(resolver), Some(t)) = (&tls, &tls_config) {
         for addr in &t.listen {
             match resolver.settings(t.http2) {
-                Ok(s) => proxy.add_tls_with_settings(addr, None, s),
+                Ok(s) => {
+                    proxy.add_listener(ListenerConfig::tcp(addr.as_str()).tls(s).l4_buffer(buffers))
+                }
                 Err(e) => {
                     eprintln!("sluice: TLS listener {addr}: {e}");
                     return ExitCode::FAILURE;

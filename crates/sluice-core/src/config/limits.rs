@@ -37,6 +37,12 @@ pub struct RequestLimits {
     /// requests. 1 to 1000. Default `100`.
     #[serde(default = "default_streams")]
     pub http2_max_concurrent_streams: u32,
+    /// Read buffer of each client connection, held for the connection's whole life, idle
+    /// keep-alive time included (Pingora's own default is 64KiB). Header size is not
+    /// bounded by it (see `max_header_bytes`); bodies are read in pieces of this size.
+    /// 4KiB to 1MiB. Default `16KiB`.
+    #[serde(default = "default_read_buffer")]
+    pub read_buffer: ByteSize,
 }
 
 impl Default for RequestLimits {
@@ -47,6 +53,7 @@ impl Default for RequestLimits {
             max_headers: default_headers(),
             max_connections_per_ip: default_conns(),
             http2_max_concurrent_streams: default_streams(),
+            read_buffer: default_read_buffer(),
         }
     }
 }
@@ -65,6 +72,9 @@ const fn default_conns() -> usize {
 }
 const fn default_streams() -> u32 {
     100
+}
+const fn default_read_buffer() -> ByteSize {
+    ByteSize(16 * 1024)
 }
 
 impl RequestLimits {
@@ -87,6 +97,12 @@ impl RequestLimits {
             errors.push(FieldError::value(
                 at.key("max_headers"),
                 "must be between 1 and 256",
+            ));
+        }
+        if !(4 * 1024..=1024 * 1024).contains(&self.read_buffer.0) {
+            errors.push(FieldError::value(
+                at.key("read_buffer"),
+                "must be between 4KiB and 1MiB",
             ));
         }
         if !(1..=1000).contains(&self.http2_max_concurrent_streams) {

@@ -200,11 +200,12 @@ const BAD: &[(&str, &[&str])] = &[
         &["2:1: invalid YAML"],
     ),
     (
-        "server:\n  limits: { header_timeout: 0s, max_header_bytes: 10, max_headers: 999 }\n",
+        "server:\n  limits: { header_timeout: 0s, max_header_bytes: 10, max_headers: 999, read_buffer: 1KiB }\n",
         &[
             "2:29: server.limits.header_timeout: must be between 1s and 5m",
             "2:51: server.limits.max_header_bytes: must be between 1KiB and 1MiB",
             "2:68: server.limits.max_headers: must be between 1 and 256",
+            "2:86: server.limits.read_buffer: must be between 4KiB and 1MiB",
         ],
     ),
     (
