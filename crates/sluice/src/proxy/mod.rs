@@ -82,6 +82,9 @@ impl Gateway {
 pub struct GatewayCtx {
     /// What plugins see.
     pub req: RequestCtx,
+    /// The matched route, for the proxy's own loops over its plugins (a field apart from
+    /// `req`, so no phase clones the `Arc` to iterate while plugins change `req`).
+    route: Option<Arc<sluice_core::Route>>,
     upstream: Option<Arc<Upstream>>,
     tried: Vec<SocketAddr>,
     error_status: u16,
@@ -100,6 +103,7 @@ impl ProxyHttp for Gateway {
         }
         GatewayCtx {
             req: RequestCtx::new(),
+            route: None,
             upstream: None,
             tried: Vec::new(),
             error_status: 0,
@@ -157,6 +161,7 @@ impl ProxyHttp for Gateway {
             .and_then(|u| state.upstreams.get(u).cloned());
         ctx.req.credentials = route.credentials.clone();
         ctx.req.route = Some(route.clone());
+        ctx.route = Some(route.clone());
         if let Err(r) = hardening::check_declared_body(session.req_header(), route.max_body_bytes) {
             return refuse(session, ctx, r).await;
         }
@@ -283,7 +288,7 @@ impl ProxyHttp for Gateway {
                 _ => {}
             }
         }
-        if let Some(route) = ctx.req.route.clone() {
+        if let Some(route) = &ctx.route {
             for p in &route.plugins {
                 p.upstream_request(session, upstream_request, &mut ctx.req)
                     .await?;
@@ -299,8 +304,11 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut GatewayCtx,
     ) -> Result<()> {
-        match ctx.req.route.clone() {
-            Some(route) => body::chunk(session, ctx, &route, body, end_of_stream).await,
+        match &ctx.route {
+            Some(route) => {
+                let parts = (&mut ctx.req, &mut ctx.body_bytes);
+                body::chunk(session, parts, route, body, end_of_stream).await
+            }
             None => Ok(()),
         }
     }
@@ -325,7 +333,7 @@ impl ProxyHttp for Gateway {
         for (name, value) in std::mem::take(&mut ctx.req.response_headers) {
             response.insert_header(name, value)?;
         }
-        if let Some(route) = ctx.req.route.clone() {
+        if let Some(route) = &ctx.route {
             for p in route.plugins.iter().rev() {
                 p.response(session, response, &mut ctx.req).await?;
             }
@@ -340,7 +348,7 @@ impl ProxyHttp for Gateway {
         end_of_stream: bool,
         ctx: &mut GatewayCtx,
     ) -> Result<Option<std::time::Duration>> {
-        if let Some(route) = ctx.req.route.clone() {
+        if let Some(route) = &ctx.route {
             for p in route.plugins.iter().rev() {
                 p.response_body(session, body, end_of_stream, &mut ctx.req)?;
             }
@@ -379,7 +387,7 @@ impl ProxyHttp for Gateway {
         if !session.is_body_done() {
             session.set_keepalive(None);
         }
-        if let Some(route) = ctx.req.route.clone() {
+        if let Some(route) = &ctx.route {
             for p in route.plugins.iter().rev() {
                 p.log(session, e, &mut ctx.req).await;
             }
