@@ -118,7 +118,8 @@ impl RequestCtx {
     }
 
     /// Wall-clock start of the request (for event timestamps), derived from `started`
-    /// when asked: most requests never need it, and each clock read costs.
+    /// when asked: most requests never need it, and each clock read costs. A step of the
+    /// wall clock while the request runs (not NTP's gradual slew) shifts it by the step.
     pub fn started_at(&self) -> SystemTime {
         SystemTime::now()
             .checked_sub(self.started.elapsed())

@@ -1,6 +1,8 @@
 //! A connection wrapper that bounds the time a client takes to send a request header
 //! (slowloris): the clock starts at a request's first byte (a CR or LF before the request
-//! line included) and stops at the blank line ending its header; a request still
+//! line included; precisely, at the first read after it that finds the header unfinished,
+//! which follows within the same burst of reads) and stops at the blank line ending its
+//! header; a request still
 //! unfinished at the deadline fails the read with `TimedOut`, and Pingora closes the
 //! connection. It also counts the `400`s the HTTP parser answers by itself (obs-fold,
 //! bytes no request line may hold), which no proxy phase sees. Bodies, idle keep-alive time and

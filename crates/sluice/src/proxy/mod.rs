@@ -402,7 +402,7 @@ impl ProxyHttp for Gateway {
         let method = method_label(session.req_header().method.as_str());
         let total = ctx.req.started.elapsed().as_secs_f64();
         let upstream = ctx.req.upstream_seconds();
-        match ctx.req.route.as_deref() {
+        match ctx.route.as_deref() {
             Some(r) => r.metrics.record(&r.id, method, status, total, upstream),
             None => UNROUTED.record("_none", method, status, total, upstream),
         }
