@@ -46,7 +46,7 @@ fn park(port: u16) -> TcpStream {
         .unwrap();
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    while !answered(&got) {
+    while !sluice_e2e::client::complete(&got) {
         let n = s.read(&mut buf).unwrap();
         assert!(
             n > 0,
@@ -61,20 +61,6 @@ fn park(port: u16) -> TcpStream {
         String::from_utf8_lossy(&got)
     );
     s
-}
-
-/// True once `raw` holds a header and the `Content-Length` bytes after it.
-fn answered(raw: &[u8]) -> bool {
-    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return false;
-    };
-    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0);
-    raw.len() >= end + 4 + len
 }
 
 #[test]

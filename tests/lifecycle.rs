@@ -274,10 +274,7 @@ routes:
     let body = sluice_e2e::client::get(gw.admin, "/readyz").json();
     assert_eq!(body["reloadable"], true, "{body}");
     // Once ready, a reload by signal is never missed.
-    let text = yaml("two")
-        .replace("{PORT}", &gw.port.to_string())
-        .replace("{ADMIN}", &gw.admin.to_string());
-    std::fs::write(&gw.config, text).unwrap();
+    gw.write_config(&yaml("two"));
     gw.signal(libc::SIGHUP);
     wait_for("the reload", Duration::from_secs(30), || {
         (sluice_e2e::client::get(gw.port, "/r/x").text() == "two").then_some(())

@@ -109,7 +109,7 @@ pub fn get(port: u16, path: &str) -> Response {
 }
 
 /// True once `raw` holds a whole response framed by content-length or chunked encoding.
-fn complete(raw: &[u8]) -> bool {
+pub fn complete(raw: &[u8]) -> bool {
     let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
         return false;
     };

@@ -175,13 +175,18 @@ impl Gateway {
         log
     }
 
-    /// Write `yaml` (`{PORT}` and `{ADMIN}` filled in) as the configuration, send `SIGHUP`
-    /// and wait until the `n`-th successful reload is counted.
-    pub fn reload(&self, yaml: &str, n: f64) {
+    /// Write `yaml` (`{PORT}` and `{ADMIN}` filled in) as the configuration file.
+    pub fn write_config(&self, yaml: &str) {
         let text = yaml
             .replace("{PORT}", &self.port.to_string())
             .replace("{ADMIN}", &self.admin.to_string());
         std::fs::write(&self.config, text).unwrap();
+    }
+
+    /// Write `yaml` (`{PORT}` and `{ADMIN}` filled in) as the configuration, send `SIGHUP`
+    /// and wait until the `n`-th successful reload is counted.
+    pub fn reload(&self, yaml: &str, n: f64) {
+        self.write_config(yaml);
         self.signal(libc::SIGHUP);
         wait_for("the reload", Duration::from_secs(30), || {
             let s = crate::metrics::scrape(self.admin);

@@ -6,6 +6,7 @@
 //! included), so a counter held across the call counts open connections exactly.
 
 mod h2;
+mod header_scan;
 pub mod stream;
 
 use std::collections::HashMap;

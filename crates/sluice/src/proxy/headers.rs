@@ -46,6 +46,21 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
+/// The names present in `headers` that `drops` (given a lower-case name) or `Connection`
+/// lists: one pass over the names present (most messages carry none of them) instead of
+/// a lookup per name that might be.
+fn not_forwarded(headers: &HeaderMap, drops: impl Fn(&str) -> bool) -> Vec<http::HeaderName> {
+    let listed = connection_listed(headers);
+    headers
+        .keys()
+        .filter(|name| {
+            let n = name.as_str();
+            drops(n) || listed.iter().any(|l| l == n)
+        })
+        .cloned()
+        .collect()
+}
+
 /// A usable incoming request id: 1-128 visible ASCII characters.
 pub fn valid_request_id(v: &[u8]) -> bool {
     !v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_graphic())
@@ -98,26 +113,16 @@ pub fn upstream_request(
     tls: bool,
 ) -> Result<()> {
     let trusted = peer.is_some_and(|(_, t)| t);
-    let listed = connection_listed(&req.headers);
-    // One pass over the names present (most requests carry none of these) instead of a
-    // lookup per name that might be.
-    let going: Vec<http::HeaderName> = req
-        .headers
-        .keys()
-        .filter(|name| {
-            let n = name.as_str();
-            HOP_BY_HOP.contains(&n)
-                || (!is_upgrade && (n == "upgrade" || n == "connection"))
-                // Headers that make some origins serve another path than the one routed
-                // (IIS URL Rewrite, older PHP frameworks): never forwarded.
-                || REWRITE_HEADERS.contains(&n)
-                // Claims about the client or the original request, from anyone but a
-                // trusted proxy: dropped (the three `X-Forwarded-*` below are set by us).
-                || (!trusted && (n.starts_with("x-forwarded-") || FORWARDING.contains(&n)))
-                || listed.iter().any(|l| l == n)
-        })
-        .cloned()
-        .collect();
+    let going = not_forwarded(&req.headers, |n| {
+        HOP_BY_HOP.contains(&n)
+            || (!is_upgrade && (n == "upgrade" || n == "connection"))
+            // Headers that make some origins serve another path than the one routed
+            // (IIS URL Rewrite, older PHP frameworks): never forwarded.
+            || REWRITE_HEADERS.contains(&n)
+            // Claims about the client or the original request, from anyone but a trusted
+            // proxy: dropped (the three `X-Forwarded-*` below are set by us).
+            || (!trusted && (n.starts_with("x-forwarded-") || FORWARDING.contains(&n)))
+    });
     for name in going {
         req.remove_header(&name);
     }
@@ -154,17 +159,9 @@ pub fn upstream_request(
 
 /// Clean the response header that goes to the client.
 pub fn downstream_response(resp: &mut ResponseHeader, request_id: &str) -> Result<()> {
-    let listed = connection_listed(&resp.headers);
-    let going: Vec<http::HeaderName> = resp
-        .headers
-        .keys()
-        .filter(|name| {
-            let n = name.as_str();
-            matches!(n, "keep-alive" | "proxy-connection" | "trailer")
-                || listed.iter().any(|l| l == n)
-        })
-        .cloned()
-        .collect();
+    let going = not_forwarded(&resp.headers, |n| {
+        matches!(n, "keep-alive" | "proxy-connection" | "trailer")
+    });
     for name in going {
         resp.remove_header(&name);
     }
