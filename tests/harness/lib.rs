@@ -20,7 +20,9 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 /// A free local TCP port, never one handed out before in this process (the kernel
-/// readily returns a just-released port again, which would make parallel tests collide).
+/// readily returns a just-released port again, which would make parallel tests collide),
+/// nor, when `$SLUICE_TEST_PORTS` names a directory, by another test process of the
+/// same run: a port is claimed there by creating a file named after it.
 pub fn free_port() -> u16 {
     use std::collections::HashSet;
     use std::sync::Mutex;
@@ -32,10 +34,23 @@ pub fn free_port() -> u16 {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         held.push(l);
-        if set.insert(port) {
+        if set.insert(port) && claim_across_processes(port) {
             return port;
         }
     }
+}
+
+/// Claim `port` for this process in `$SLUICE_TEST_PORTS` (true when that is not set).
+fn claim_across_processes(port: u16) -> bool {
+    let Some(dir) = std::env::var_os("SLUICE_TEST_PORTS") else {
+        return true;
+    };
+    let _ = std::fs::create_dir_all(&dir);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(std::path::Path::new(&dir).join(port.to_string()))
+        .is_ok()
 }
 
 /// Poll `f` every 20 ms until it returns `Some`, or panic after `limit`.
