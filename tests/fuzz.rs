@@ -24,7 +24,9 @@ fn registry() -> Registry {
     let mut r = Registry::new();
     r.register(sluice_plugin_mocking::Mocking)
         .register(sluice_plugin_key_auth::KeyAuth)
-        .register(sluice_plugin_limit_count::LimitCount);
+        .register(sluice_plugin_limit_count::LimitCount::new(
+            Default::default(),
+        ));
     r
 }
 

@@ -14,6 +14,7 @@ pub mod load;
 pub mod metrics;
 pub mod origin;
 pub mod receiver;
+pub mod redis;
 pub mod sse;
 
 use std::net::TcpListener;

@@ -134,6 +134,9 @@ pub struct BuildScope<'a> {
     /// True when one of the route's plugins authenticates requests (so every request
     /// that reaches later phases has a consumer).
     pub authenticates: bool,
+    /// The top-level `redis:` section, when present and valid (plugins with
+    /// `policy: redis` need it).
+    pub redis: Option<&'a crate::config::redis::RedisConfig>,
 }
 
 /// Builds plugin instances from their YAML config. Implemented for every [`PluginSpec`].

@@ -105,6 +105,11 @@ impl<S: Expiring> Keyed<S> {
         })
     }
 
+    /// This request's key (what it is counted by).
+    pub fn key_of(&self, req: &RequestHeader, ctx: &RequestCtx) -> String {
+        self.key.render(ctx, req)
+    }
+
     /// Run `f` on this request's state (created by `new` for a new key) at the current
     /// time.
     pub fn apply<R>(

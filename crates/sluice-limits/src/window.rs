@@ -81,6 +81,18 @@ impl WindowCounter {
         }
     }
 
+    /// The state of a sliding window kept elsewhere (a shared store): the aligned
+    /// window's index, and the current and previous windows' counts.
+    pub fn sliding_state(&self, index: u64, current: u64, previous: u64) -> WindowState {
+        WindowState {
+            start: index,
+            current,
+            previous,
+            window: self.window,
+            policy: Policy::Sliding,
+        }
+    }
+
     fn nanos(d: Duration) -> u64 {
         u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
     }

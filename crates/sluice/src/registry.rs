@@ -14,9 +14,10 @@ use sluice_plugin_key_auth::KeyAuth;
 use sluice_plugin_limit_count::LimitCount;
 use sluice_plugin_limit_req::LimitReq;
 use sluice_plugin_mocking::Mocking;
+use sluice_store::Stores;
 
 /// Every plugin, with the runtime handles it needs.
-pub fn plugins(kafka: Arc<KafkaRuntime>) -> Registry {
+pub fn plugins(kafka: Arc<KafkaRuntime>, stores: Arc<Stores>) -> Registry {
     let mut r = Registry::new();
     r.register(KafkaLogger::new(kafka.clone()))
         .register(KafkaDivert::new(kafka.clone()))
@@ -25,7 +26,7 @@ pub fn plugins(kafka: Arc<KafkaRuntime>) -> Registry {
         .register(KeyAuth)
         .register(JwtAuth)
         .register(ConsumerRestriction)
-        .register(LimitCount)
+        .register(LimitCount::new(stores))
         .register(LimitReq);
     r
 }

@@ -39,6 +39,10 @@ pub struct Loaded {
     pub tls: Option<Arc<SniResolver>>,
 }
 
+/// The shared-store clients, one per `redis:` section, kept across reloads.
+static STORES: once_cell::sync::Lazy<Arc<sluice_store::Stores>> =
+    once_cell::sync::Lazy::new(Default::default);
+
 /// Load `file` and build everything from it, or return every error. With `running`,
 /// clusters whose settings did not change are reused (hot reload).
 pub fn load(
@@ -50,7 +54,7 @@ pub fn load(
         doc.error(e);
     }
     let kafka = Arc::new(KafkaRuntime::reusing(&doc.config.clusters, running));
-    let registry = crate::registry::plugins(kafka.clone());
+    let registry = crate::registry::plugins(kafka.clone(), STORES.clone());
     let router = doc.build_routes(&registry);
     let upstreams = crate::upstream::build(&mut doc);
     let mut subscriptions = Vec::new();
@@ -90,6 +94,7 @@ pub fn run(file: &str, test_only: bool, upgrade: bool) -> ExitCode {
     for init in [
         sluice_core::metrics::init,
         sluice_kafka::metrics::init,
+        sluice_store::init,
         sluice_plugin_kafka_divert::metrics::init,
         sluice_plugin_kafka_sse::init,
         sluice_plugin_kafka_webhook::metrics::init,

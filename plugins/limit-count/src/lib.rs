@@ -1,8 +1,11 @@
-//! The `limit-count` plugin (APISIX's `limit-count`, local policy): at most `count`
-//! requests per `time_window` and key; past it, `429` with `Retry-After`. Every answer
-//! carries `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and
-//! `RateLimit-Policy` (IETF httpapi rate-limit headers draft). Counters are per route
-//! and per Sluice process (see the README for several instances).
+//! The `limit-count` plugin (APISIX's `limit-count`): at most `count` requests per
+//! `time_window` and key; past it, `429` with `Retry-After`. Every answer carries
+//! `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` and `RateLimit-Policy`
+//! (IETF httpapi rate-limit headers draft). With `policy: local` the counters are per
+//! route and per Sluice process; with `policy: redis` ([`shared`]) every instance
+//! using the same Redis counts against one quota.
+
+mod shared;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +21,12 @@ use sluice_core::config::units::HumanDuration;
 use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
 use sluice_limits::reply::{default_code, default_key, default_max_keys};
 use sluice_limits::{
-    ceil_secs, Clock, CommonLimitConfig, Keyed, MonotonicClock, Policy, WindowCounter, WindowState,
+    ceil_secs, Clock, CommonLimitConfig, Keyed, MonotonicClock, Policy, Quota, WindowCounter,
+    WindowState,
 };
+use sluice_store::{count_error, Stores};
+
+use shared::Shared;
 
 /// `plugins.limit-count:`
 #[derive(Debug, Clone, Deserialize)]
@@ -29,10 +36,20 @@ pub struct LimitCountConfig {
     pub count: u64,
     /// The window, e.g. `60s` or `1h` (1 s to 1 day). Required.
     pub time_window: HumanDuration,
+    /// Where the counters live: `local` (default: in this process) or `redis` (in the
+    /// top-level `redis:` server, shared by every instance that uses it).
+    #[serde(default = "default_policy")]
+    pub policy: String,
     /// `fixed` (default: the window starts with a key's first request, as APISIX) or
     /// `sliding` (no double burst around a window boundary).
     #[serde(default)]
-    pub policy: PolicyConfig,
+    pub window_type: WindowType,
+    /// With `policy: redis`, when Redis does not answer within `redis.timeout`:
+    /// `allow` (default: the request goes on, without `RateLimit-*` headers) or `deny`
+    /// (`503` with `Retry-After: 1`). Either way it is counted in
+    /// `sluice_store_errors_total{plugin="limit-count"}`.
+    #[serde(default)]
+    pub on_store_error: OnStoreError,
     /// What to count by: `remote_addr` (default), `consumer`, `route` (one counter for
     /// everyone) or a template such as `"{header.x-tenant}"`. An empty value (no
     /// consumer, header missing) falls back to the client's IP address.
@@ -47,16 +64,17 @@ pub struct LimitCountConfig {
     /// Send the `RateLimit-*` headers. Default `true`.
     #[serde(default = "default_true")]
     pub show_limit_quota_header: bool,
-    /// Keys remembered at most; past it, expired keys are dropped first, then arbitrary
-    /// ones (that key starts over). Default `100000`.
+    /// Keys remembered at most with `policy: local`; past it, expired keys are dropped
+    /// first, then arbitrary ones (that key starts over). Default `100000`. (With
+    /// `policy: redis`, keys expire in Redis with their window.)
     #[serde(default = "default_max_keys")]
     pub max_keys: usize,
 }
 
-/// `policy:`
+/// `window_type:`
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
-pub enum PolicyConfig {
+pub enum WindowType {
     /// Window from a key's first request.
     #[default]
     Fixed,
@@ -64,19 +82,49 @@ pub enum PolicyConfig {
     Sliding,
 }
 
+/// `on_store_error:`
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStoreError {
+    /// Let the request through (Kong's `fault_tolerant`, Envoy's default).
+    #[default]
+    Allow,
+    /// Refuse it with `503`.
+    Deny,
+}
+
+fn default_policy() -> String {
+    "local".into()
+}
+
 const fn default_true() -> bool {
     true
 }
 
-/// The plugin factory (`limit-count`).
-pub struct LimitCount;
+/// The plugin factory (`limit-count`); holds the shared-store runtime for
+/// `policy: redis`.
+pub struct LimitCount {
+    stores: Arc<Stores>,
+}
+
+impl LimitCount {
+    /// A factory whose `policy: redis` instances use `stores`.
+    pub fn new(stores: Arc<Stores>) -> Self {
+        Self { stores }
+    }
+}
 
 /// One configured instance with its counters.
 pub struct LimitCountPlugin {
     keyed: Keyed<WindowState>,
     counter: WindowCounter,
+    count: u64,
+    window: Duration,
+    policy: Policy,
     /// `RateLimit-Limit` and `RateLimit-Policy` values, when the headers are sent.
     constant_headers: Option<(String, String)>,
+    /// With `policy: redis`: the shared counters, and what a store error does.
+    shared: Option<(Shared, OnStoreError)>,
 }
 
 impl PluginSpec for LimitCount {
@@ -87,13 +135,32 @@ impl PluginSpec for LimitCount {
         &self,
         c: LimitCountConfig,
         at: &FieldPath,
-        _scope: &BuildScope<'_>,
+        scope: &BuildScope<'_>,
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
-        Ok(Arc::new(LimitCountPlugin::new(
-            c,
-            at,
-            Arc::new(MonotonicClock::new()),
-        )?))
+        let redis = c.policy == "redis";
+        let on_error = c.on_store_error;
+        let mut plugin = LimitCountPlugin::new(c, at, Arc::new(MonotonicClock::new()))?;
+        if redis {
+            let Some(config) = scope.redis else {
+                return Err(vec![FieldError::value(
+                    at.key("policy"),
+                    "`redis` needs a valid top-level `redis:` section",
+                )]);
+            };
+            let client = self
+                .stores
+                .client(config)
+                .map_err(|e| vec![FieldError::value(at.key("policy"), e.to_string())])?;
+            let shared = Shared::new(
+                client,
+                scope.route_id,
+                plugin.count,
+                plugin.window,
+                plugin.policy,
+            );
+            plugin.shared = Some((shared, on_error));
+        }
+        Ok(Arc::new(plugin))
     }
 }
 
@@ -122,14 +189,32 @@ impl LimitCountPlugin {
             max_keys: c.max_keys,
         };
         let keyed = Keyed::new(common, at, clock, &mut errors);
-        let policy = match c.policy {
-            PolicyConfig::Fixed => Policy::Fixed,
-            PolicyConfig::Sliding => Policy::Sliding,
+        match c.policy.as_str() {
+            "local" | "redis" => {}
+            "fixed" | "sliding" => errors.push(FieldError::value(
+                at.key("policy"),
+                format!(
+                    "`policy` chooses where counters live (`local` or `redis`); write `window_type: {}`",
+                    c.policy
+                ),
+            )),
+            other => errors.push(FieldError::value(
+                at.key("policy"),
+                format!("unknown policy `{other}` (known: local, redis)"),
+            )),
+        }
+        let policy = match c.window_type {
+            WindowType::Fixed => Policy::Fixed,
+            WindowType::Sliding => Policy::Sliding,
         };
         match keyed {
             Some(keyed) if errors.is_empty() => Ok(Self {
                 keyed,
                 counter: WindowCounter::new(c.count, window, policy),
+                count: c.count,
+                window,
+                policy,
+                shared: None,
                 constant_headers: c.show_limit_quota_header.then(|| {
                     (
                         c.count.to_string(),
@@ -141,8 +226,8 @@ impl LimitCountPlugin {
         }
     }
 
-    /// Count the request; the refusal when over the quota. The `RateLimit-*` headers go
-    /// into the context, for whatever answers the request.
+    /// Count the request locally; the refusal when over the quota. The `RateLimit-*`
+    /// headers go into the context, for whatever answers the request.
     pub fn check(&self, req: &RequestHeader, ctx: &mut RequestCtx) -> Option<HttpResponse> {
         let quota = self.keyed.apply(
             req,
@@ -150,6 +235,11 @@ impl LimitCountPlugin {
             |now| self.counter.state(now),
             |s, now| self.counter.check(s, now),
         );
+        self.answer(quota, ctx)
+    }
+
+    /// The `RateLimit-*` headers for `quota`, and the refusal when it is spent.
+    fn answer(&self, quota: Quota, ctx: &mut RequestCtx) -> Option<HttpResponse> {
         if let Some((limit, policy)) = &self.constant_headers {
             let h = &mut ctx.response_headers;
             h.push(("ratelimit-limit", limit.clone()));
@@ -166,6 +256,36 @@ impl LimitCountPlugin {
                 .refuse(ctx, "quota_exceeded", "request quota exceeded", quota.reset),
         )
     }
+
+    /// Count the request in Redis. A store error is counted, then `on_store_error`
+    /// decides: on (no headers, no refusal) or `503`.
+    async fn check_shared(
+        &self,
+        shared: &Shared,
+        on_error: OnStoreError,
+        req: &RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Option<HttpResponse> {
+        let key = self.keyed.key_of(req, ctx);
+        match shared.check(&key).await {
+            Ok(quota) => self.answer(quota, ctx),
+            Err(e) => {
+                count_error(LimitCount::NAME, &e);
+                match on_error {
+                    OnStoreError::Allow => None,
+                    OnStoreError::Deny => Some(
+                        HttpResponse::refusal(
+                            ctx,
+                            503,
+                            "limit_store_unavailable",
+                            "the rate limit store is unavailable",
+                        )
+                        .with_header("retry-after", "1"),
+                    ),
+                }
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -180,7 +300,14 @@ impl Plugin for LimitCountPlugin {
     }
 
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
-        Ok(match self.check(session.req_header(), ctx) {
+        let refusal = match &self.shared {
+            None => self.check(session.req_header(), ctx),
+            Some((shared, on_error)) => {
+                self.check_shared(shared, *on_error, session.req_header(), ctx)
+                    .await
+            }
+        };
+        Ok(match refusal {
             None => Flow::Continue,
             Some(r) => Flow::Respond(r),
         })

@@ -94,3 +94,41 @@ fn config_errors() {
         assert!(paths.iter().any(|x| x == p), "{p} in {paths:?}");
     }
 }
+
+#[test]
+fn policy_chooses_the_store_and_redis_needs_its_section() {
+    // The window kind moved to `window_type`: the old spelling says so.
+    let c: LimitCountConfig =
+        serde_yaml::from_str("{ count: 1, time_window: 1s, policy: sliding }").unwrap();
+    let errors = LimitCountPlugin::new(c, &FieldPath::root(), Arc::new(ManualClock::new()))
+        .err()
+        .unwrap();
+    assert_eq!(errors[0].path.to_string(), "policy");
+    assert!(
+        errors[0].message.contains("window_type: sliding"),
+        "{errors:?}"
+    );
+    let c: LimitCountConfig =
+        serde_yaml::from_str("{ count: 1, time_window: 1s, policy: memcached }").unwrap();
+    assert!(LimitCountPlugin::new(c, &FieldPath::root(), Arc::new(ManualClock::new())).is_err());
+
+    // `policy: redis` without a `redis:` section.
+    let consumers = Vec::new();
+    let clusters = Default::default();
+    let scope = BuildScope {
+        route_id: "r",
+        declared_clusters: &clusters,
+        consumers: &consumers,
+        authenticates: false,
+        redis: None,
+    };
+    let c: LimitCountConfig =
+        serde_yaml::from_str("{ count: 1, time_window: 1s, policy: redis }").unwrap();
+    let factory = LimitCount::new(Default::default());
+    let errors = factory
+        .build(c, &FieldPath::root().key("limit-count"), &scope)
+        .err()
+        .unwrap();
+    assert_eq!(errors[0].path.to_string(), "limit-count.policy");
+    assert!(errors[0].message.contains("redis:"), "{errors:?}");
+}

@@ -18,6 +18,7 @@ pub mod kafka_security;
 pub mod limits;
 pub mod model;
 pub mod path;
+pub mod redis;
 mod shadow;
 pub mod source;
 pub mod subscription;
@@ -60,6 +61,8 @@ pub struct Config {
     pub subscriptions: Vec<SubscriptionConfig>,
     /// `consumers:` (those that decoded).
     pub consumers: Vec<ConsumerConfig>,
+    /// `redis:`, when present and valid.
+    pub redis: Option<redis::RedisConfig>,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +82,8 @@ struct TopLevel {
     subscriptions: Value,
     #[serde(default)]
     consumers: Value,
+    #[serde(default)]
+    redis: Value,
 }
 
 #[derive(Deserialize, Default)]
@@ -228,6 +233,9 @@ impl ConfigDoc {
             self.config.consumers.push(c);
             self.consumer_index.push(i);
         }
+        if !top.redis.is_null() {
+            self.config.redis = self.take(decode(&top.redis, &root.key("redis")));
+        }
     }
 
     /// Decode a list section entry by entry: the entries that decoded, with their index.
@@ -309,6 +317,7 @@ impl ConfigDoc {
                 declared_clusters: &self.declared_clusters,
                 consumers: &self.config.consumers,
                 authenticates,
+                redis: self.config.redis.as_ref(),
             };
             let mut plugins = Vec::new();
             let mut failed = false;

@@ -29,6 +29,9 @@ pub(super) fn check(doc: &mut ConfigDoc) {
             "the admin listener must not share an address with a proxy listener",
         ));
     }
+    if let Some(r) = &doc.config.redis {
+        redis(r, &root.key("redis"), &mut errors);
+    }
     let mut spool_dirs: HashMap<&str, &str> = HashMap::new();
     for (name, c) in &doc.config.clusters {
         let at = root.key("kafka").key("clusters").key(name);
@@ -328,4 +331,40 @@ pub(super) fn route_match(m: &MatchConfig) -> Option<RouteMatch> {
             .collect::<Result<_, _>>()
             .ok()?,
     })
+}
+
+fn redis(r: &super::redis::RedisConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
+    use std::time::Duration;
+    let port_ok = r
+        .address
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if !port_ok {
+        errors.push(FieldError::value(
+            at.key("address"),
+            format!("{:?} is not a `host:port` address", r.address),
+        ));
+    }
+    let ranges = [
+        ("timeout", r.timeout.0, Duration::from_secs(10)),
+        (
+            "connect_timeout",
+            r.connect_timeout.0,
+            Duration::from_secs(60),
+        ),
+    ];
+    for (field, value, max) in ranges {
+        if !(Duration::from_millis(1)..=max).contains(&value) {
+            errors.push(FieldError::value(
+                at.key(field),
+                format!("must be between 1ms and {}s", max.as_secs()),
+            ));
+        }
+    }
+    if r.key_prefix.len() > 64 || r.key_prefix.bytes().any(|b| !b.is_ascii_graphic()) {
+        errors.push(FieldError::value(
+            at.key("key_prefix"),
+            "must be at most 64 visible ASCII characters",
+        ));
+    }
 }

@@ -1,0 +1,51 @@
+//! `redis:` — the Redis server that holds the state several Sluice instances share
+//! (limit counters with `policy: redis`). One server, reached over one multiplexed,
+//! automatically reconnecting connection per Sluice process.
+
+use serde::Deserialize;
+
+use super::units::HumanDuration;
+
+/// `redis:`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// The server, as `host:port`. Required.
+    pub address: String,
+    /// The logical database (`SELECT`). Default `0`.
+    #[serde(default)]
+    pub database: u16,
+    /// ACL user name (Redis 6+); without it, the `default` user. Use `${VAR}` to take it
+    /// from the environment.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password (`AUTH`). Use `${VAR}` to take it from the environment rather than
+    /// writing it in the file.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Longest wait for one operation, connecting included; past it the operation
+    /// counts as a store error and the plugin's `on_store_error` decides. Default
+    /// `200ms` (1ms to 10s).
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+    /// Longest wait for a new connection (after a start or a lost connection). Default
+    /// `1s` (1ms to 60s).
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    /// Prefix of every key Sluice writes, so that several deployments can share one
+    /// server. Default `sluice:`.
+    #[serde(default = "default_prefix")]
+    pub key_prefix: String,
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_millis(200))
+}
+
+fn default_connect_timeout() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(1))
+}
+
+fn default_prefix() -> String {
+    "sluice:".into()
+}

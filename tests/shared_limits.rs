@@ -1,0 +1,173 @@
+//! `limit-count` with `policy: redis`: three `sluice` processes and one real
+//! `redis-server` behave as one gateway. Requests sent concurrently to all three take
+//! exactly `count` units (fixed and sliding windows); each unit is handed out once.
+//! Redis killed, then frozen (`SIGSTOP`: connections accepted, nothing answered): each
+//! route degrades as its `on_store_error` says, within `redis.timeout`, counted; and
+//! limits hold again once Redis is back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use sluice_e2e::client::{get, Response};
+use sluice_e2e::gateway::Gateway;
+use sluice_e2e::metrics::{scrape, wait_sum};
+use sluice_e2e::redis::Redis;
+use sluice_e2e::wait_for;
+
+fn config(redis: &Redis) -> String {
+    format!(
+        r#"
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 1s }}
+admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
+redis: {{ address: "{}", timeout: 300ms, connect_timeout: 300ms }}
+routes:
+  - id: fixed
+    match: {{ paths: ["/fixed"] }}
+    plugins:
+      limit-count: {{ policy: redis, count: 10, time_window: 1h, key: route }}
+      mocking: {{ status: 200, body: "ok" }}
+  - id: sliding
+    match: {{ paths: ["/sliding"] }}
+    plugins:
+      limit-count: {{ policy: redis, window_type: sliding, count: 7, time_window: 1h, key: route }}
+      mocking: {{ status: 200, body: "ok" }}
+  - id: open
+    match: {{ paths: ["/open"] }}
+    plugins:
+      limit-count: {{ policy: redis, count: 2, time_window: 1h, key: route, on_store_error: allow }}
+      mocking: {{ status: 200, body: "ok" }}
+  - id: closed
+    match: {{ paths: ["/closed"] }}
+    plugins:
+      limit-count: {{ policy: redis, count: 2, time_window: 1h, key: route, on_store_error: deny }}
+      mocking: {{ status: 200, body: "ok" }}
+"#,
+        redis.address()
+    )
+}
+
+/// `per` requests to `path` on each gateway, all gateways at once; the responses.
+fn burst(gateways: &[Gateway], path: &str, per: usize) -> Vec<Response> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = gateways
+            .iter()
+            .map(|g| {
+                let port = g.port;
+                s.spawn(move || (0..per).map(|_| get(port, path)).collect::<Vec<_>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+#[test]
+fn three_instances_share_one_quota() {
+    let redis = Redis::start();
+    let yaml = config(&redis);
+    let gateways: Vec<Gateway> = (0..3).map(|_| Gateway::start(&yaml)).collect();
+
+    let answers = burst(&gateways, "/fixed", 10);
+    let ok: Vec<&Response> = answers.iter().filter(|r| r.status == 200).collect();
+    assert_eq!(ok.len(), 10, "exactly the quota across three instances");
+    assert_eq!(answers.iter().filter(|r| r.status == 429).count(), 20);
+    // Every unit was handed out once: the accepted requests saw 9, 8, ..., 0 remaining.
+    let remaining: BTreeSet<u64> = ok
+        .iter()
+        .map(|r| r.header("ratelimit-remaining").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(remaining, (0..10).collect());
+    for r in answers.iter().filter(|r| r.status == 429) {
+        assert_eq!(r.header("ratelimit-remaining"), Some("0"));
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((3500..=3600).contains(&retry), "retry-after {retry}");
+    }
+
+    let answers = burst(&gateways, "/sliding", 7);
+    assert_eq!(answers.iter().filter(|r| r.status == 200).count(), 7);
+    assert_eq!(answers.iter().filter(|r| r.status == 429).count(), 14);
+
+    // The rejections are counted where they happened, 20 + 14 in all.
+    let mut rejected = 0.0;
+    for g in &gateways {
+        rejected += scrape(g.admin).sum(
+            "sluice_http_rejections_total",
+            &[("reason", "quota_exceeded")],
+        );
+    }
+    assert_eq!(rejected, 34.0);
+    // One counter per route key in Redis, under the prefix.
+    assert_eq!(redis.key_count("sluice:limit-count:fixed:*"), 1);
+    assert_eq!(redis.key_count("sluice:limit-count:sliding:*"), 1);
+}
+
+#[test]
+fn a_lost_or_frozen_store_degrades_as_configured_and_limits_return() {
+    let mut redis = Redis::start();
+    let gw = Gateway::start(&config(&redis));
+    let statuses = |path: &str, n: usize| {
+        (0..n)
+            .map(|_| get(gw.port, path).status)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(statuses("/open", 3), [200, 200, 429]);
+
+    // Killed: connections are refused.
+    redis.stop();
+    let r = get(gw.port, "/open");
+    assert_eq!(r.status, 200, "allow: the request goes on");
+    assert_eq!(r.header("ratelimit-remaining"), None, "no quota to report");
+    let r = get(gw.port, "/closed");
+    assert_eq!(r.status, 503, "deny: {}", r.text());
+    assert_eq!(r.header("retry-after"), Some("1"));
+    let m = wait_sum(
+        gw.admin,
+        "sluice_http_rejections_total",
+        &[("route", "closed"), ("reason", "limit_store_unavailable")],
+        1.0,
+    );
+    assert!(m.sum("sluice_store_errors_total", &[("plugin", "limit-count")]) >= 2.0);
+
+    // Back, empty: the limits hold again (the first request that gets through takes
+    // the first unit).
+    redis.restart();
+    wait_for(
+        "limit-count to reach Redis again",
+        Duration::from_secs(30),
+        || (get(gw.port, "/closed").status == 200).then_some(()),
+    );
+    assert_eq!(statuses("/closed", 3), [200, 429, 429]);
+
+    // Frozen: connections are accepted and nothing answers. Each request waits at
+    // most `redis.timeout` (300 ms) before its route's degradation applies.
+    redis.signal(libc::SIGSTOP);
+    let r = get(gw.port, "/closed");
+    assert_eq!(r.status, 503);
+    assert!(
+        r.elapsed < Duration::from_secs(5),
+        "bounded: {:?}",
+        r.elapsed
+    );
+    let r = get(gw.port, "/open");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.elapsed < Duration::from_secs(5),
+        "bounded: {:?}",
+        r.elapsed
+    );
+    let m = scrape(gw.admin);
+    assert!(
+        m.sum(
+            "sluice_store_errors_total",
+            &[("plugin", "limit-count"), ("kind", "timeout")]
+        ) >= 2.0
+    );
+    redis.signal(libc::SIGCONT);
+    // The counter survived the freeze: /closed is still spent.
+    wait_for("Redis to answer again", Duration::from_secs(30), || {
+        (get(gw.port, "/closed").status == 429).then_some(())
+    });
+}
