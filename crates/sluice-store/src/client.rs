@@ -130,6 +130,39 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// Run `script` without waiting for its answer (cleanup from a `Drop`); a failure
+    /// is counted for `plugin`. Bounded by `redis.timeout` like every operation.
+    pub fn eval_detached(
+        &self,
+        plugin: &'static str,
+        script: &'static Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) {
+        let Some(runtime) = &self.runtime else {
+            return;
+        };
+        let mut conn = self.manager.clone();
+        let timeout = self.config.timeout.0;
+        runtime.spawn(async move {
+            let mut invocation = script.prepare_invoke();
+            for k in &keys {
+                invocation.key(k.as_str());
+            }
+            for a in &args {
+                invocation.arg(a.as_str());
+            }
+            let result = tokio::time::timeout(timeout, invocation.invoke_async::<Value>(&mut conn));
+            match result.await {
+                Err(_) => crate::count_error(plugin, &StoreError::Timeout(timeout)),
+                Ok(Err(e)) => crate::count_error(plugin, &StoreError::from(e)),
+                Ok(Ok(_)) => {}
+            }
+        });
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         // Dropped from inside another runtime (a reload on the control service): do not

@@ -20,7 +20,7 @@ use sluice_store::Stores;
 pub fn plugins(kafka: Arc<KafkaRuntime>, stores: Arc<Stores>) -> Registry {
     let mut r = Registry::new();
     r.register(KafkaLogger::new(kafka.clone()))
-        .register(KafkaDivert::new(kafka.clone()))
+        .register(KafkaDivert::new(kafka.clone(), stores.clone()))
         .register(KafkaSse::new(kafka))
         .register(Mocking)
         .register(KeyAuth)

@@ -9,6 +9,8 @@ use sluice_core::{BuildScope, Plugin, PluginSpec};
 use sluice_kafka::Profile;
 
 use super::*;
+use crate::config::IdempotencyPolicy;
+use idempotency::SharedStore;
 
 impl PluginSpec for KafkaDivert {
     const NAME: &'static str = "kafka-divert";
@@ -137,6 +139,26 @@ impl PluginSpec for KafkaDivert {
                 IdempotencyScope::Global
             }
         };
+        let shared = match (c.idempotency.policy, scope.redis) {
+            (IdempotencyPolicy::Local, _) => None,
+            (IdempotencyPolicy::Redis, None) => {
+                errors.push(FieldError::value(
+                    at.key("idempotency").key("policy"),
+                    "`redis` needs a valid top-level `redis:` section",
+                ));
+                None
+            }
+            (IdempotencyPolicy::Redis, Some(config)) => match self.stores.client(config) {
+                Ok(client) => Some(client),
+                Err(e) => {
+                    errors.push(FieldError::value(
+                        at.key("idempotency").key("policy"),
+                        e.to_string(),
+                    ));
+                    None
+                }
+            },
+        };
         let key_header_name = c.idempotency.header.to_ascii_lowercase();
         let (Some(dest), Some(key_header), true) = (dest, key_header, errors.is_empty()) else {
             return Err(errors);
@@ -164,15 +186,24 @@ impl PluginSpec for KafkaDivert {
             key_header,
             key_required: c.idempotency.required,
             key_scope,
-            store: idempotency::shared_store(
-                scope.route_id,
-                (
-                    key_header_name,
-                    format!("{key_scope:?}"),
+            keys: match shared {
+                // A key's claim lapses once the broker can no longer acknowledge it.
+                Some(client) => Keys::Shared(SharedStore::new(
+                    client,
+                    scope.route_id,
                     c.idempotency.ttl.0,
-                    c.idempotency.max_entries,
-                ),
-            ),
+                    timeout + std::time::Duration::from_secs(10),
+                )),
+                None => Keys::Local(idempotency::shared_store(
+                    scope.route_id,
+                    (
+                        key_header_name,
+                        format!("{key_scope:?}"),
+                        c.idempotency.ttl.0,
+                        c.idempotency.max_entries,
+                    ),
+                )),
+            },
             counters: Arc::new(EventCounters::new(scope.route_id, Self::NAME)),
         }))
     }

@@ -103,6 +103,24 @@ pub struct IdempotencyConfig {
     /// answers for all). Required on a route without authentication.
     #[serde(default)]
     pub scope: Option<IdempotencyScope>,
+    /// Where keys live: `local` (default: in this process, `max_entries` at most) or
+    /// `redis` (in the top-level `redis:` server, so that every instance using it
+    /// answers a key the same way). With `redis`, a Redis that does not answer within
+    /// `redis.timeout` makes keyed requests `503` with `Retry-After` (never a second
+    /// record).
+    #[serde(default)]
+    pub policy: IdempotencyPolicy,
+}
+
+/// `idempotency.policy`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum IdempotencyPolicy {
+    /// In this process.
+    #[default]
+    Local,
+    /// In Redis, shared by every instance.
+    Redis,
 }
 
 /// `idempotency.scope`.
@@ -125,6 +143,7 @@ impl Default for IdempotencyConfig {
             ttl: default_ttl(),
             max_entries: default_max_entries(),
             scope: None,
+            policy: IdempotencyPolicy::Local,
         }
     }
 }

@@ -24,6 +24,9 @@ use std::time::{Duration, Instant};
 use sluice_core::digest::KeyDigester;
 use sluice_core::HttpResponse;
 
+mod shared;
+pub use shared::{SharedClaim, SharedStore};
+
 /// What to do with a request carrying a key.
 pub enum Begin {
     /// First use of the key: go ahead, then complete (or drop) the claim.
@@ -228,6 +231,77 @@ pub fn shared_store(route: &str, key: StoreKey) -> Arc<Store> {
     let store = Store::new(key.2, key.3);
     all.push((route.to_string(), key, Arc::downgrade(&store)));
     store
+}
+
+/// Where a route's keys live: in this process, or in Redis for every instance.
+pub enum Keys {
+    /// `policy: local`.
+    Local(Arc<Store>),
+    /// `policy: redis`.
+    Shared(SharedStore),
+}
+
+/// A claim on a key, wherever it lives.
+pub enum Claimed {
+    /// In this process.
+    Local(Claim),
+    /// In Redis.
+    Shared(SharedClaim),
+}
+
+/// What to do with a request carrying a key, wherever the keys live.
+pub enum Decision {
+    /// First use of the key: go ahead, then complete (or drop) the claim.
+    Proceed(Claimed),
+    /// Used before with the same payload: answer this again.
+    Replay(HttpResponse),
+    /// The first request is still being processed (`409`).
+    InFlight,
+    /// Used with a different payload (`422`).
+    Mismatch,
+    /// The local store is full of in-flight keys (`503`).
+    Full,
+    /// Redis did not answer (`503`): producing without knowing whether another instance
+    /// already did could produce twice.
+    Unavailable,
+}
+
+impl Keys {
+    /// Start processing `key` (already scoped) for a payload hashing to `fingerprint`.
+    pub async fn begin(&self, key: &str, fingerprint: [u8; 32], now: Instant) -> Decision {
+        match self {
+            Self::Local(store) => match store.begin(key, fingerprint, now) {
+                Begin::Proceed(c) => Decision::Proceed(Claimed::Local(c)),
+                Begin::Replay(r) => Decision::Replay(r),
+                Begin::InFlight => Decision::InFlight,
+                Begin::Mismatch => Decision::Mismatch,
+                Begin::Full => Decision::Full,
+            },
+            Self::Shared(store) => match store.begin(key, fingerprint).await {
+                Ok(d) => d,
+                Err(e) => {
+                    sluice_store::count_error(shared::PLUGIN, &e);
+                    Decision::Unavailable
+                }
+            },
+        }
+    }
+}
+
+impl Claimed {
+    /// The request was accepted: remember `response` for replays. A shared store that
+    /// fails here is counted; the key then lapses after its in-flight time, and a retry
+    /// produces again, with the same event id.
+    pub async fn complete(self, response: &HttpResponse, now: Instant) {
+        match self {
+            Self::Local(c) => c.complete(response.clone(), now),
+            Self::Shared(c) => {
+                if let Err(e) = c.complete(response).await {
+                    sluice_store::count_error(shared::PLUGIN, &e);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,19 +27,21 @@ use sluice_kafka::{Destination, EventCounters, KafkaRuntime};
 
 use body::{read_capped, BodyError};
 use config::{DivertAcks, IdempotencyScope, KafkaDivertConfig};
-use idempotency::{Begin, Store};
+use idempotency::{Decision, Keys};
 use record::{RecordInput, RecordSpec};
 use reply::Rejection;
 
 /// The plugin factory; holds the Kafka runtime whose clusters instances produce to.
 pub struct KafkaDivert {
     kafka: Arc<KafkaRuntime>,
+    stores: Arc<sluice_store::Stores>,
 }
 
 impl KafkaDivert {
-    /// A factory producing to the clusters of `kafka`.
-    pub fn new(kafka: Arc<KafkaRuntime>) -> Self {
-        Self { kafka }
+    /// A factory producing to the clusters of `kafka`, keeping `idempotency.policy:
+    /// redis` keys in the servers of `stores`.
+    pub fn new(kafka: Arc<KafkaRuntime>, stores: Arc<sluice_store::Stores>) -> Self {
+        Self { kafka, stores }
     }
 }
 
@@ -56,7 +58,7 @@ pub struct KafkaDivertPlugin {
     key_header: http::HeaderName,
     key_required: bool,
     key_scope: IdempotencyScope,
-    store: Arc<Store>,
+    keys: Keys,
     counters: Arc<EventCounters>,
 }
 
@@ -242,17 +244,18 @@ impl Plugin for KafkaDivertPlugin {
         let claim = match &key {
             None => None,
             Some(k) => match self
-                .store
+                .keys
                 .begin(k, record::fingerprint(req, &body), Instant::now())
+                .await
             {
-                Begin::Proceed(c) => Some(c),
-                Begin::Replay(stored) => {
+                Decision::Proceed(c) => Some(c),
+                Decision::Replay(stored) => {
                     metrics::count(&route, "replayed", "");
                     return Ok(Flow::Respond(
                         stored.with_header("idempotent-replayed", "true"),
                     ));
                 }
-                Begin::InFlight => {
+                Decision::InFlight => {
                     let r = Rejection::new(
                         409,
                         "idempotency_conflict",
@@ -260,7 +263,7 @@ impl Plugin for KafkaDivertPlugin {
                     );
                     return Ok(self.reject(ctx, &r));
                 }
-                Begin::Mismatch => {
+                Decision::Mismatch => {
                     let r = Rejection::new(
                         422,
                         "idempotency_mismatch",
@@ -268,11 +271,19 @@ impl Plugin for KafkaDivertPlugin {
                     );
                     return Ok(self.reject(ctx, &r));
                 }
-                Begin::Full => {
+                Decision::Full => {
                     let r = Rejection::new(
                         503,
                         "idempotency_store_full",
                         "too many requests with idempotency keys in flight",
+                    );
+                    return Ok(self.reject(ctx, &r));
+                }
+                Decision::Unavailable => {
+                    let r = Rejection::new(
+                        503,
+                        "idempotency_store_unavailable",
+                        "the idempotency key store is unavailable; retry later",
                     );
                     return Ok(self.reject(ctx, &r));
                 }
@@ -305,7 +316,7 @@ impl Plugin for KafkaDivertPlugin {
             Ok(resp) => {
                 metrics::count(&route, "accepted", "");
                 if let Some(c) = claim {
-                    c.complete(resp.clone(), Instant::now());
+                    c.complete(&resp, Instant::now()).await;
                 }
                 Ok(Flow::Respond(resp))
             }
