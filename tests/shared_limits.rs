@@ -1,6 +1,7 @@
-//! `limit-count` with `policy: redis`: three `sluice` processes and one real
-//! `redis-server` behave as one gateway. Requests sent concurrently to all three take
-//! exactly `count` units (fixed and sliding windows); each unit is handed out once.
+//! `limit-count` and `limit-req` with `policy: redis`: three `sluice` processes and one
+//! real `redis-server` behave as one gateway. Requests sent concurrently to all three
+//! take exactly `count` units (fixed and sliding windows; each unit is handed out once)
+//! or `1 + burst` from one leaky bucket.
 //! Redis killed, then frozen (`SIGSTOP`: connections accepted, nothing answered): each
 //! route degrades as its `on_store_error` says, within `redis.timeout`, counted; and
 //! limits hold again once Redis is back.
@@ -31,6 +32,11 @@ routes:
     match: {{ paths: ["/sliding"] }}
     plugins:
       limit-count: {{ policy: redis, window_type: sliding, count: 7, time_window: 1h, key: route }}
+      mocking: {{ status: 200, body: "ok" }}
+  - id: bucket
+    match: {{ paths: ["/bucket"] }}
+    plugins:
+      limit-req: {{ policy: redis, rate: 0.1, burst: 4, nodelay: true, key: route }}
       mocking: {{ status: 200, body: "ok" }}
   - id: open
     match: {{ paths: ["/open"] }}
@@ -89,6 +95,16 @@ fn three_instances_share_one_quota() {
     let answers = burst(&gateways, "/sliding", 7);
     assert_eq!(answers.iter().filter(|r| r.status == 200).count(), 7);
     assert_eq!(answers.iter().filter(|r| r.status == 429).count(), 14);
+
+    // limit-req: one bucket drained at 0.1/s, so 1 + burst 4 pass, whoever asks.
+    let answers = burst(&gateways, "/bucket", 5);
+    assert_eq!(answers.iter().filter(|r| r.status == 200).count(), 5);
+    assert_eq!(answers.iter().filter(|r| r.status == 429).count(), 10);
+    for r in answers.iter().filter(|r| r.status == 429) {
+        let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=10).contains(&retry), "retry-after {retry}");
+    }
+    assert_eq!(redis.key_count("sluice:limit-req:bucket:*"), 1);
 
     // The rejections are counted where they happened, 20 + 14 in all.
     let mut rejected = 0.0;

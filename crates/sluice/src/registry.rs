@@ -26,7 +26,7 @@ pub fn plugins(kafka: Arc<KafkaRuntime>, stores: Arc<Stores>) -> Registry {
         .register(KeyAuth)
         .register(JwtAuth)
         .register(ConsumerRestriction)
-        .register(LimitCount::new(stores))
-        .register(LimitReq);
+        .register(LimitCount::new(stores.clone()))
+        .register(LimitReq::new(stores));
     r
 }

@@ -1,7 +1,11 @@
 //! The `limit-req` plugin (APISIX's `limit-req`, nginx's `limit_req`): requests per key
 //! drain at `rate` per second; up to `burst` requests above the rate are accepted and
 //! delayed to the rate (or let through at once with `nodelay`); beyond that, `429` with
-//! `Retry-After`. State is per route and per Sluice process.
+//! `Retry-After`. With `policy: local` the buckets are per route and per Sluice
+//! process; with `policy: redis` ([`shared`]) every instance using the same Redis
+//! drains one bucket per key.
+
+mod shared;
 
 use std::sync::Arc;
 
@@ -17,6 +21,9 @@ use sluice_limits::reply::{default_code, default_key, default_max_keys};
 use sluice_limits::{
     Clock, CommonLimitConfig, Decision, Keyed, LeakyBucket, LeakyState, MonotonicClock,
 };
+use sluice_store::{count_error, Stores};
+
+use shared::Shared;
 
 /// `plugins.limit-req:`
 #[derive(Debug, Clone, Deserialize)]
@@ -43,19 +50,64 @@ pub struct LimitReqConfig {
     /// `detail` of the refusal's problem document. Default `request rate exceeded`.
     #[serde(default)]
     pub rejected_msg: Option<String>,
-    /// Keys remembered at most; past it, drained keys are dropped first, then arbitrary
-    /// ones (that key starts over). Default `100000`.
+    /// Keys remembered at most with `policy: local`; past it, drained keys are dropped
+    /// first, then arbitrary ones (that key starts over). Default `100000`. (With
+    /// `policy: redis`, a bucket expires in Redis once drained.)
     #[serde(default = "default_max_keys")]
     pub max_keys: usize,
+    /// Where the buckets live: `local` (default: in this process) or `redis` (in the
+    /// top-level `redis:` server, shared by every instance that uses it).
+    #[serde(default)]
+    pub policy: StorePolicy,
+    /// With `policy: redis`, when Redis does not answer within `redis.timeout`:
+    /// `allow` (default: the request goes on, undelayed) or `deny` (`503` with
+    /// `Retry-After: 1`). Either way it is counted in
+    /// `sluice_store_errors_total{plugin="limit-req"}`.
+    #[serde(default)]
+    pub on_store_error: OnStoreError,
 }
 
-/// The plugin factory (`limit-req`).
-pub struct LimitReq;
+/// `policy:`
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum StorePolicy {
+    /// In this process.
+    #[default]
+    Local,
+    /// In Redis, shared by every instance.
+    Redis,
+}
+
+/// `on_store_error:`
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStoreError {
+    /// Let the request through.
+    #[default]
+    Allow,
+    /// Refuse it with `503`.
+    Deny,
+}
+
+/// The plugin factory (`limit-req`); holds the shared-store runtime for
+/// `policy: redis`.
+pub struct LimitReq {
+    stores: Arc<Stores>,
+}
+
+impl LimitReq {
+    /// A factory whose `policy: redis` instances use `stores`.
+    pub fn new(stores: Arc<Stores>) -> Self {
+        Self { stores }
+    }
+}
 
 /// One configured instance with its buckets.
 pub struct LimitReqPlugin {
     keyed: Keyed<LeakyState>,
     bucket: LeakyBucket,
+    /// With `policy: redis`: the shared buckets, and what a store error does.
+    shared: Option<(Shared, OnStoreError)>,
 }
 
 impl PluginSpec for LimitReq {
@@ -66,13 +118,26 @@ impl PluginSpec for LimitReq {
         &self,
         c: LimitReqConfig,
         at: &FieldPath,
-        _scope: &BuildScope<'_>,
+        scope: &BuildScope<'_>,
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
-        Ok(Arc::new(LimitReqPlugin::new(
-            c,
-            at,
-            Arc::new(MonotonicClock::new()),
-        )?))
+        let (policy, on_error) = (c.policy, c.on_store_error);
+        let (rate, burst, nodelay) = (c.rate, c.burst, c.nodelay);
+        let mut plugin = LimitReqPlugin::new(c, at, Arc::new(MonotonicClock::new()))?;
+        if policy == StorePolicy::Redis {
+            let Some(config) = scope.redis else {
+                return Err(vec![FieldError::value(
+                    at.key("policy"),
+                    "`redis` needs a valid top-level `redis:` section",
+                )]);
+            };
+            let client = self
+                .stores
+                .client(config)
+                .map_err(|e| vec![FieldError::value(at.key("policy"), e.to_string())])?;
+            let shared = Shared::new(client, scope.route_id, rate, burst, nodelay);
+            plugin.shared = Some((shared, on_error));
+        }
+        Ok(Arc::new(plugin))
     }
 }
 
@@ -103,6 +168,7 @@ impl LimitReqPlugin {
             Some(keyed) if errors.is_empty() => Ok(Self {
                 keyed,
                 bucket: LeakyBucket::new(c.rate, c.burst, c.nodelay),
+                shared: None,
             }),
             _ => Err(errors),
         }
@@ -120,6 +186,15 @@ impl LimitReqPlugin {
             |now| self.bucket.state(now),
             |s, now| self.bucket.check(s, now),
         );
+        self.answer(decision, ctx)
+    }
+
+    /// The delay, or the refusal.
+    fn answer(
+        &self,
+        decision: Decision,
+        ctx: &RequestCtx,
+    ) -> std::result::Result<std::time::Duration, HttpResponse> {
         match decision {
             Decision::Allow(delay) => Ok(delay),
             Decision::Reject(wait) => {
@@ -127,6 +202,33 @@ impl LimitReqPlugin {
                     .keyed
                     .common
                     .refuse(ctx, "rate_limited", "request rate exceeded", wait))
+            }
+        }
+    }
+
+    /// Account the request in Redis. A store error is counted, then `on_store_error`
+    /// decides: on, undelayed, or `503`.
+    async fn check_shared(
+        &self,
+        shared: &Shared,
+        on_error: OnStoreError,
+        req: &RequestHeader,
+        ctx: &RequestCtx,
+    ) -> std::result::Result<std::time::Duration, HttpResponse> {
+        match shared.check(&self.keyed.key_of(req, ctx)).await {
+            Ok(decision) => self.answer(decision, ctx),
+            Err(e) => {
+                count_error(LimitReq::NAME, &e);
+                match on_error {
+                    OnStoreError::Allow => Ok(std::time::Duration::ZERO),
+                    OnStoreError::Deny => Err(HttpResponse::refusal(
+                        ctx,
+                        503,
+                        "limit_store_unavailable",
+                        "the rate limit store is unavailable",
+                    )
+                    .with_header("retry-after", "1")),
+                }
             }
         }
     }
@@ -144,7 +246,14 @@ impl Plugin for LimitReqPlugin {
     }
 
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
-        match self.check(session.req_header(), ctx) {
+        let checked = match &self.shared {
+            None => self.check(session.req_header(), ctx),
+            Some((shared, on_error)) => {
+                self.check_shared(shared, *on_error, session.req_header(), ctx)
+                    .await
+            }
+        };
+        match checked {
             Ok(delay) => {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
@@ -228,5 +337,23 @@ mod tests {
                 .unwrap();
             assert_eq!(e[0].path.to_string(), path, "{yaml}");
         }
+    }
+
+    #[test]
+    fn redis_policy_needs_the_redis_section() {
+        let (consumers, clusters) = (Vec::new(), Default::default());
+        let scope = BuildScope {
+            route_id: "r",
+            declared_clusters: &clusters,
+            consumers: &consumers,
+            authenticates: false,
+            redis: None,
+        };
+        let c: LimitReqConfig = serde_yaml::from_str("{ rate: 1, policy: redis }").unwrap();
+        let e = LimitReq::new(Default::default())
+            .build(c, &FieldPath::root(), &scope)
+            .err()
+            .unwrap();
+        assert_eq!(e[0].path.to_string(), "policy");
     }
 }

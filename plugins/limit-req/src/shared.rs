@@ -1,0 +1,92 @@
+//! `policy: redis`: the buckets live in Redis, so every Sluice instance that uses the
+//! same server drains one bucket per key. Each request runs one Lua script (atomic in
+//! Redis) with nginx's arithmetic on Redis's clock (`TIME`, microseconds), so that
+//! instances with drifting clocks still agree.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use once_cell::sync::Lazy;
+use sha2::{Digest, Sha256};
+use sluice_limits::Decision;
+use sluice_store::{Redis, Script, StoreError, Value};
+
+static LEAKY: Lazy<Script> = Lazy::new(|| {
+    Script::new(
+        r"
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local s = redis.call('HMGET', KEYS[1], 'e', 'l')
+local e = tonumber(s[1]) or -1
+local l = tonumber(s[2]) or now
+local elapsed = math.max(now - l, 0) / 1000000
+local excess = math.max(e - rate * elapsed, -1) + 1
+if excess > burst + 1e-9 then
+  return {0, string.format('%.17g', (excess - burst) / rate)}
+end
+redis.call('HSET', KEYS[1], 'e', string.format('%.17g', excess), 'l', string.format('%d', now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((excess + 1) / rate * 1000) + 1000)
+return {1, string.format('%.17g', excess)}
+",
+    )
+});
+
+/// The shared buckets of one plugin instance.
+pub struct Shared {
+    redis: Arc<Redis>,
+    /// `<prefix>limit-req:<route>:`; the request's key follows.
+    prefix: String,
+    rate: f64,
+    burst: f64,
+    nodelay: bool,
+}
+
+impl Shared {
+    /// Buckets of `route_id` on `redis`.
+    pub fn new(redis: Arc<Redis>, route_id: &str, rate: f64, burst: f64, nodelay: bool) -> Self {
+        Self {
+            prefix: redis.key(&["limit-req", route_id, ""]),
+            redis,
+            rate,
+            burst,
+            nodelay,
+        }
+    }
+
+    /// Account one request of `key`: how long to delay it, or how long until it would
+    /// be accepted.
+    pub async fn check(&self, key: &str) -> Result<Decision, StoreError> {
+        let mut redis_key = self.prefix.clone();
+        if key.len() <= 64 {
+            redis_key.push_str(key);
+        } else {
+            for b in &Sha256::digest(key.as_bytes())[..16] {
+                redis_key.push_str(&format!("{b:02x}"));
+            }
+        }
+        let args = [self.rate.to_string(), self.burst.to_string()];
+        let v = self.redis.eval(&LEAKY, &[&redis_key], &args).await?;
+        let bad = || StoreError::Answer(format!("unexpected answer: {v:?}"));
+        let Value::Array(items) = &v else {
+            return Err(bad());
+        };
+        let (Some(Value::Int(allowed)), Some(Value::BulkString(number))) =
+            (items.first(), items.get(1))
+        else {
+            return Err(bad());
+        };
+        let number: f64 = String::from_utf8_lossy(number).parse().map_err(|_| bad())?;
+        let secs = |s: f64| Duration::from_secs_f64(s.clamp(0.0, 1e9));
+        Ok(if *allowed == 1 {
+            if self.nodelay || number <= 1e-9 {
+                Decision::Allow(Duration::ZERO)
+            } else {
+                Decision::Allow(secs(number / self.rate))
+            }
+        } else {
+            Decision::Reject(secs(number))
+        })
+    }
+}
