@@ -133,6 +133,11 @@ impl Cluster {
         }
     }
 
+    /// Events handed to this cluster's producers and not yet acknowledged or failed.
+    pub fn in_flight(&self) -> u64 {
+        self.health.in_flight.load(Ordering::Acquire)
+    }
+
     /// Brokers whose connection was up at the last statistics report.
     pub fn brokers_up(&self) -> usize {
         self.health.brokers_up.load(Ordering::Relaxed)

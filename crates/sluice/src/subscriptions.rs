@@ -57,6 +57,16 @@ async fn stop_all(stopping: Vec<Running>) {
 }
 
 impl Subscriptions {
+    /// The subscriptions running now, by id.
+    pub fn running(&self) -> Vec<Arc<Subscription>> {
+        let mut v: Vec<Arc<Subscription>> = lock(&self.running)
+            .values()
+            .map(|r| r.sub.clone())
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
     /// What the service starts with.
     pub fn set_pending(&self, wanted: Vec<Built>) {
         *lock(&self.pending) = wanted;

@@ -183,6 +183,25 @@ impl Upstream {
         }
     }
 
+    /// Each node's address and whether it is healthy (always, without health checks).
+    pub fn nodes_health(&self) -> Vec<(String, bool)> {
+        let backends = match &self.balancer {
+            Balancer::RoundRobin(lb) => lb.backends(),
+            Balancer::Hash(lb) => lb.backends(),
+        };
+        backends
+            .get_backend()
+            .iter()
+            .map(|b| {
+                let name = match b.addr.as_inet() {
+                    Some(a) => self.name_of(a).to_string(),
+                    None => b.addr.to_string(),
+                };
+                (name, backends.ready(b))
+            })
+            .collect()
+    }
+
     /// `addr` as text.
     pub fn name_of(&self, addr: &SocketAddr) -> Arc<str> {
         self.names

@@ -49,6 +49,13 @@ impl Assignment {
         }
     }
 
+    /// The partitions owned now, sorted.
+    pub fn owned(&self) -> Vec<PartitionId> {
+        let mut v: Vec<PartitionId> = self.lock().1.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
     /// Nothing is owned any more (an error in the group: librdkafka unassigns all).
     pub fn clear(&self) {
         self.lock().1.clear();
@@ -63,19 +70,19 @@ impl Assignment {
 pub struct SubscriptionContext {
     /// The subscription id.
     pub subscription: String,
-    /// What this member owns.
-    pub assignment: Assignment,
+    /// What this member owns (shared with the [`crate::Subscription`], which reports it).
+    pub assignment: std::sync::Arc<Assignment>,
     /// Partitions whose last offset commit failed (e.g. during a rebalance): the
     /// dispatcher commits them again.
     pub failed_commits: Mutex<Vec<PartitionId>>,
 }
 
 impl SubscriptionContext {
-    /// A context for subscription `id`.
-    pub fn new(id: &str) -> Self {
+    /// A context for subscription `id`, keeping what it owns in `assignment`.
+    pub fn new(id: &str, assignment: std::sync::Arc<Assignment>) -> Self {
         Self {
             subscription: id.to_string(),
-            assignment: Assignment::default(),
+            assignment,
             failed_commits: Mutex::new(Vec::new()),
         }
     }

@@ -58,6 +58,8 @@ pub struct Subscription {
     client: reqwest::Client,
     disabled: AtomicBool,
     dlq_counters: Arc<EventCounters>,
+    /// The partitions this instance owns while it runs.
+    assignment: Arc<context::Assignment>,
 }
 
 /// Build the subscription `sub` (found at `at`); errors carry positions.
@@ -168,6 +170,7 @@ pub fn build(
         client,
         disabled: AtomicBool::new(false),
         dlq_counters: Arc::new(EventCounters::new(&sub.id, "kafka-webhook")),
+        assignment: Arc::default(),
     }))
 }
 
@@ -215,6 +218,21 @@ fn header<'a>(m: &'a OwnedMessage, name: &str) -> Option<&'a [u8]> {
 }
 
 impl Subscription {
+    /// The settings it was built from.
+    pub fn config(&self) -> &SubscriptionConfig {
+        &self.config
+    }
+
+    /// The partitions this instance owns now (none when it is not running).
+    pub fn assigned(&self) -> Vec<(String, i32)> {
+        self.assignment.owned()
+    }
+
+    /// True after the target answered `410 Gone`.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Whether both use the same cluster (the same producer and settings).
     pub fn same_cluster(&self, other: &Subscription) -> bool {
         Arc::ptr_eq(&self.cluster, &other.cluster)
@@ -247,7 +265,7 @@ impl Subscription {
             }
         }
         let cfg = consumer_properties(cfg, &self.config, None);
-        let context = SubscriptionContext::new(&self.id);
+        let context = SubscriptionContext::new(&self.id, self.assignment.clone());
         let consumer: StreamConsumer<SubscriptionContext> = match cfg.create_with_context(context) {
             Ok(c) => c,
             Err(e) => {
@@ -269,7 +287,9 @@ impl Subscription {
             self.config.topics.join(", "),
             self.config.group()
         );
+        let assignment = self.assignment.clone();
         dispatch::run(self, consumer, stop).await;
+        assignment.clear();
     }
 
     /// Deliver one record (or dead-letter it); false when stopped before it was done.

@@ -101,19 +101,27 @@ fn default_pid_file() -> String {
     "/tmp/sluice.pid".into()
 }
 
-/// `admin:` — the listener for `/metrics`, `/healthz` and `/readyz`.
+/// `admin:` — the listener for `/metrics`, `/healthz`, `/readyz` and the read-only
+/// admin API (`/v1/...`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// Address of the admin listener, as `ip:port`. Default `127.0.0.1:9180`.
     #[serde(default = "default_admin_listen")]
     pub listen: String,
+    /// Bearer token that `/metrics` and `/v1/...` require (`Authorization: Bearer
+    /// <token>`; `/healthz` and `/readyz` stay open for probes). At least 16
+    /// characters, from the environment (`${ADMIN_TOKEN}`). Required when `listen` is
+    /// not a loopback address.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             listen: default_admin_listen(),
+            token: None,
         }
     }
 }

@@ -204,9 +204,10 @@ fn expand_env_tracked(
 }
 
 /// True for a field holding a credential: `password`, `secret`, `secrets[]`,
-/// `token_keys[]`, `key-auth.key`, and properties named `*.password` / `*.secret`. Such a field never takes a `${VAR:-default}`
-/// fallback: a default credential is one every copy of the file shares.
-fn is_credential(path: &FieldPath) -> bool {
+/// `token_keys[]`, `key-auth.key`, `admin.token`, and properties named `*.password` /
+/// `*.secret`. Such a field never takes a `${VAR:-default}` fallback (a default
+/// credential is one every copy of the file shares), and the admin API redacts it.
+pub fn is_credential(path: &FieldPath) -> bool {
     let keys: Vec<&str> = path
         .0
         .iter()
@@ -216,7 +217,7 @@ fn is_credential(path: &FieldPath) -> bool {
         })
         .collect();
     match keys.as_slice() {
-        [.., "key-auth", "key"] => true,
+        [.., "key-auth", "key"] | ["admin", "token"] => true,
         [.., last] => {
             matches!(*last, "password" | "secret" | "secrets" | "token_keys")
                 // librdkafka pass-through properties: sasl.password, ssl.key.password,
@@ -225,6 +226,29 @@ fn is_credential(path: &FieldPath) -> bool {
                 || last.ends_with(".secret")
         }
         [] => false,
+    }
+}
+
+/// Replace every credential in `value` (found at `path`) with `"<redacted>"`.
+pub fn redact(value: &mut Value, path: &FieldPath) {
+    match value {
+        Value::Mapping(m) => {
+            for (k, v) in m.iter_mut() {
+                let p = path.key(k.as_str().unwrap_or_default());
+                if is_credential(&p) && !v.is_null() {
+                    *v = Value::String("<redacted>".into());
+                } else {
+                    redact(v, &p);
+                }
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, v) in items.iter_mut().enumerate() {
+                redact(v, &path.index(i));
+            }
+        }
+        Value::Tagged(t) => redact(&mut t.value, path),
+        _ => {}
     }
 }
 

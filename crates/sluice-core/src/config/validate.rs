@@ -18,6 +18,24 @@ pub(super) fn check(doc: &mut ConfigDoc) {
     server(&doc.config.server, &root.key("server"), &mut errors);
     tls(doc, &mut errors);
     let admin = &doc.config.admin;
+    if let Some(t) = &admin.token {
+        if t.len() < 16 || t.bytes().any(|b| !b.is_ascii_graphic()) {
+            errors.push(FieldError::value(
+                root.key("admin").key("token"),
+                "must be at least 16 visible ASCII characters",
+            ));
+        }
+    }
+    let off_loopback = admin
+        .listen
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| !a.ip().is_loopback());
+    if off_loopback && admin.token.is_none() {
+        errors.push(FieldError::value(
+            root.key("admin").key("listen"),
+            "an admin listener off loopback needs `admin.token` (the admin API shows the configuration)",
+        ));
+    }
     if admin.listen.parse::<SocketAddr>().is_err() {
         errors.push(FieldError::value(
             root.key("admin").key("listen"),

@@ -1,7 +1,11 @@
 //! The admin listener: `GET /metrics` (Prometheus text format, default registry),
-//! `GET /healthz` (the process is up) and `GET /readyz` (Kafka producers started, the
+//! `GET /healthz` (the process is up), `GET /readyz` (Kafka producers started, the
 //! proxy listeners accepting and reload by `SIGHUP` armed; per cluster broker
-//! connectivity in the body).
+//! connectivity in the body) and the read-only admin API ([`api`], `GET /v1/...`).
+//! With `admin.token`, `/metrics` and `/v1/...` require `Authorization: Bearer
+//! <token>`; the probes stay open.
+
+mod api;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,12 +21,29 @@ use serde_json::json;
 /// The admin HTTP application.
 pub struct AdminApp {
     live: Arc<Live>,
+    /// `admin.token` (fixed until a restart, as the listener is).
+    token: Option<String>,
 }
 
 impl AdminApp {
     /// Admin endpoints reporting on the live configuration.
     pub fn new(live: Arc<Live>) -> Self {
-        Self { live }
+        let token = live.config.load().admin.token.clone();
+        Self { live, token }
+    }
+
+    /// True when the request may see `/metrics` and `/v1/...`.
+    fn authorized(&self, req: &pingora_http::RequestHeader) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let given = req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        constant_time_eq(given.as_bytes(), token.as_bytes())
     }
 
     fn readiness(&self) -> (u16, Vec<u8>) {
@@ -91,7 +112,20 @@ impl ServeHttp for AdminApp {
         if req.method != http::Method::GET && req.method != http::Method::HEAD {
             return response(405, "text/plain", b"method not allowed\n".to_vec());
         }
-        match req.uri.path() {
+        let path = req.uri.path();
+        let protected = path == "/metrics" || path.starts_with("/v1/");
+        if protected && !self.authorized(req) {
+            let mut r = response(401, "text/plain", b"admin token required\n".to_vec());
+            r.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Bearer"),
+            );
+            return r;
+        }
+        if let Some(body) = api::get(&self.live, path) {
+            return response(200, "application/json", body.to_string().into_bytes());
+        }
+        match path {
             "/metrics" => {
                 let mut buf = Vec::new();
                 let encoder = TextEncoder::new();
@@ -112,8 +146,16 @@ impl ServeHttp for AdminApp {
             _ => response(
                 404,
                 "text/plain",
-                b"not found; try /metrics, /healthz, /readyz\n".to_vec(),
+                b"not found; try /metrics, /healthz, /readyz, /v1/routes, /v1/upstreams, /v1/clusters, /v1/subscriptions, /v1/config\n".to_vec(),
             ),
         }
     }
+}
+
+/// Equal bytes, compared in a time that does not depend on where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
