@@ -146,6 +146,10 @@ fn a_lost_or_frozen_store_degrades_as_configured_and_limits_return() {
         1.0,
     );
     assert!(m.sum("sluice_store_errors_total", &[("plugin", "limit-count")]) >= 2.0);
+    // /readyz says so, and stays 200: each route's on_store_error decides.
+    let ready = get(gw.admin, "/readyz");
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.json()["redis"]["answering"], false);
 
     // Back, empty: the limits hold again (the first request that gets through takes
     // the first unit).
@@ -156,6 +160,7 @@ fn a_lost_or_frozen_store_degrades_as_configured_and_limits_return() {
         || (get(gw.port, "/closed").status == 200).then_some(()),
     );
     assert_eq!(statuses("/closed", 3), [200, 429, 429]);
+    assert_eq!(get(gw.admin, "/readyz").json()["redis"]["answering"], true);
 
     // Frozen: connections are accepted and nothing answers. Each request waits at
     // most `redis.timeout` (300 ms) before its route's degradation applies.

@@ -45,6 +45,14 @@ impl Stores {
         *current = Some(r.clone());
         Ok(r)
     }
+
+    /// The client of the last `redis:` section seen, if any.
+    pub fn current(&self) -> Option<Arc<Redis>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 /// One Redis server.
@@ -53,6 +61,8 @@ pub struct Redis {
     manager: ConnectionManager,
     /// Runs the connection's tasks and every operation (taken only when dropped).
     runtime: Option<tokio::runtime::Runtime>,
+    /// Whether the last operation got an answer (true until one failed).
+    answered: std::sync::atomic::AtomicBool,
 }
 
 impl Redis {
@@ -80,6 +90,7 @@ impl Redis {
             config,
             manager,
             runtime: Some(runtime),
+            answered: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -121,12 +132,25 @@ impl Redis {
             return Err(StoreError::Connection("the client is shutting down".into()));
         };
         let task = runtime.spawn(async move { invocation.invoke_async::<Value>(&mut conn).await });
-        match tokio::time::timeout(timeout, task).await {
+        let result = match tokio::time::timeout(timeout, task).await {
             Err(_) => Err(StoreError::Timeout(timeout)),
             Ok(Err(join)) => Err(StoreError::Connection(format!("operation failed: {join}"))),
             Ok(Ok(Err(e))) if e.is_timeout() => Err(StoreError::Timeout(timeout)),
-            Ok(Ok(r)) => Ok(r?),
-        }
+            Ok(Ok(r)) => r.map_err(StoreError::from),
+        };
+        // A server error is an answer: the store is reachable.
+        let answered = !matches!(
+            result,
+            Err(StoreError::Timeout(_) | StoreError::Connection(_))
+        );
+        self.answered
+            .store(answered, std::sync::atomic::Ordering::Relaxed);
+        result
+    }
+
+    /// Whether the last operation got an answer from Redis (`/readyz` reports it).
+    pub fn answering(&self) -> bool {
+        self.answered.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

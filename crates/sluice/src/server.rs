@@ -43,6 +43,11 @@ pub struct Loaded {
 static STORES: once_cell::sync::Lazy<Arc<sluice_store::Stores>> =
     once_cell::sync::Lazy::new(Default::default);
 
+/// The shared-store runtime of this process.
+pub fn stores() -> &'static sluice_store::Stores {
+    &STORES
+}
+
 /// Load `file` and build everything from it, or return every error. With `running`,
 /// clusters whose settings did not change are reused (hot reload).
 pub fn load(

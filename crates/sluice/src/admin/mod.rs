@@ -1,7 +1,7 @@
 //! The admin listener: `GET /metrics` (Prometheus text format, default registry),
 //! `GET /healthz` (the process is up), `GET /readyz` (Kafka producers started, the
 //! proxy listeners accepting and reload by `SIGHUP` armed; per cluster broker
-//! connectivity in the body) and the read-only admin API ([`api`], `GET /v1/...`).
+//! connectivity, and whether Redis answered its last operation, in the body) and the read-only admin API ([`api`], `GET /v1/...`).
 //! With `admin.token`, `/metrics` and `/v1/...` require `Authorization: Bearer
 //! <token>`; the probes stay open.
 
@@ -71,11 +71,17 @@ impl AdminApp {
             .all(|l| accepting(l));
         let reloadable = self.live.reloadable.load(Ordering::Acquire);
         let ready = kafka.is_started() && listening && reloadable;
+        // The shared store does not decide readiness (each plugin's on_store_error
+        // does what an outage means), but it is reported.
+        let redis = crate::server::stores()
+            .current()
+            .map(|r| json!({ "address": r.config().address, "answering": r.answering() }));
         let body = json!({
             "ready": ready,
             "listening": listening,
             "reloadable": reloadable,
             "clusters": clusters,
+            "redis": redis,
         });
         (if ready { 200 } else { 503 }, body.to_string().into_bytes())
     }
