@@ -288,14 +288,14 @@ routes:
 #[test]
 fn redis_section_and_policy_errors_have_positions() {
     let (ok, stderr, _) = check(
-        "redis:\n  address: nohost\n  timeout: 0s\n  key_prefix: \"has space\"\nroutes:\n  - id: r\n    match: { paths: [\"/\"] }\n    plugins:\n      limit-count: { count: 1, time_window: 1s, policy: sliding }\n      mocking: { status: 200 }\n",
+        "redis:\n  address: nohost\n  timeout: 0s\n  key_prefix: \"has space\"\nroutes:\n  - id: r\n    match: { paths: [\"/\"] }\n    plugins:\n      limit-count: { count: 1, time_window: 1s, policy: sliding, window_type: fixed }\n      mocking: { status: 200 }\n",
     );
     assert!(!ok);
     for line in [
         "FILE:2:12: redis.address: \"nohost\" is not a `host:port` address",
         "FILE:3:12: redis.timeout: must be between 1ms and 10s",
         "FILE:4:15: redis.key_prefix: must be at most 64 visible ASCII characters",
-        "FILE:9:57: routes[0].plugins.limit-count.policy: `policy` chooses where counters live (`local` or `redis`); write `window_type: sliding`",
+        "FILE:9:79: routes[0].plugins.limit-count.window_type: conflicts with `policy: sliding` (an earlier spelling of `window_type`)",
     ] {
         assert!(stderr.lines().any(|l| l == line), "{line}\nnot in:\n{stderr}");
     }

@@ -37,13 +37,14 @@ pub struct LimitCountConfig {
     /// The window, e.g. `60s` or `1h` (1 s to 1 day). Required.
     pub time_window: HumanDuration,
     /// Where the counters live: `local` (default: in this process) or `redis` (in the
-    /// top-level `redis:` server, shared by every instance that uses it).
+    /// top-level `redis:` server, shared by every instance that uses it). Earlier
+    /// versions' `fixed` and `sliding` are still accepted: `local` with that window.
     #[serde(default = "default_policy")]
     pub policy: String,
     /// `fixed` (default: the window starts with a key's first request, as APISIX) or
     /// `sliding` (no double burst around a window boundary).
     #[serde(default)]
-    pub window_type: WindowType,
+    pub window_type: Option<WindowType>,
     /// With `policy: redis`, when Redis does not answer within `redis.timeout`:
     /// `allow` (default: the request goes on, without `RateLimit-*` headers) or `deny`
     /// (`503` with `Retry-After: 1`). Either way it is counted in
@@ -189,21 +190,34 @@ impl LimitCountPlugin {
             max_keys: c.max_keys,
         };
         let keyed = Keyed::new(common, at, clock, &mut errors);
-        match c.policy.as_str() {
-            "local" | "redis" => {}
-            "fixed" | "sliding" => errors.push(FieldError::value(
-                at.key("policy"),
-                format!(
-                    "`policy` chooses where counters live (`local` or `redis`); write `window_type: {}`",
-                    c.policy
-                ),
-            )),
-            other => errors.push(FieldError::value(
-                at.key("policy"),
-                format!("unknown policy `{other}` (known: local, redis)"),
-            )),
-        }
-        let policy = match c.window_type {
+        // `policy: fixed | sliding` named the window before `policy` chose the store.
+        let legacy = match c.policy.as_str() {
+            "local" | "redis" => None,
+            "fixed" => Some(WindowType::Fixed),
+            "sliding" => Some(WindowType::Sliding),
+            other => {
+                errors.push(FieldError::value(
+                    at.key("policy"),
+                    format!("unknown policy `{other}` (known: local, redis)"),
+                ));
+                None
+            }
+        };
+        let window_type = match (legacy, c.window_type) {
+            (Some(l), Some(w)) if l != w => {
+                errors.push(FieldError::value(
+                    at.key("window_type"),
+                    format!(
+                        "conflicts with `policy: {}` (an earlier spelling of `window_type`)",
+                        c.policy
+                    ),
+                ));
+                w
+            }
+            (Some(w), _) | (None, Some(w)) => w,
+            (None, None) => WindowType::Fixed,
+        };
+        let policy = match window_type {
             WindowType::Fixed => Policy::Fixed,
             WindowType::Sliding => Policy::Sliding,
         };
