@@ -192,3 +192,39 @@ fn a_lost_or_frozen_store_degrades_as_configured_and_limits_return() {
         (get(gw.port, "/closed").status == 429).then_some(())
     });
 }
+
+#[test]
+fn tls_to_redis_verifies_the_server() {
+    let redis = Redis::start_tls();
+    let cert = redis.ca.clone().unwrap();
+    // A CA that did not sign the server's certificate.
+    let other =
+        sluice_e2e::certs::certificate(&sluice_e2e::scratch_dir("other-ca"), "other.test").0;
+    let yaml = |ca: &str| {
+        format!(
+            r#"
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 1s }}
+admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
+redis: {{ address: "{}", timeout: 500ms, connect_timeout: 500ms, tls: {{ ca_file: "{ca}" }} }}
+routes:
+  - id: closed
+    match: {{ paths: ["/closed"] }}
+    plugins:
+      limit-count: {{ policy: redis, count: 2, time_window: 1h, key: route, on_store_error: deny }}
+      mocking: {{ status: 200, body: "ok" }}
+"#,
+            redis.address()
+        )
+    };
+    // The wrong CA: the handshake fails; the route denies, counted.
+    let gw = Gateway::start(&yaml(&other));
+    let r = get(gw.port, "/closed");
+    assert_eq!(r.status, 503, "{}", r.text());
+    let m = scrape(gw.admin);
+    assert!(m.sum("sluice_store_errors_total", &[("plugin", "limit-count")]) >= 1.0);
+    drop(gw);
+    // The right CA: limits work over TLS.
+    let gw = Gateway::start(&yaml(&cert));
+    let statuses: Vec<u16> = (0..3).map(|_| get(gw.port, "/closed").status).collect();
+    assert_eq!(statuses, [200, 200, 429]);
+}

@@ -17,6 +17,10 @@ pub struct Redis {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// With TLS only: the CA that signed the server's certificate (for IP 127.0.0.1).
+    pub ca: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
 }
 
 impl Redis {
@@ -26,6 +30,26 @@ impl Redis {
             port: free_port(),
             dir: scratch_dir("redis"),
             child: None,
+            ca: None,
+            cert: None,
+            key: None,
+        };
+        r.restart();
+        r
+    }
+
+    /// Start a server that speaks TLS only, with a certificate for IP 127.0.0.1 signed
+    /// by a test CA (`ca`); returns once it listens.
+    pub fn start_tls() -> Self {
+        let dir = scratch_dir("redis-tls");
+        let (ca, cert, key) = ip_certificate(&dir);
+        let mut r = Self {
+            port: free_port(),
+            dir,
+            child: None,
+            ca: Some(ca),
+            cert: Some(cert),
+            key: Some(key),
         };
         r.restart();
         r
@@ -43,10 +67,27 @@ impl Redis {
             .into_iter()
             .find(|b| !b.starts_with('/') || std::path::Path::new(b).exists())
             .unwrap();
-        let child = Command::new(bin)
-            .args([
+        let port = self.port.to_string();
+        let listen: Vec<&str> = match (&self.ca, &self.cert, &self.key) {
+            (Some(ca), Some(cert), Some(key)) => vec![
                 "--port",
-                &self.port.to_string(),
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-cert-file",
+                cert,
+                "--tls-key-file",
+                key,
+                "--tls-ca-cert-file",
+                ca,
+                "--tls-auth-clients",
+                "no",
+            ],
+            _ => vec!["--port", &port],
+        };
+        let child = Command::new(bin)
+            .args(&listen)
+            .args([
                 "--bind",
                 "127.0.0.1",
                 "--save",
@@ -63,6 +104,14 @@ impl Redis {
                 panic!("redis-server: {e} (scripts/ensure-deps --test installs it)")
             });
         self.child = Some(child);
+        if self.cert.is_some() {
+            wait_for(
+                "redis-server to listen (TLS)",
+                Duration::from_secs(30),
+                || TcpStream::connect(("127.0.0.1", self.port)).ok(),
+            );
+            return;
+        }
         wait_for(
             "redis-server to answer PING",
             Duration::from_secs(30),
@@ -116,4 +165,82 @@ impl Drop for Redis {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A test CA and a server certificate it signed for IP 127.0.0.1, in `dir`: (CA
+/// certificate, server certificate, server key) paths.
+fn ip_certificate(dir: &std::path::Path) -> (String, String, String) {
+    let p = |f: &str| dir.join(f).display().to_string();
+    let (ca, ca_key, cert, key, csr, ext) = (
+        p("ca.pem"),
+        p("ca.key"),
+        p("redis.pem"),
+        p("redis.key"),
+        p("redis.csr"),
+        p("redis.ext"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca,
+                "-days",
+                "2",
+                "-subj",
+                "/CN=sluice-test-ca",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &["-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1"],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .output()
+            .expect("openssl (scripts/ensure-deps --test installs it)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (ca, cert, key)
 }

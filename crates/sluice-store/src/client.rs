@@ -73,7 +73,25 @@ impl Redis {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Connection(format!("starting the Redis runtime: {e}")))?;
-        let client = redis::Client::open(url(&config))?;
+        let client = match &config.tls {
+            None => redis::Client::open(url(&config))?,
+            Some(tls) => {
+                let root_cert = match &tls.ca_file {
+                    Some(f) => Some(
+                        std::fs::read(f)
+                            .map_err(|e| StoreError::Connection(format!("reading {f}: {e}")))?,
+                    ),
+                    None => None,
+                };
+                redis::Client::build_with_tls(
+                    url(&config),
+                    redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert,
+                    },
+                )?
+            }
+        };
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout.0))
             .set_response_timeout(Some(config.timeout.0))
@@ -197,7 +215,8 @@ impl Drop for Redis {
     }
 }
 
-/// `redis://[user[:password]@]host:port/db`, user and password percent-encoded.
+/// `redis://[user[:password]@]host:port/db` (`rediss://` with TLS, `#insecure` without
+/// verification), user and password percent-encoded.
 fn url(c: &RedisConfig) -> String {
     let mut auth = String::new();
     if c.username.is_some() || c.password.is_some() {
@@ -208,7 +227,11 @@ fn url(c: &RedisConfig) -> String {
         }
         auth.push('@');
     }
-    format!("redis://{auth}{}/{}", c.address, c.database)
+    match &c.tls {
+        None => format!("redis://{auth}{}/{}", c.address, c.database),
+        Some(t) if t.verify => format!("rediss://{auth}{}/{}", c.address, c.database),
+        Some(_) => format!("rediss://{auth}{}/{}#insecure", c.address, c.database),
+    }
 }
 
 /// Percent-encoding of everything but RFC 3986's unreserved characters.
@@ -237,6 +260,7 @@ mod tests {
             timeout: sluice_core::config::units::HumanDuration(Duration::from_millis(100)),
             connect_timeout: sluice_core::config::units::HumanDuration(Duration::from_secs(1)),
             key_prefix: "sluice:".into(),
+            tls: None,
         }
     }
 

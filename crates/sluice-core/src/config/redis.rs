@@ -36,6 +36,27 @@ pub struct RedisConfig {
     /// server. Default `sluice:`.
     #[serde(default = "default_prefix")]
     pub key_prefix: String,
+    /// TLS to the server (Redis 6+ `tls-port`); without it, plain TCP.
+    #[serde(default)]
+    pub tls: Option<RedisTls>,
+}
+
+/// `redis.tls:`
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisTls {
+    /// PEM file of the CA(s) that signed the server's certificate; default: the
+    /// system's trust store.
+    #[serde(default)]
+    pub ca_file: Option<String>,
+    /// Verify the server's certificate and that it names the `address` host. Default
+    /// `true`; `false` is insecure (anyone on the path can read and answer).
+    #[serde(default = "default_true")]
+    pub verify: bool,
+}
+
+const fn default_true() -> bool {
+    true
 }
 
 fn default_timeout() -> HumanDuration {

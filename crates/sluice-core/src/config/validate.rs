@@ -379,6 +379,14 @@ fn redis(r: &super::redis::RedisConfig, at: &FieldPath, errors: &mut Vec<FieldEr
             ));
         }
     }
+    if let Some(f) = r.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
+        if let Err(e) = std::fs::read(f) {
+            errors.push(FieldError::value(
+                at.key("tls").key("ca_file"),
+                format!("cannot read {f}: {e}"),
+            ));
+        }
+    }
     if r.key_prefix.len() > 64 || r.key_prefix.bytes().any(|b| !b.is_ascii_graphic()) {
         errors.push(FieldError::value(
             at.key("key_prefix"),
