@@ -244,3 +244,79 @@ fn ip_certificate(dir: &std::path::Path) -> (String, String, String) {
     }
     (ca, cert, key)
 }
+
+/// A Redis Cluster of `n` primaries (no replicas) on loopback, each node a
+/// `redis-server` with a cluster bus port of its own, the slots assigned by
+/// `redis-cli --cluster create`; killed when dropped.
+pub struct RedisCluster {
+    /// The nodes.
+    pub nodes: Vec<Redis>,
+}
+
+impl RedisCluster {
+    /// Start `n` nodes and join them; returns once every node reports `cluster_state:ok`.
+    pub fn start(n: usize) -> Self {
+        let nodes: Vec<Redis> = (0..n)
+            .map(|_| {
+                let mut r = Redis {
+                    port: free_port(),
+                    dir: scratch_dir("redis-cluster"),
+                    child: None,
+                    ca: None,
+                    cert: None,
+                    key: None,
+                };
+                let bus = free_port().to_string();
+                let port = r.port.to_string();
+                let conf = r.dir.join("nodes.conf").display().to_string();
+                let dir = r.dir.display().to_string();
+                let child = Command::new("redis-server")
+                    .args(["--port", &port, "--bind", "127.0.0.1", "--save", ""])
+                    .args(["--appendonly", "no", "--dir", &dir])
+                    .args(["--cluster-enabled", "yes", "--cluster-port", &bus])
+                    .args(["--cluster-config-file", &conf])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                r.child = Some(child);
+                wait_for(
+                    "a cluster node to answer PING",
+                    Duration::from_secs(30),
+                    || r.command(&["PING"]).ok().filter(|a| a == "+PONG"),
+                );
+                r
+            })
+            .collect();
+        let addrs: Vec<String> = nodes.iter().map(Redis::address).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli (Debian's redis-tools, installed with redis-server)");
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for node in &nodes {
+            wait_for("cluster_state:ok", Duration::from_secs(60), || {
+                let mut s = TcpStream::connect(("127.0.0.1", node.port)).ok()?;
+                s.write_all(b"*2\r\n$7\r\nCLUSTER\r\n$4\r\nINFO\r\n").ok()?;
+                let mut buf = [0u8; 4096];
+                let n = s.read(&mut buf).ok()?;
+                String::from_utf8_lossy(&buf[..n])
+                    .contains("cluster_state:ok")
+                    .then_some(())
+            });
+        }
+        Self { nodes }
+    }
+
+    /// The keys matching `pattern` on every node, counted.
+    pub fn key_count(&self, pattern: &str) -> usize {
+        self.nodes.iter().map(|n| n.key_count(pattern)).sum()
+    }
+}

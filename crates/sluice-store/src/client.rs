@@ -5,12 +5,11 @@
 //! the connection is doing (connecting, reconnecting, a server that stopped reading).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, Value};
 use sluice_core::config::redis::RedisConfig;
 
+use crate::connection::Conn;
 use crate::errors::StoreError;
 
 /// The shared-store runtime: the plugin factories hold it and ask it for the client of
@@ -55,10 +54,10 @@ impl Stores {
     }
 }
 
-/// One Redis server.
+/// One Redis server, or one Redis Cluster.
 pub struct Redis {
     config: RedisConfig,
-    manager: ConnectionManager,
+    conn: Conn,
     /// Runs the connection's tasks and every operation (taken only when dropped).
     runtime: Option<tokio::runtime::Runtime>,
     /// Whether the last operation got an answer (true until one failed).
@@ -73,40 +72,10 @@ impl Redis {
             .enable_all()
             .build()
             .map_err(|e| StoreError::Connection(format!("starting the Redis runtime: {e}")))?;
-        let client = match &config.tls {
-            None => redis::Client::open(url(&config))?,
-            Some(tls) => {
-                let root_cert = match &tls.ca_file {
-                    Some(f) => Some(
-                        std::fs::read(f)
-                            .map_err(|e| StoreError::Connection(format!("reading {f}: {e}")))?,
-                    ),
-                    None => None,
-                };
-                redis::Client::build_with_tls(
-                    url(&config),
-                    redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert,
-                    },
-                )?
-            }
-        };
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout.0))
-            .set_response_timeout(Some(config.timeout.0))
-            // Reconnect attempts are the next operations' business: a failed attempt is
-            // not retried in the background, so an outage costs one attempt at a time.
-            .set_number_of_retries(0)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(500));
-        let manager = {
-            let _inside = runtime.enter();
-            ConnectionManager::new_lazy_with_config(client, manager_config)?
-        };
+        let conn = Conn::open(&config, &runtime)?;
         Ok(Self {
             config,
-            manager,
+            conn,
             runtime: Some(runtime),
             answered: std::sync::atomic::AtomicBool::new(true),
         })
@@ -144,12 +113,12 @@ impl Redis {
         for a in args {
             invocation.arg(a.as_str());
         }
-        let mut conn = self.manager.clone();
+        let conn = self.conn.clone();
         let timeout = self.config.timeout.0;
         let Some(runtime) = &self.runtime else {
             return Err(StoreError::Connection("the client is shutting down".into()));
         };
-        let task = runtime.spawn(async move { invocation.invoke_async::<Value>(&mut conn).await });
+        let task = runtime.spawn(conn.invoke(invocation));
         let result = match tokio::time::timeout(timeout, task).await {
             Err(_) => Err(StoreError::Timeout(timeout)),
             Ok(Err(join)) => Err(StoreError::Connection(format!("operation failed: {join}"))),
@@ -185,7 +154,7 @@ impl Redis {
         let Some(runtime) = &self.runtime else {
             return;
         };
-        let mut conn = self.manager.clone();
+        let conn = self.conn.clone();
         let timeout = self.config.timeout.0;
         runtime.spawn(async move {
             let mut invocation = script.prepare_invoke();
@@ -195,7 +164,7 @@ impl Redis {
             for a in &args {
                 invocation.arg(a.as_str());
             }
-            let result = tokio::time::timeout(timeout, invocation.invoke_async::<Value>(&mut conn));
+            let result = tokio::time::timeout(timeout, conn.invoke(invocation));
             match result.await {
                 Err(_) => crate::count_error(plugin, &StoreError::Timeout(timeout)),
                 Ok(Err(e)) => crate::count_error(plugin, &StoreError::from(e)),
@@ -212,65 +181,5 @@ impl Drop for Redis {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
-    }
-}
-
-/// `redis://[user[:password]@]host:port/db` (`rediss://` with TLS, `#insecure` without
-/// verification), user and password percent-encoded.
-fn url(c: &RedisConfig) -> String {
-    let mut auth = String::new();
-    if c.username.is_some() || c.password.is_some() {
-        auth.push_str(&encode(c.username.as_deref().unwrap_or("")));
-        if let Some(p) = &c.password {
-            auth.push(':');
-            auth.push_str(&encode(p));
-        }
-        auth.push('@');
-    }
-    match &c.tls {
-        None => format!("redis://{auth}{}/{}", c.address, c.database),
-        Some(t) if t.verify => format!("rediss://{auth}{}/{}", c.address, c.database),
-        Some(_) => format!("rediss://{auth}{}/{}#insecure", c.address, c.database),
-    }
-}
-
-/// Percent-encoding of everything but RFC 3986's unreserved characters.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(user: Option<&str>, password: Option<&str>) -> RedisConfig {
-        RedisConfig {
-            address: "127.0.0.1:6379".into(),
-            database: 2,
-            username: user.map(Into::into),
-            password: password.map(Into::into),
-            timeout: sluice_core::config::units::HumanDuration(Duration::from_millis(100)),
-            connect_timeout: sluice_core::config::units::HumanDuration(Duration::from_secs(1)),
-            key_prefix: "sluice:".into(),
-            tls: None,
-        }
-    }
-
-    #[test]
-    fn urls_encode_credentials() {
-        assert_eq!(url(&config(None, None)), "redis://127.0.0.1:6379/2");
-        assert_eq!(
-            url(&config(Some("gw"), Some("p@ss:w/rd"))),
-            "redis://gw:p%40ss%3Aw%2Frd@127.0.0.1:6379/2"
-        );
-        assert_eq!(url(&config(None, Some("s"))), "redis://:s@127.0.0.1:6379/2");
     }
 }

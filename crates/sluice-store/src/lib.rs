@@ -10,6 +10,7 @@
 //!   in `sluice_store_errors_total{plugin,kind}`.
 
 mod client;
+mod connection;
 mod errors;
 
 pub use client::{Redis, Stores};

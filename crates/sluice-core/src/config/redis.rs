@@ -1,6 +1,7 @@
-//! `redis:` — the Redis server that holds the state several Sluice instances share
-//! (limit counters with `policy: redis`). One server, reached over one multiplexed,
-//! automatically reconnecting connection per Sluice process.
+//! `redis:` — the Redis server (or Redis Cluster) that holds the state several Sluice
+//! instances share (limits and idempotency keys with `policy: redis`), reached over
+//! one multiplexed, automatically reconnecting connection per Sluice process (per node
+//! for a cluster).
 
 use serde::Deserialize;
 
@@ -10,9 +11,15 @@ use super::units::HumanDuration;
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// The server, as `host:port`. Required.
+    /// The server, as `host:port`. Required unless `cluster` is given.
+    #[serde(default)]
     pub address: String,
-    /// The logical database (`SELECT`). Default `0`.
+    /// A Redis Cluster instead: some of its nodes as `host:port` (the others are
+    /// discovered). Every key Sluice writes is touched by one script alone, so
+    /// scripts run on the node owning their key.
+    #[serde(default)]
+    pub cluster: Vec<String>,
+    /// The logical database (`SELECT`). Default `0` (the only one of a cluster).
     #[serde(default)]
     pub database: u16,
     /// ACL user name (Redis 6+); without it, the `default` user. Use `${VAR}` to take it

@@ -353,14 +353,38 @@ pub(super) fn route_match(m: &MatchConfig) -> Option<RouteMatch> {
 
 fn redis(r: &super::redis::RedisConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
     use std::time::Duration;
-    let port_ok = r
-        .address
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
-    if !port_ok {
-        errors.push(FieldError::value(
+    let host_port = |a: &str| {
+        a.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        })
+    };
+    match (r.address.is_empty(), r.cluster.is_empty()) {
+        (true, true) => errors.push(FieldError::value(
+            at.clone(),
+            "give `address` (one server) or `cluster` (nodes of a Redis Cluster)",
+        )),
+        (false, false) => errors.push(FieldError::value(
+            at.key("cluster"),
+            "give either `address` or `cluster`, not both",
+        )),
+        (false, true) if !host_port(&r.address) => errors.push(FieldError::value(
             at.key("address"),
             format!("{:?} is not a `host:port` address", r.address),
+        )),
+        _ => {}
+    }
+    for (i, node) in r.cluster.iter().enumerate() {
+        if !host_port(node) {
+            errors.push(FieldError::value(
+                at.key("cluster").index(i),
+                format!("{node:?} is not a `host:port` address"),
+            ));
+        }
+    }
+    if !r.cluster.is_empty() && r.database != 0 {
+        errors.push(FieldError::value(
+            at.key("database"),
+            "a Redis Cluster has only database 0",
         ));
     }
     let ranges = [
