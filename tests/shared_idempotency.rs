@@ -2,7 +2,8 @@
 //! Apache Kafka and one `redis-server`. The same `Idempotency-Key`, sent to all three
 //! at once and again later, becomes exactly one record; every instance answers its
 //! later requests with the same stored `202`; another payload is `422` everywhere. A
-//! request refused after its key was claimed frees the key. With Redis gone, keyed
+//! request refused after its key was claimed frees the key, also when Redis was frozen
+//! (`SIGSTOP`) and ran the claim after Sluice stopped waiting. With Redis gone, keyed
 //! requests are `503` with `Retry-After` (never produced unchecked), counted, while
 //! requests without a key still go through.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -111,6 +112,22 @@ routes:
     });
     assert_eq!(redis.key_count("sluice:idempotency:orders:*"), 1);
 
+    // Redis frozen (SIGSTOP): the claim is sent and not answered in time, so the
+    // request is refused; when Redis resumes, the late claim must not hold the key.
+    redis.signal(libc::SIGSTOP);
+    let r = post(&gateways[2], "/orders", Some("order-50"), r#"{"order":50}"#);
+    assert_eq!(r.status, 503, "{}", r.text());
+    redis.signal(libc::SIGCONT);
+    sluice_e2e::wait_for("Redis to answer again", Duration::from_secs(30), || {
+        (redis.command(&["PING"]).ok()? == "+PONG").then_some(())
+    });
+    sluice_e2e::wait_for("the late claim released", Duration::from_secs(10), || {
+        (redis.key_count("sluice:idempotency:orders:*") == 1).then_some(())
+    });
+    let r = post(&gateways[2], "/orders", Some("order-50"), r#"{"order":50}"#);
+    assert_eq!(r.status, 202, "the key is free: {}", r.text());
+    assert_eq!(r.header("idempotent-replayed"), None);
+
     // Redis gone: keyed requests are refused, unkeyed ones still produce.
     redis.stop();
     let r = post(&gateways[1], "/orders", Some("order-99"), r#"{"order":99}"#);
@@ -135,9 +152,13 @@ routes:
     let records = read_topic(
         &kafka.bootstrap,
         "orders",
-        2,
+        3,
         Duration::from_millis(500),
         Duration::from_secs(30),
     );
-    assert_eq!(records.len(), 2, "the unkeyed request only");
+    assert_eq!(
+        records.len(),
+        3,
+        "order-50 once, then the unkeyed request only"
+    );
 }

@@ -151,6 +151,18 @@ impl Redis {
         Ok(text.lines().next().unwrap_or("").to_string())
     }
 
+    /// The server's clock (`TIME`) in milliseconds.
+    pub fn time_ms(&self) -> u64 {
+        let v = self
+            .command(&[
+                "EVAL",
+                "local t = redis.call('TIME') return t[1] * 1000 + math.floor(t[2] / 1000)",
+                "0",
+            ])
+            .unwrap();
+        v.trim_start_matches(':').parse().unwrap()
+    }
+
     /// The keys matching `pattern` (`KEYS`), counted.
     pub fn key_count(&self, pattern: &str) -> usize {
         let first = self

@@ -4,7 +4,7 @@
 //! reload never strands them. Each operation is bounded by `redis.timeout`, whatever
 //! the connection is doing (connecting, reconnecting, a server that stopped reading).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use redis::{Script, Value};
 use sluice_core::config::redis::RedisConfig;
@@ -13,44 +13,47 @@ use crate::connection::Conn;
 use crate::errors::StoreError;
 
 /// The shared-store runtime: the plugin factories hold it and ask it for the client of
-/// the current `redis:` section.
+/// a `redis:` section.
+#[derive(Default)]
 pub struct Stores {
-    /// The client of the last `redis:` section seen, reused while it is unchanged.
-    current: Mutex<Option<Arc<Redis>>>,
-}
-
-impl Default for Stores {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// Every client some configuration still uses (the plugins hold them): a reload
+    /// that keeps the section gets the same client, so the same connection.
+    clients: Mutex<Vec<Weak<Redis>>>,
 }
 
 impl Stores {
     /// No client yet: the first plugin with `policy: redis` makes one.
     pub fn new() -> Self {
-        Self {
-            current: Mutex::new(None),
-        }
+        Self::default()
     }
 
-    /// The client for `config`: the existing one when the section did not change (a
-    /// reload keeps its connection), else a new one. Connecting happens on first use.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Weak<Redis>>> {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The client for `config`: one already in use for the same section, else a new
+    /// one. Connecting happens on first use.
     pub fn client(&self, config: &RedisConfig) -> Result<Arc<Redis>, StoreError> {
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = current.as_ref().filter(|r| r.config == *config) {
-            return Ok(r.clone());
+        let mut clients = self.lock();
+        clients.retain(|w| w.strong_count() > 0);
+        if let Some(r) = clients
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|r| r.config == *config)
+        {
+            return Ok(r);
         }
         let r = Arc::new(Redis::new(config.clone())?);
-        *current = Some(r.clone());
+        clients.push(Arc::downgrade(&r));
         Ok(r)
     }
 
-    /// The client of the last `redis:` section seen, if any.
-    pub fn current(&self) -> Option<Arc<Redis>> {
-        self.current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The client in use for `config`, if a configuration uses one.
+    pub fn find(&self, config: &RedisConfig) -> Option<Arc<Redis>> {
+        self.lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|r| r.config == *config)
     }
 }
 

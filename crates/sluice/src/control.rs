@@ -82,10 +82,11 @@ impl ControlService {
         let loaded = match load(&self.live.file, Some(&old)) {
             Ok(l) => l,
             Err(errors) => {
-                self.record(false, errors.0.iter().map(ToString::to_string).collect());
-                for e in &errors.0 {
+                let shown: Vec<String> = errors.0.iter().map(shown).collect();
+                for e in &shown {
                     log::error!("reload rejected: {e}");
                 }
+                self.record(false, shown);
                 log::error!(
                     "reload rejected: {} error(s); the previous configuration keeps serving",
                     errors.0.len()
@@ -162,6 +163,19 @@ impl ControlService {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         g.last_reload = Some((crate::live::unix_now(), applied, errors));
+    }
+}
+
+/// `e` as the log and `GET /v1/config` show it: an error about a credential does not
+/// repeat the value (a secret written as a YAML number would be quoted by the decoder).
+fn shown(e: &sluice_core::config::ConfigError) -> String {
+    if sluice_core::config::source::is_credential(&e.path) {
+        format!(
+            "{}:{}:{}: {}: invalid credential value (not shown)",
+            e.file, e.line, e.col, e.path
+        )
+    } else {
+        e.to_string()
     }
 }
 

@@ -103,13 +103,16 @@ impl Shared {
         }
     }
 
-    /// The Redis key for a request key: as it is up to 64 bytes, else its SHA-256 (so
-    /// that a client cannot make Sluice write huge keys).
+    /// The Redis key for a request key: as it is up to 64 bytes, else the first 128
+    /// bits of its SHA-256 (so that a client cannot make Sluice write huge keys).
     fn redis_key(&self, key: &str) -> String {
+        // `k:` and `h:` keep a raw key from ever naming a hashed one.
         let mut k = self.prefix.clone();
         if key.len() <= 64 {
+            k.push_str("k:");
             k.push_str(key);
         } else {
+            k.push_str("h:");
             for b in &Sha256::digest(key.as_bytes())[..16] {
                 k.push_str(&format!("{b:02x}"));
             }

@@ -58,10 +58,13 @@ impl Shared {
     /// Account one request of `key`: how long to delay it, or how long until it would
     /// be accepted.
     pub async fn check(&self, key: &str) -> Result<Decision, StoreError> {
+        // `k:` and `h:` keep a raw key from ever naming a hashed one.
         let mut redis_key = self.prefix.clone();
         if key.len() <= 64 {
+            redis_key.push_str("k:");
             redis_key.push_str(key);
         } else {
+            redis_key.push_str("h:");
             for b in &Sha256::digest(key.as_bytes())[..16] {
                 redis_key.push_str(&format!("{b:02x}"));
             }

@@ -73,9 +73,20 @@ impl AdminApp {
         let ready = kafka.is_started() && listening && reloadable;
         // The shared store does not decide readiness (each plugin's on_store_error
         // does what an outage means), but it is reported.
-        let redis = crate::server::stores()
-            .current()
-            .map(|r| json!({ "address": r.config().address, "answering": r.answering() }));
+        let config = self.live.config.load();
+        let in_use = config
+            .redis
+            .as_ref()
+            .and_then(|c| crate::server::stores().find(c));
+        let redis = in_use.map(|r| {
+            let c = r.config();
+            let address = if c.cluster.is_empty() {
+                c.address.clone()
+            } else {
+                c.cluster.join(",")
+            };
+            json!({ "address": address, "answering": r.answering() })
+        });
         let body = json!({
             "ready": ready,
             "listening": listening,

@@ -106,7 +106,23 @@ impl SharedStore {
             token.clone(),
             self.in_flight_ms.to_string(),
         ];
-        let v = self.redis.eval(&BEGIN, &[&redis_key], &args).await?;
+        let v = match self.redis.eval(&BEGIN, &[&redis_key], &args).await {
+            Ok(v) => v,
+            Err(e) => {
+                if matches!(e, StoreError::Timeout(_) | StoreError::Connection(_)) {
+                    // The claim may still reach Redis after we stopped waiting: release
+                    // it (sent after it on the same connection), or the key would answer
+                    // 409 until the claim expired although nothing was produced.
+                    self.redis.eval_detached(
+                        PLUGIN,
+                        &RELEASE,
+                        vec![redis_key.clone()],
+                        vec![token.clone()],
+                    );
+                }
+                return Err(e);
+            }
+        };
         let bad = || StoreError::Answer(format!("unexpected answer to begin: {v:?}"));
         let Value::Array(items) = &v else {
             return Err(bad());
@@ -164,8 +180,14 @@ impl SharedClaim {
             String::from_utf8_lossy(&response.body).into_owned(),
             self.ttl_ms.to_string(),
         ];
-        self.redis.eval(&COMPLETE, &[&self.key], &args).await?;
-        Ok(())
+        match self.redis.eval(&COMPLETE, &[&self.key], &args).await? {
+            Value::Int(1) => Ok(()),
+            // The claim lapsed (the broker took longer than the route's timeout + 10 s)
+            // or another instance holds the key now: the 202 is not remembered.
+            _ => Err(StoreError::Answer(
+                "the idempotency claim was lost before the 202 was stored".into(),
+            )),
+        }
     }
 }
 
