@@ -21,7 +21,7 @@ pub mod window;
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use key::LimitKey;
 pub use leaky::{Decision, LeakyBucket, LeakyState};
-pub use reply::{CommonLimitConfig, Keyed};
+pub use reply::{CommonLimitConfig, Keyed, OnStoreError};
 pub use table::{Expiring, Table};
 pub use window::{Policy, Quota, WindowCounter, WindowState};
 

@@ -78,6 +78,36 @@ impl CommonLimitConfig {
     }
 }
 
+/// `on_store_error:` of a limit with `policy: redis`: what a request gets when Redis
+/// does not answer (or answers with an error).
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStoreError {
+    /// Let the request through (Kong's `fault_tolerant`, Envoy's rate-limit default).
+    #[default]
+    Allow,
+    /// Refuse it with `503` and `Retry-After: 1`.
+    Deny,
+}
+
+impl OnStoreError {
+    /// The refusal for `Deny` (counted as `limit_store_unavailable`); `None` for `Allow`.
+    pub fn refusal(self, ctx: &RequestCtx) -> Option<HttpResponse> {
+        match self {
+            Self::Allow => None,
+            Self::Deny => Some(
+                HttpResponse::refusal(
+                    ctx,
+                    503,
+                    "limit_store_unavailable",
+                    "the rate limit store is unavailable",
+                )
+                .with_header("retry-after", "1"),
+            ),
+        }
+    }
+}
+
 /// What every limit plugin instance holds besides its algorithm: the refusal settings,
 /// the parsed key, the keyed state and the clock.
 pub struct Keyed<S> {

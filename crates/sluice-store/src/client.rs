@@ -7,6 +7,8 @@
 use std::sync::{Arc, Mutex, Weak};
 
 use redis::{Script, Value};
+use sluice_core::config::decode::FieldError;
+use sluice_core::config::path::FieldPath;
 use sluice_core::config::redis::RedisConfig;
 
 use crate::connection::Conn;
@@ -48,6 +50,24 @@ impl Stores {
         Ok(r)
     }
 
+    /// The client a plugin asked for with `policy: redis` at `at` (the field naming
+    /// the policy) needs: the one for the configuration's `redis:` section, or the
+    /// config error saying what is missing.
+    pub fn client_for(
+        &self,
+        redis: Option<&RedisConfig>,
+        at: &FieldPath,
+    ) -> Result<Arc<Redis>, FieldError> {
+        let Some(config) = redis else {
+            return Err(FieldError::value(
+                at.clone(),
+                "`redis` needs a valid top-level `redis:` section",
+            ));
+        };
+        self.client(config)
+            .map_err(|e| FieldError::value(at.clone(), e.to_string()))
+    }
+
     /// The client in use for `config`, if a configuration uses one.
     pub fn find(&self, config: &RedisConfig) -> Option<Arc<Redis>> {
         self.lock()
@@ -87,6 +107,25 @@ impl Redis {
     /// The configuration this client was made from.
     pub fn config(&self) -> &RedisConfig {
         &self.config
+    }
+
+    /// `prefix` + a request-controlled `key`: `k:<key>` up to 64 bytes, else
+    /// `h:<first 128 bits of its SHA-256>`, so that a client cannot make Sluice write
+    /// huge keys and a raw key can never name a hashed one.
+    pub fn bounded_key(prefix: &str, key: &str) -> String {
+        use sha2::{Digest, Sha256};
+        let mut k = String::with_capacity(prefix.len() + 66);
+        k.push_str(prefix);
+        if key.len() <= 64 {
+            k.push_str("k:");
+            k.push_str(key);
+        } else {
+            k.push_str("h:");
+            for b in &Sha256::digest(key.as_bytes())[..16] {
+                k.push_str(&format!("{b:02x}"));
+            }
+        }
+        k
     }
 
     /// `key_prefix` + `parts` joined with `:`.

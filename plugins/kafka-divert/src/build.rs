@@ -139,25 +139,18 @@ impl PluginSpec for KafkaDivert {
                 IdempotencyScope::Global
             }
         };
-        let shared = match (c.idempotency.policy, scope.redis) {
-            (IdempotencyPolicy::Local, _) => None,
-            (IdempotencyPolicy::Redis, None) => {
-                errors.push(FieldError::value(
-                    at.key("idempotency").key("policy"),
-                    "`redis` needs a valid top-level `redis:` section",
-                ));
-                None
-            }
-            (IdempotencyPolicy::Redis, Some(config)) => match self.stores.client(config) {
-                Ok(client) => Some(client),
-                Err(e) => {
-                    errors.push(FieldError::value(
-                        at.key("idempotency").key("policy"),
-                        e.to_string(),
-                    ));
-                    None
+        let shared = match c.idempotency.policy {
+            IdempotencyPolicy::Local => None,
+            IdempotencyPolicy::Redis => {
+                let at = at.key("idempotency").key("policy");
+                match self.stores.client_for(scope.redis, &at) {
+                    Ok(client) => Some(client),
+                    Err(e) => {
+                        errors.push(e);
+                        None
+                    }
                 }
-            },
+            }
         };
         let key_header_name = c.idempotency.header.to_ascii_lowercase();
         let (Some(dest), Some(key_header), true) = (dest, key_header, errors.is_empty()) else {

@@ -21,8 +21,8 @@ use sluice_core::config::units::HumanDuration;
 use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
 use sluice_limits::reply::{default_code, default_key, default_max_keys};
 use sluice_limits::{
-    ceil_secs, Clock, CommonLimitConfig, Keyed, MonotonicClock, Policy, Quota, WindowCounter,
-    WindowState,
+    ceil_secs, Clock, CommonLimitConfig, Keyed, MonotonicClock, OnStoreError, Policy, Quota,
+    WindowCounter, WindowState,
 };
 use sluice_store::{count_error, Stores};
 
@@ -83,17 +83,6 @@ pub enum WindowType {
     Sliding,
 }
 
-/// `on_store_error:`
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum OnStoreError {
-    /// Let the request through (Kong's `fault_tolerant`, Envoy's default).
-    #[default]
-    Allow,
-    /// Refuse it with `503`.
-    Deny,
-}
-
 fn default_policy() -> String {
     "local".into()
 }
@@ -142,16 +131,10 @@ impl PluginSpec for LimitCount {
         let on_error = c.on_store_error;
         let mut plugin = LimitCountPlugin::new(c, at, Arc::new(MonotonicClock::new()))?;
         if redis {
-            let Some(config) = scope.redis else {
-                return Err(vec![FieldError::value(
-                    at.key("policy"),
-                    "`redis` needs a valid top-level `redis:` section",
-                )]);
-            };
             let client = self
                 .stores
-                .client(config)
-                .map_err(|e| vec![FieldError::value(at.key("policy"), e.to_string())])?;
+                .client_for(scope.redis, &at.key("policy"))
+                .map_err(|e| vec![e])?;
             let shared = Shared::new(
                 client,
                 scope.route_id,
@@ -285,18 +268,7 @@ impl LimitCountPlugin {
             Ok(quota) => self.answer(quota, ctx),
             Err(e) => {
                 count_error(LimitCount::NAME, &e);
-                match on_error {
-                    OnStoreError::Allow => None,
-                    OnStoreError::Deny => Some(
-                        HttpResponse::refusal(
-                            ctx,
-                            503,
-                            "limit_store_unavailable",
-                            "the rate limit store is unavailable",
-                        )
-                        .with_header("retry-after", "1"),
-                    ),
-                }
+                on_error.refusal(ctx)
             }
         }
     }

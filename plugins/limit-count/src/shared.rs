@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use once_cell::sync::Lazy;
-use sha2::{Digest, Sha256};
 use sluice_limits::{Policy, Quota, WindowCounter};
 use sluice_store::{Redis, Script, StoreError, Value};
 
@@ -103,26 +102,9 @@ impl Shared {
         }
     }
 
-    /// The Redis key for a request key: as it is up to 64 bytes, else the first 128
-    /// bits of its SHA-256 (so that a client cannot make Sluice write huge keys).
-    fn redis_key(&self, key: &str) -> String {
-        // `k:` and `h:` keep a raw key from ever naming a hashed one.
-        let mut k = self.prefix.clone();
-        if key.len() <= 64 {
-            k.push_str("k:");
-            k.push_str(key);
-        } else {
-            k.push_str("h:");
-            for b in &Sha256::digest(key.as_bytes())[..16] {
-                k.push_str(&format!("{b:02x}"));
-            }
-        }
-        k
-    }
-
     /// Count one request of `key` in Redis.
     pub async fn check(&self, key: &str) -> Result<Quota, StoreError> {
-        let redis_key = self.redis_key(key);
+        let redis_key = Redis::bounded_key(&self.prefix, key);
         let args = [self.count.to_string(), self.window_ms.to_string()];
         match self.policy {
             Policy::Fixed => {

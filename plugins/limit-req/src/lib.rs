@@ -20,6 +20,7 @@ use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx
 use sluice_limits::reply::{default_code, default_key, default_max_keys};
 use sluice_limits::{
     Clock, CommonLimitConfig, Decision, Keyed, LeakyBucket, LeakyState, MonotonicClock,
+    OnStoreError,
 };
 use sluice_store::{count_error, Stores};
 
@@ -78,17 +79,6 @@ pub enum StorePolicy {
     Redis,
 }
 
-/// `on_store_error:`
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum OnStoreError {
-    /// Let the request through.
-    #[default]
-    Allow,
-    /// Refuse it with `503`.
-    Deny,
-}
-
 /// The plugin factory (`limit-req`); holds the shared-store runtime for
 /// `policy: redis`.
 pub struct LimitReq {
@@ -124,16 +114,10 @@ impl PluginSpec for LimitReq {
         let (rate, burst, nodelay) = (c.rate, c.burst, c.nodelay);
         let mut plugin = LimitReqPlugin::new(c, at, Arc::new(MonotonicClock::new()))?;
         if policy == StorePolicy::Redis {
-            let Some(config) = scope.redis else {
-                return Err(vec![FieldError::value(
-                    at.key("policy"),
-                    "`redis` needs a valid top-level `redis:` section",
-                )]);
-            };
             let client = self
                 .stores
-                .client(config)
-                .map_err(|e| vec![FieldError::value(at.key("policy"), e.to_string())])?;
+                .client_for(scope.redis, &at.key("policy"))
+                .map_err(|e| vec![e])?;
             let shared = Shared::new(client, scope.route_id, rate, burst, nodelay);
             plugin.shared = Some((shared, on_error));
         }
@@ -219,15 +203,9 @@ impl LimitReqPlugin {
             Ok(decision) => self.answer(decision, ctx),
             Err(e) => {
                 count_error(LimitReq::NAME, &e);
-                match on_error {
-                    OnStoreError::Allow => Ok(std::time::Duration::ZERO),
-                    OnStoreError::Deny => Err(HttpResponse::refusal(
-                        ctx,
-                        503,
-                        "limit_store_unavailable",
-                        "the rate limit store is unavailable",
-                    )
-                    .with_header("retry-after", "1")),
+                match on_error.refusal(ctx) {
+                    None => Ok(std::time::Duration::ZERO),
+                    Some(r) => Err(r),
                 }
             }
         }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use once_cell::sync::Lazy;
-use sha2::{Digest, Sha256};
 use sluice_limits::Decision;
 use sluice_store::{Redis, Script, StoreError, Value};
 
@@ -58,17 +57,7 @@ impl Shared {
     /// Account one request of `key`: how long to delay it, or how long until it would
     /// be accepted.
     pub async fn check(&self, key: &str) -> Result<Decision, StoreError> {
-        // `k:` and `h:` keep a raw key from ever naming a hashed one.
-        let mut redis_key = self.prefix.clone();
-        if key.len() <= 64 {
-            redis_key.push_str("k:");
-            redis_key.push_str(key);
-        } else {
-            redis_key.push_str("h:");
-            for b in &Sha256::digest(key.as_bytes())[..16] {
-                redis_key.push_str(&format!("{b:02x}"));
-            }
-        }
+        let redis_key = Redis::bounded_key(&self.prefix, key);
         let args = [self.rate.to_string(), self.burst.to_string()];
         let v = self.redis.eval(&LEAKY, &[&redis_key], &args).await?;
         let bad = || StoreError::Answer(format!("unexpected answer: {v:?}"));
