@@ -2,7 +2,9 @@
 //! real `redis-server` behave as one gateway. Requests sent concurrently to all three
 //! take exactly `count` units (fixed and sliding windows; each unit is handed out once)
 //! or `1 + burst` from one leaky bucket; also over TLS (the server's certificate
-//! verified) and on a three-node Redis Cluster (counters on every node).
+//! verified) and on a three-node Redis Cluster (counters on every node). A reload that
+//! keeps the `redis:` section keeps the connection; one that changes it replaces it;
+//! the counters live on in Redis either way.
 //! Redis killed, then frozen (`SIGSTOP`: connections accepted, nothing answered): each
 //! route degrades as its `on_store_error` says, within `redis.timeout`, counted; and
 //! limits hold again once Redis is back.
@@ -356,4 +358,54 @@ routes:
         assert!((1..=2).contains(&ok), "{ok} accepted");
         break;
     }
+}
+
+#[test]
+fn a_reload_keeps_the_connection_and_the_counters() {
+    let redis = Redis::start();
+    let yaml = |timeout: &str, body: &str| {
+        format!(
+            r#"
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 0s }}
+admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
+redis: {{ address: "{}", timeout: {timeout} }}
+routes:
+  - id: quota
+    match: {{ paths: ["/quota"] }}
+    plugins:
+      limit-count: {{ policy: redis, count: 5, time_window: 1h, key: route }}
+      mocking: {{ status: 200, body: "{body}" }}
+"#,
+            redis.address()
+        )
+    };
+    let gw = Gateway::start(&yaml("300ms", "one"));
+    let statuses = |n: usize| {
+        (0..n)
+            .map(|_| get(gw.port, "/quota").status)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(statuses(2), [200, 200]);
+    let before = redis.client_ids();
+    assert_eq!(before.len(), 1, "one connection: {before:?}");
+
+    // A reload that keeps the `redis:` section keeps the connection; the counter is
+    // Redis's, so the quota goes on.
+    gw.reload(&yaml("300ms", "two"), 1.0);
+    assert_eq!(get(gw.port, "/quota").text(), "two");
+    assert_eq!(redis.client_ids(), before, "the same connection");
+
+    // A changed section gets a new client; the old connection closes once the old
+    // configuration is gone.
+    gw.reload(&yaml("400ms", "three"), 2.0);
+    assert_eq!(statuses(3), [200, 200, 429], "the same counter: 5 in all");
+    let after = wait_for(
+        "the old connection to close",
+        Duration::from_secs(30),
+        || {
+            let ids = redis.client_ids();
+            (ids.len() == 1 && ids != before).then_some(ids)
+        },
+    );
+    assert_ne!(after, before);
 }

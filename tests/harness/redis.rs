@@ -151,6 +151,36 @@ impl Redis {
         Ok(text.lines().next().unwrap_or("").to_string())
     }
 
+    /// The ids of the clients connected now, this query's own connection left out
+    /// (`CLIENT LIST`).
+    pub fn client_ids(&self) -> Vec<u64> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"*2\r\n$6\r\nCLIENT\r\n$4\r\nLIST\r\n")
+            .unwrap();
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            raw.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            let Some((head, body)) = text.split_once("\r\n") else {
+                continue;
+            };
+            let len: usize = head.trim_start_matches('$').parse().unwrap();
+            if body.len() < len || n == 0 {
+                continue;
+            }
+            let mut ids: Vec<u64> = body[..len]
+                .lines()
+                .filter(|l| !l.contains("cmd=client|list"))
+                .filter_map(|l| l.strip_prefix("id=")?.split(' ').next()?.parse().ok())
+                .collect();
+            ids.sort();
+            return ids;
+        }
+    }
+
     /// The server's clock (`TIME`) in milliseconds.
     pub fn time_ms(&self) -> u64 {
         let v = self
