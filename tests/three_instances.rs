@@ -8,12 +8,13 @@
 //! another with its `Last-Event-ID`: no gap, no duplicate.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_e2e::client::get;
+use sluice_e2e::delivery::{assert_each_key_in_order, CommitSampler};
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{committed, produce, Kafka};
 use sluice_e2e::receiver::{Receiver, Reply};
@@ -106,20 +107,7 @@ subscriptions:
     };
 
     // Committed offsets, sampled all along: none may move backwards.
-    let stop = Arc::new(AtomicBool::new(false));
-    let history: Arc<Mutex<Vec<Vec<i64>>>> = Arc::default();
-    let sampler = {
-        let (stop, history, bootstrap) = (stop.clone(), history.clone(), kafka.bootstrap.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                history
-                    .lock()
-                    .unwrap()
-                    .push(committed(&bootstrap, GROUP, "orders", PARTITIONS));
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        })
-    };
+    let sampler = CommitSampler::start(&kafka.bootstrap, GROUP, "orders", PARTITIONS);
 
     let mut gateways: Vec<Gateway> = (0..3).map(|_| Gateway::start(&config)).collect();
     // Every instance owns a share; together they own every partition exactly once.
@@ -154,36 +142,10 @@ subscriptions:
         let c = committed(&kafka.bootstrap, GROUP, "orders", PARTITIONS);
         (c.iter().sum::<i64>() == total as i64).then_some(())
     });
-    stop.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
+    sampler.finish();
     assert!(!victim_share.is_empty());
 
-    // Each key in order, counting each record's first arrival.
-    let mut first: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    let mut seen = HashSet::new();
-    for h in receiver.hits() {
-        let (key, seq) = parse(&h.seen.body);
-        if seen.insert((key.clone(), seq)) {
-            first.entry(key).or_default().push(seq);
-        }
-    }
-    assert_eq!(first.len(), KEYS);
-    for (key, seqs) in &first {
-        assert_eq!(
-            *seqs,
-            (0..PER_KEY as u64).collect::<Vec<_>>(),
-            "key {key}: every record, in order"
-        );
-    }
-    let history = history.lock().unwrap();
-    for pair in history.windows(2) {
-        for (p, (before, after)) in pair[0].iter().zip(&pair[1]).enumerate() {
-            assert!(
-                after >= before,
-                "partition {p}: committed offset went back from {before} to {after}"
-            );
-        }
-    }
+    assert_each_key_in_order(&receiver.hits(), parse, KEYS, PER_KEY);
 }
 
 #[test]

@@ -9,11 +9,12 @@
 //! group's offsets reach the end of every partition.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sluice_e2e::delivery::{assert_each_key_in_order, CommitSampler};
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{committed, produce, Kafka};
 use sluice_e2e::metrics::scrape;
@@ -118,18 +119,7 @@ subscriptions:
     };
 
     // Committed offsets, sampled all along: none may move backwards.
-    let stop = Arc::new(AtomicBool::new(false));
-    let history: Arc<Mutex<Vec<Vec<i64>>>> = Arc::default();
-    let sampler = {
-        let (stop, history, bootstrap) = (stop.clone(), history.clone(), kafka.bootstrap.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let c = committed(&bootstrap, GROUP, "events", PARTITIONS);
-                history.lock().unwrap().push(c);
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        })
-    };
+    let sampler = CommitSampler::start(&kafka.bootstrap, GROUP, "events", PARTITIONS);
 
     let mut a = Gateway::start(&config);
     wait_for("first deliveries", Duration::from_secs(120), || {
@@ -176,41 +166,15 @@ subscriptions:
             (c.iter().sum::<i64>() == total as i64).then_some(())
         },
     );
-    stop.store(true, Ordering::Relaxed);
-    sampler.join().unwrap();
+    let samples = sampler.finish();
 
     // Each key's records arrive in order, counting each record's first arrival.
     let hits = receiver.hits();
-    let mut first: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    let mut seen = HashSet::new();
-    for h in &hits {
-        let (key, seq) = parse(&h.seen.body);
-        if seen.insert((key.clone(), seq)) {
-            first.entry(key).or_default().push(seq);
-        }
-    }
-    assert_eq!(first.len(), KEYS);
-    for (key, seqs) in &first {
-        assert_eq!(
-            *seqs,
-            (0..PER_KEY as u64).collect::<Vec<_>>(),
-            "key {key}: every record, in order"
-        );
-    }
-    // No committed offset moved backwards.
-    let history = history.lock().unwrap();
-    for w in history.windows(2) {
-        for (p, (before, after)) in w[0].iter().zip(&w[1]).enumerate() {
-            assert!(
-                after >= before,
-                "partition {p}: committed offset moved back from {before} to {after}"
-            );
-        }
-    }
+    assert_each_key_in_order(&hits, parse, KEYS, PER_KEY);
     eprintln!(
         "{protocol}: {total} records, {} deliveries ({} again after the rebalances), {} offset samples",
         hits.len(),
         hits.len() - total,
-        history.len()
+        samples
     );
 }

@@ -6,6 +6,7 @@
 
 pub mod certs;
 pub mod client;
+pub mod delivery;
 pub mod gateway;
 pub mod http_server;
 pub mod kafka;
