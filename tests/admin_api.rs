@@ -44,6 +44,25 @@ routes:
     match: {{ paths: ["/news"] }}
     plugins:
       kafka-sse: {{ topic: news, start: latest, token_keys: ["e2e-sse-token-key-0123456789abcdef"] }}
+  - id: logged
+    match: {{ paths: ["/logged"] }}
+    upstream: web
+    plugins:
+      kafka-logger: {{ topic: news }}
+      mocking: {{ status: 200 }}
+  - id: ingest
+    match: {{ paths: ["/ingest"], methods: [POST] }}
+    plugins:
+      key-auth: {{}}
+      jwt-auth: {{}}
+      consumer-restriction: {{ allow: [billing] }}
+      limit-req: {{ rate: 10 }}
+      kafka-divert: {{ topic: news }}
+consumers:
+  - name: billing
+    key-auth: {{ key: "e2e-billing-key-0001" }}
+  - name: mobile
+    jwt-auth: {{ key: mobile-app, secret: "e2e-mobile-jwt-secret-0123456789abcdef" }}
 "#
     )
 }
@@ -72,9 +91,32 @@ fn the_admin_api_reports_what_runs_and_redacts_credentials() {
     assert_eq!(api["upstream"], "web");
     assert_eq!(api["plugins"]["limit-count"]["config"]["count"], 5);
     assert_eq!(api["plugins"]["limit-count"]["priority"], 1002);
+    // Effective: the defaults the file leaves out are filled in.
+    let lc = &api["plugins"]["limit-count"]["config"];
+    assert_eq!(lc["time_window"], "1m");
+    assert_eq!(lc["rejected_code"], 429);
+    assert_eq!(lc["policy"], "local");
+    assert_eq!(lc["on_store_error"], "allow");
+    assert_eq!(lc["max_keys"], 100000);
+    // Every plugin's effective config is shown (none falls back to the text as written,
+    // which would lack the defaults): each has at least one field the file left out.
+    for (route, plugin, default_field) in [
+        (1, "kafka-sse", "keepalive"),
+        (2, "kafka-logger", "delivery"),
+        (2, "mocking", "body"),
+        (3, "key-auth", "header"),
+        (3, "jwt-auth", "leeway"),
+        (3, "consumer-restriction", "rejected_code"),
+        (3, "limit-req", "burst"),
+        (3, "kafka-divert", "timeout"),
+    ] {
+        let cfg = &routes["routes"][route]["plugins"][plugin]["config"];
+        assert!(!cfg[default_field].is_null(), "{plugin}: {cfg}");
+    }
     let sse = &routes["routes"][1]["plugins"]["kafka-sse"]["config"];
     assert_eq!(sse["token_keys"], "<redacted>");
     assert!(!routes.to_string().contains("0123456789abcdef"));
+    assert!(!routes.to_string().contains("e2e-billing-key"));
 
     // The dead node is reported down once the health check has seen it.
     let ups = wait_for(

@@ -154,14 +154,18 @@ pub trait PluginFactory: Send + Sync {
         at: &FieldPath,
         scope: &BuildScope<'_>,
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>>;
+    /// `config` as the plugin reads it, every default filled in (`None` when it does
+    /// not decode).
+    fn effective(&self, config: &serde_yaml::Value) -> Option<serde_yaml::Value>;
 }
 
 /// The typed side of a plugin: its config struct and how to build an instance from it.
 pub trait PluginSpec: Send + Sync + 'static {
     /// The plugin's config name.
     const NAME: &'static str;
-    /// Its typed config (`#[serde(deny_unknown_fields)]`).
-    type Config: DeserializeOwned;
+    /// Its typed config (`#[serde(deny_unknown_fields)]`); serializable, so that the
+    /// admin API can show it with every default filled in.
+    type Config: DeserializeOwned + serde::Serialize;
     /// True for authentication plugins (every request they let through has a consumer).
     const AUTHENTICATES: bool = false;
     /// Check the config's meaning and build an instance. Errors carry paths relative to
@@ -194,6 +198,13 @@ impl<S: PluginSpec> PluginFactory for S {
         let config = if config.is_null() { &empty } else { config };
         let typed = decode::<S::Config>(config, at)?;
         PluginSpec::build(self, typed, at, scope)
+    }
+
+    fn effective(&self, config: &serde_yaml::Value) -> Option<serde_yaml::Value> {
+        let empty = serde_yaml::Value::Mapping(Default::default());
+        let config = if config.is_null() { &empty } else { config };
+        let typed = decode::<S::Config>(config, &FieldPath::root()).ok()?;
+        serde_yaml::to_value(&typed).ok()
     }
 }
 

@@ -80,7 +80,7 @@ impl CommonLimitConfig {
 
 /// `on_store_error:` of a limit with `policy: redis`: what a request gets when Redis
 /// does not answer (or answers with an error).
-#[derive(Debug, Clone, Copy, Default, serde::Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum OnStoreError {
     /// Let the request through (Kong's `fault_tolerant`, Envoy's rate-limit default).

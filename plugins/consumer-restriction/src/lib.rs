@@ -17,7 +17,7 @@ use sluice_core::config::ConsumerConfig;
 use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
 
 /// `plugins.consumer-restriction:` — exactly one of `allow` and `deny`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumerRestrictionConfig {
     /// Consumers (names under `consumers:`) allowed on the route; all others refused.

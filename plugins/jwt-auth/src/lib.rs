@@ -27,7 +27,7 @@ use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx
 pub use verify::Refusal;
 
 /// `plugins.jwt-auth:`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct JwtAuthConfig {
     /// Header carrying the token (`Bearer <token>`, or the bare token). Default

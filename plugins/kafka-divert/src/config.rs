@@ -7,7 +7,7 @@ use serde::Deserialize;
 use sluice_core::config::units::{ByteSize, HumanDuration};
 
 /// Configuration of one `kafka-divert` instance.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaDivertConfig {
     /// The cluster (a name under `kafka.clusters`). Default `default`.
@@ -68,7 +68,7 @@ pub struct KafkaDivertConfig {
 }
 
 /// When a diverted request is answered.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum DivertAcks {
     /// After the broker acknowledged the record.
@@ -81,7 +81,7 @@ pub enum DivertAcks {
 }
 
 /// `plugins.kafka-divert.idempotency:`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdempotencyConfig {
     /// The request header carrying the key. Default `Idempotency-Key`.
@@ -113,7 +113,7 @@ pub struct IdempotencyConfig {
 }
 
 /// `idempotency.policy`.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum IdempotencyPolicy {
     /// In this process.
@@ -124,7 +124,7 @@ pub enum IdempotencyPolicy {
 }
 
 /// `idempotency.scope`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum IdempotencyScope {
     /// Per authenticated consumer.

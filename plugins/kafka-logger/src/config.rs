@@ -5,7 +5,7 @@ use serde::Deserialize;
 use sluice_core::config::units::ByteSize;
 
 /// Configuration of one `kafka-logger` instance.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaLoggerConfig {
     /// The cluster (a name under `kafka.clusters`). Default `default`.
@@ -73,7 +73,7 @@ pub struct KafkaLoggerConfig {
 }
 
 /// Delivery guarantee.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Delivery {
     /// Bounded memory; failures are discarded and counted.
@@ -84,7 +84,7 @@ pub enum Delivery {
 }
 
 /// Record layout.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     /// The JSON entry as the value.

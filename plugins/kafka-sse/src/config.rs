@@ -7,7 +7,7 @@ use serde::Deserialize;
 use sluice_core::config::units::HumanDuration;
 
 /// Configuration of one `kafka-sse` instance.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSseConfig {
     /// The cluster (a name under `kafka.clusters`). Default `default`.
@@ -60,7 +60,7 @@ pub struct KafkaSseConfig {
 }
 
 /// `kafka-sse.header:`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderFilter {
     /// The Kafka header name.

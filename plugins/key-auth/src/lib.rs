@@ -21,7 +21,7 @@ use sluice_core::template::{query_arg, strip_query_arg};
 use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
 
 /// `plugins.key-auth:`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyAuthConfig {
     /// Request header carrying the key. Default `apikey`.

@@ -29,7 +29,7 @@ use sluice_store::{count_error, Stores};
 use shared::Shared;
 
 /// `plugins.limit-count:`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitCountConfig {
     /// Requests allowed per window and key (at least 1). Required.
@@ -73,7 +73,7 @@ pub struct LimitCountConfig {
 }
 
 /// `window_type:`
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowType {
     /// Window from a key's first request.

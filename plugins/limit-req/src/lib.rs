@@ -27,7 +27,7 @@ use sluice_store::{count_error, Stores};
 use shared::Shared;
 
 /// `plugins.limit-req:`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitReqConfig {
     /// Requests per second a key may make steadily (> 0; fractions allowed, e.g. `0.5`).
@@ -69,7 +69,7 @@ pub struct LimitReqConfig {
 }
 
 /// `policy:`
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum StorePolicy {
     /// In this process.

@@ -14,7 +14,7 @@ use sluice_core::config::path::FieldPath;
 use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
 
 /// `plugins.mocking:`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MockingConfig {
     /// Response status. Default `200`.

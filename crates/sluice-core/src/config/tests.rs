@@ -12,7 +12,7 @@ use crate::plugin::{Plugin, PluginSpec};
 /// A plugin with a typed config, to exercise plugin errors.
 struct Probe;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct ProbeConfig {
     topic: String,

@@ -20,6 +20,13 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// Written back as a `5s` / `250ms` string (the admin API shows effective configs).
+impl serde::Serialize for HumanDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", humantime::format_duration(self.0))
@@ -53,6 +60,13 @@ impl<'de> Deserialize<'de> for ByteSize {
                 .map(ByteSize)
                 .map_err(serde::de::Error::custom),
         }
+    }
+}
+
+/// Written back as a number of bytes.
+impl serde::Serialize for ByteSize {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
     }
 }
 

@@ -2,8 +2,8 @@
 //! operator or a dashboard needs it. Credentials are redacted wherever they appear
 //! (the fields the config loader treats as credentials).
 //!
-//! - `/v1/routes`: each route's match, upstream and plugins (config as written, with
-//!   the plugin's priority).
+//! - `/v1/routes`: each route's match, upstream and plugins (config with every default
+//!   filled in, and the plugin's priority).
 //! - `/v1/upstreams`: nodes and whether each is healthy.
 //! - `/v1/clusters`: brokers up, events in flight, the spool's records, bytes and
 //!   oldest record.
@@ -47,8 +47,14 @@ fn routes(live: &Live) -> Value {
             let plugins: BTreeMap<&str, Value> = r
                 .plugins
                 .iter()
-                .map(|(name, cfg)| {
-                    let mut cfg = cfg.clone();
+                .map(|(name, written)| {
+                    // With every default filled in; as written if it did not decode.
+                    let mut cfg = state
+                        .effective
+                        .get(&r.id)
+                        .and_then(|p| p.get(name))
+                        .unwrap_or(written)
+                        .clone();
                     let at = FieldPath::root()
                         .key("routes")
                         .index(i)
