@@ -4,6 +4,9 @@
 //! keys (from the operating system's generator): a client cannot predict it, so it
 //! cannot aim two keys at one entry, and accidental collisions among 10^6 keys have a
 //! probability below 10^-26.
+//!
+//! Also SHA-256 and hex, for what leaves the process (keys in a shared store, the
+//! hash of the configuration file).
 
 use std::hash::Hasher;
 
@@ -44,6 +47,23 @@ impl KeyDigester {
         u128::from(hash(self.keys[0], self.keys[1])) << 64
             | u128::from(hash(self.keys[2], self.keys[3]))
     }
+}
+
+/// The SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data).into()
+}
+
+/// `bytes` as lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
 }
 
 #[cfg(test)]

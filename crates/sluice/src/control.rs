@@ -78,7 +78,6 @@ impl ControlService {
 
     async fn reload(&self) -> bool {
         let old = self.live.kafka.load_full();
-        let sha256 = crate::live::file_sha256(&self.live.file);
         let loaded = match load(&self.live.file, Some(&old)) {
             Ok(l) => l,
             Err(errors) => {
@@ -86,7 +85,7 @@ impl ControlService {
                 for e in &shown {
                     log::error!("reload rejected: {e}");
                 }
-                self.record(false, shown);
+                self.live.record_reload(false, shown);
                 log::error!(
                     "reload rejected: {} error(s); the previous configuration keeps serving",
                     errors.0.len()
@@ -101,7 +100,7 @@ impl ControlService {
         }
         if let Err(e) = loaded.kafka.start().await {
             log::error!("reload rejected: {e}; the previous configuration keeps serving");
-            self.record(false, vec![e.to_string()]);
+            self.live.record_reload(false, vec![e.to_string()]);
             // Clusters started for the new generation go again.
             for c in loaded.kafka.retired_by(&old) {
                 c.shutdown();
@@ -141,28 +140,9 @@ impl ControlService {
             });
         }
         log::info!("configuration reloaded from {}", self.live.file);
-        {
-            let mut g = self
-                .live
-                .generation
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            g.sha256 = sha256;
-            g.loaded_at = crate::live::unix_now();
-        }
-        self.record(true, Vec::new());
+        self.live.record_reload(true, Vec::new());
         count("success");
         true
-    }
-
-    /// Remember how the last reload went (for `GET /v1/config`).
-    fn record(&self, applied: bool, errors: Vec<String>) {
-        let mut g = self
-            .live
-            .generation
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        g.last_reload = Some((crate::live::unix_now(), applied, errors));
     }
 }
 

@@ -30,39 +30,25 @@ pub struct Live {
     /// Set once the control service listens for `SIGHUP` (readiness waits for it, so a
     /// reload signalled after `/readyz` said 200 is never missed).
     pub reloadable: AtomicBool,
-    /// Which file content is running, since when, and how the last reload went.
+    /// Since when the configuration runs, and how the last reload went (the running
+    /// file's hash is `config.source_sha256`).
     pub generation: Mutex<Generation>,
 }
 
-/// What `GET /v1/config` reports.
+/// What `GET /v1/config` reports besides the configuration's own hash.
 #[derive(Debug, Clone, Default)]
 pub struct Generation {
-    /// SHA-256 (hex) of the file content running.
-    pub sha256: String,
-    /// When it was loaded (Unix seconds).
+    /// When the running configuration was loaded (Unix seconds).
     pub loaded_at: u64,
     /// The last reload: when (Unix seconds), whether it was applied, and its errors.
     pub last_reload: Option<(u64, bool, Vec<String>)>,
 }
 
 /// Now, in Unix seconds.
-pub fn unix_now() -> u64 {
+fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// SHA-256 (hex) of `file`'s content; empty when it cannot be read.
-pub fn file_sha256(file: &str) -> String {
-    use sha2::{Digest, Sha256};
-    std::fs::read(file)
-        .map(|b| {
-            Sha256::digest(&b)
-                .iter()
-                .map(|x| format!("{x:02x}"))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl Live {
@@ -82,11 +68,21 @@ impl Live {
             subscriptions: Arc::new(Subscriptions::default()),
             reloadable: AtomicBool::new(false),
             generation: Mutex::new(Generation {
-                sha256: file_sha256(file),
                 loaded_at: unix_now(),
                 last_reload: None,
             }),
         })
+    }
+
+    /// Remember a reload: applied (the configuration runs from now on) or rejected with
+    /// `errors`.
+    pub fn record_reload(&self, applied: bool, errors: Vec<String>) {
+        let now = unix_now();
+        let mut g = self.generation.lock().unwrap_or_else(|p| p.into_inner());
+        if applied {
+            g.loaded_at = now;
+        }
+        g.last_reload = Some((now, applied, errors));
     }
 
     /// Flush every cluster, current and retired (at exit).

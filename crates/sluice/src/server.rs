@@ -61,19 +61,6 @@ pub fn load(
     let kafka = Arc::new(KafkaRuntime::reusing(&doc.config.clusters, running));
     let registry = crate::registry::plugins(kafka.clone(), STORES.clone());
     let router = doc.build_routes(&registry);
-    let effective = doc
-        .config
-        .routes
-        .iter()
-        .map(|r| {
-            let plugins = r
-                .plugins
-                .iter()
-                .filter_map(|(name, cfg)| Some((name.clone(), registry.get(name)?.effective(cfg)?)))
-                .collect();
-            (r.id.clone(), plugins)
-        })
-        .collect();
     let upstreams = crate::upstream::build(&mut doc);
     let mut subscriptions = Vec::new();
     for (i, sub) in doc.config.subscriptions.clone().into_iter().enumerate() {
@@ -101,11 +88,7 @@ pub fn load(
     Ok(Loaded {
         config,
         kafka,
-        state: GatewayState {
-            router,
-            upstreams,
-            effective,
-        },
+        state: GatewayState { router, upstreams },
         subscriptions,
         tls,
     })

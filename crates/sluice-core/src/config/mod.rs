@@ -63,6 +63,8 @@ pub struct Config {
     pub consumers: Vec<ConsumerConfig>,
     /// `redis:`, when present and valid.
     pub redis: Option<redis::RedisConfig>,
+    /// SHA-256 (hex) of the text this configuration was read from.
+    pub source_sha256: String,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +179,7 @@ impl ConfigDoc {
             doc.errors.push(FieldError::value(p, m));
         }
         doc.expansion_errors = doc.errors.len();
+        doc.config.source_sha256 = crate::digest::hex(&crate::digest::sha256(text.as_bytes()));
         doc.decode_sections(&value);
         validate::check(&mut doc);
         Ok(doc)
@@ -320,6 +323,7 @@ impl ConfigDoc {
                 redis: self.config.redis.as_ref(),
             };
             let mut plugins = Vec::new();
+            let mut effective = BTreeMap::new();
             let mut failed = false;
             for (name, cfg) in &rc.plugins {
                 let p_at = at.key("plugins").key(name);
@@ -335,13 +339,21 @@ impl ConfigDoc {
                         ));
                     }
                     Some(f) => match f.build(cfg, &p_at, &scope) {
-                        Ok(p) => plugins.push(p),
+                        Ok(p) => {
+                            plugins.push(p);
+                            if let Some(e) = f.effective(cfg) {
+                                effective.insert(name.clone(), e);
+                            }
+                        }
                         Err(errs) => {
                             failed = true;
                             self.errors.extend(errs);
                         }
                     },
                 }
+            }
+            if let Some(decoded) = self.config.routes.get_mut(i) {
+                decoded.effective = effective;
             }
             let route = Route::new(&rc.id, rc.upstream.as_deref(), plugins)
                 .with_max_body_bytes(rc.max_body_bytes.map(|b| b.0));

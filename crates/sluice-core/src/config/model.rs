@@ -273,6 +273,10 @@ pub struct RouteConfig {
     /// Plugins by name, each with its config (`{}` for defaults).
     #[serde(default)]
     pub plugins: BTreeMap<String, serde_yaml::Value>,
+    /// Not in the file: each plugin's config as the plugin reads it, every default
+    /// filled in (set when the routes are built; the admin API shows it).
+    #[serde(skip)]
+    pub effective: BTreeMap<String, serde_yaml::Value>,
     /// Largest request body accepted on the route: a larger `Content-Length` is refused
     /// with `413` before anything is proxied; a chunked body that grows past it ends the
     /// request (`413` when nothing was answered yet). Default: no limit (kafka-divert has

@@ -49,12 +49,7 @@ fn routes(live: &Live) -> Value {
                 .iter()
                 .map(|(name, written)| {
                     // With every default filled in; as written if it did not decode.
-                    let mut cfg = state
-                        .effective
-                        .get(&r.id)
-                        .and_then(|p| p.get(name))
-                        .unwrap_or(written)
-                        .clone();
+                    let mut cfg = r.effective.get(name).unwrap_or(written).clone();
                     let at = FieldPath::root()
                         .key("routes")
                         .index(i)
@@ -208,7 +203,7 @@ fn config(live: &Live) -> Value {
         .map(|(at, applied, errors)| json!({ "at": at, "applied": applied, "errors": errors }));
     json!({
         "file": live.file,
-        "sha256": g.sha256,
+        "sha256": live.config.load().source_sha256,
         "loaded_at": g.loaded_at,
         "last_reload": last,
     })

@@ -51,10 +51,6 @@ pub struct GatewayState {
     pub router: Router,
     /// Upstreams by name.
     pub upstreams: crate::upstream::Upstreams,
-    /// Each route's plugin configs with every default filled in, by route id and plugin
-    /// name (for the admin API).
-    pub effective:
-        std::collections::BTreeMap<String, std::collections::BTreeMap<String, serde_yaml::Value>>,
 }
 
 /// The proxy application.
