@@ -47,6 +47,21 @@ impl LeakyBucket {
         }
     }
 
+    /// Requests per second.
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+
+    /// Requests above the rate accepted.
+    pub fn burst(&self) -> f64 {
+        self.burst
+    }
+
+    /// Whether accepted requests above the rate go on at once.
+    pub fn nodelay(&self) -> bool {
+        self.nodelay
+    }
+
     /// A fresh state for a key seen for the first time at `now`.
     pub fn state(&self, now: Duration) -> LeakyState {
         LeakyState {

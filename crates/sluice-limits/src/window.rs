@@ -81,6 +81,21 @@ impl WindowCounter {
         }
     }
 
+    /// Requests allowed per window.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Fixed or sliding.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
     /// The state of a sliding window kept elsewhere (a shared store): the aligned
     /// window's index, and the current and previous windows' counts.
     pub fn sliding_state(&self, index: u64, current: u64, previous: u64) -> WindowState {

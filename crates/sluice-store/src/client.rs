@@ -4,9 +4,10 @@
 //! reload never strands them. Each operation is bounded by `redis.timeout`, whatever
 //! the connection is doing (connecting, reconnecting, a server that stopped reading).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use redis::{Script, Value};
+use redis::{Script, ScriptInvocation, Value};
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
 use sluice_core::config::redis::RedisConfig;
@@ -38,11 +39,7 @@ impl Stores {
     pub fn client(&self, config: &RedisConfig) -> Result<Arc<Redis>, StoreError> {
         let mut clients = self.lock();
         clients.retain(|w| w.strong_count() > 0);
-        if let Some(r) = clients
-            .iter()
-            .filter_map(Weak::upgrade)
-            .find(|r| r.config == *config)
-        {
+        if let Some(r) = in_use(&clients, config) {
             return Ok(r);
         }
         let r = Arc::new(Redis::new(config.clone())?);
@@ -70,11 +67,16 @@ impl Stores {
 
     /// The client in use for `config`, if a configuration uses one.
     pub fn find(&self, config: &RedisConfig) -> Option<Arc<Redis>> {
-        self.lock()
-            .iter()
-            .filter_map(Weak::upgrade)
-            .find(|r| r.config == *config)
+        in_use(&self.lock(), config)
     }
+}
+
+/// The live client among `clients` made for `config`.
+fn in_use(clients: &[Weak<Redis>], config: &RedisConfig) -> Option<Arc<Redis>> {
+    clients
+        .iter()
+        .filter_map(Weak::upgrade)
+        .find(|r| r.config == *config)
 }
 
 /// One Redis server, or one Redis Cluster.
@@ -84,7 +86,7 @@ pub struct Redis {
     /// Runs the connection's tasks and every operation (taken only when dropped).
     runtime: Option<tokio::runtime::Runtime>,
     /// Whether the last operation got an answer (true until one failed).
-    answered: std::sync::atomic::AtomicBool,
+    answered: AtomicBool,
 }
 
 impl Redis {
@@ -100,7 +102,7 @@ impl Redis {
             config,
             conn,
             runtime: Some(runtime),
-            answered: std::sync::atomic::AtomicBool::new(true),
+            answered: AtomicBool::new(true),
         })
     }
 
@@ -113,19 +115,12 @@ impl Redis {
     /// `h:<first 128 bits of its SHA-256>`, so that a client cannot make Sluice write
     /// huge keys and a raw key can never name a hashed one.
     pub fn bounded_key(prefix: &str, key: &str) -> String {
-        use sha2::{Digest, Sha256};
-        let mut k = String::with_capacity(prefix.len() + 66);
-        k.push_str(prefix);
+        use sluice_core::digest::{hex, sha256};
         if key.len() <= 64 {
-            k.push_str("k:");
-            k.push_str(key);
+            format!("{prefix}k:{key}")
         } else {
-            k.push_str("h:");
-            for b in &Sha256::digest(key.as_bytes())[..16] {
-                k.push_str(&format!("{b:02x}"));
-            }
+            format!("{prefix}h:{}", hex(&sha256(key.as_bytes())[..16]))
         }
-        k
     }
 
     /// `key_prefix` + `parts` joined with `:`.
@@ -148,72 +143,71 @@ impl Redis {
         keys: &[&str],
         args: &[String],
     ) -> Result<Value, StoreError> {
-        let mut invocation = script.prepare_invoke();
-        for k in keys {
-            invocation.key(*k);
-        }
-        for a in args {
-            invocation.arg(a.as_str());
-        }
-        let conn = self.conn.clone();
-        let timeout = self.config.timeout.0;
         let Some(runtime) = &self.runtime else {
             return Err(StoreError::Connection("the client is shutting down".into()));
         };
-        let task = runtime.spawn(conn.invoke(invocation));
+        let timeout = self.config.timeout.0;
+        // Waited for here, on the caller's runtime: bounded even if this client's
+        // runtime is stuck.
+        let task = runtime.spawn(self.conn.clone().invoke(invocation(script, keys, args)));
         let result = match tokio::time::timeout(timeout, task).await {
             Err(_) => Err(StoreError::Timeout(timeout)),
             Ok(Err(join)) => Err(StoreError::Connection(format!("operation failed: {join}"))),
-            Ok(Ok(Err(e))) if e.is_timeout() => Err(StoreError::Timeout(timeout)),
-            Ok(Ok(r)) => r.map_err(StoreError::from),
+            Ok(Ok(r)) => r.map_err(|e| StoreError::of_operation(e, timeout)),
         };
         // A server error is an answer: the store is reachable.
         let answered = !matches!(
             result,
             Err(StoreError::Timeout(_) | StoreError::Connection(_))
         );
-        self.answered
-            .store(answered, std::sync::atomic::Ordering::Relaxed);
+        self.answered.store(answered, Ordering::Relaxed);
         result
     }
 
-    /// Whether the last operation got an answer from Redis (`/readyz` reports it).
-    pub fn answering(&self) -> bool {
-        self.answered.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-impl Redis {
     /// Run `script` without waiting for its answer (cleanup from a `Drop`); a failure
     /// is counted for `plugin`. Bounded by `redis.timeout` like every operation.
     pub fn eval_detached(
         &self,
         plugin: &'static str,
         script: &'static Script,
-        keys: Vec<String>,
-        args: Vec<String>,
+        keys: &[&str],
+        args: &[String],
     ) {
         let Some(runtime) = &self.runtime else {
             return;
         };
-        let conn = self.conn.clone();
         let timeout = self.config.timeout.0;
+        let run = self.conn.clone().invoke(invocation(script, keys, args));
         runtime.spawn(async move {
-            let mut invocation = script.prepare_invoke();
-            for k in &keys {
-                invocation.key(k.as_str());
-            }
-            for a in &args {
-                invocation.arg(a.as_str());
-            }
-            let result = tokio::time::timeout(timeout, conn.invoke(invocation));
-            match result.await {
-                Err(_) => crate::count_error(plugin, &StoreError::Timeout(timeout)),
-                Ok(Err(e)) => crate::count_error(plugin, &StoreError::from(e)),
-                Ok(Ok(_)) => {}
-            }
+            let e = match tokio::time::timeout(timeout, run).await {
+                Ok(Ok(_)) => return,
+                Ok(Err(e)) => StoreError::of_operation(e, timeout),
+                Err(_) => StoreError::Timeout(timeout),
+            };
+            crate::count_error(plugin, &e);
         });
     }
+
+    /// Whether the last operation got an answer from Redis (`/readyz` reports it).
+    pub fn answering(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
+    }
+}
+
+/// `script` invoked with `keys` and `args` (owned: it can move into a task).
+fn invocation(
+    script: &'static Script,
+    keys: &[&str],
+    args: &[String],
+) -> ScriptInvocation<'static> {
+    let mut invocation = script.prepare_invoke();
+    for k in keys {
+        invocation.key(*k);
+    }
+    for a in args {
+        invocation.arg(a.as_str());
+    }
+    invocation
 }
 
 impl Drop for Redis {

@@ -36,11 +36,20 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// `e`, from an operation bounded by `timeout`.
+    pub(crate) fn of_operation(e: redis::RedisError, timeout: std::time::Duration) -> Self {
+        if e.is_timeout() {
+            Self::Timeout(timeout)
+        } else {
+            e.into()
+        }
+    }
+}
+
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
-        if e.is_timeout() {
-            Self::Timeout(std::time::Duration::ZERO)
-        } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+        if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
             Self::Connection(e.to_string())
         } else {
             Self::Server(e.to_string())

@@ -9,8 +9,8 @@ use sluice_core::{BuildScope, Plugin, PluginSpec};
 use sluice_kafka::Profile;
 
 use super::*;
-use crate::config::IdempotencyPolicy;
 use idempotency::SharedStore;
+use sluice_store::StorePolicy;
 
 impl PluginSpec for KafkaDivert {
     const NAME: &'static str = "kafka-divert";
@@ -140,8 +140,8 @@ impl PluginSpec for KafkaDivert {
             }
         };
         let shared = match c.idempotency.policy {
-            IdempotencyPolicy::Local => None,
-            IdempotencyPolicy::Redis => {
+            StorePolicy::Local => None,
+            StorePolicy::Redis => {
                 let at = at.key("idempotency").key("policy");
                 match self.stores.client_for(scope.redis, &at) {
                     Ok(client) => Some(client),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use sluice_core::config::units::{ByteSize, HumanDuration};
+use sluice_store::StorePolicy;
 
 /// Configuration of one `kafka-divert` instance.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -109,18 +110,7 @@ pub struct IdempotencyConfig {
     /// `redis.timeout` makes keyed requests `503` with `Retry-After` (never a second
     /// record).
     #[serde(default)]
-    pub policy: IdempotencyPolicy,
-}
-
-/// `idempotency.policy`.
-#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum IdempotencyPolicy {
-    /// In this process.
-    #[default]
-    Local,
-    /// In Redis, shared by every instance.
-    Redis,
+    pub policy: StorePolicy,
 }
 
 /// `idempotency.scope`.
@@ -143,7 +133,7 @@ impl Default for IdempotencyConfig {
             ttl: default_ttl(),
             max_entries: default_max_entries(),
             scope: None,
-            policy: IdempotencyPolicy::Local,
+            policy: StorePolicy::Local,
         }
     }
 }

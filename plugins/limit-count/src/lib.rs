@@ -108,13 +108,10 @@ impl LimitCount {
 pub struct LimitCountPlugin {
     keyed: Keyed<WindowState>,
     counter: WindowCounter,
-    count: u64,
-    window: Duration,
-    policy: Policy,
     /// `RateLimit-Limit` and `RateLimit-Policy` values, when the headers are sent.
     constant_headers: Option<(String, String)>,
-    /// With `policy: redis`: the shared counters, and what a store error does.
-    shared: Option<(Shared, OnStoreError)>,
+    /// With `policy: redis`: the shared counters.
+    shared: Option<Shared>,
 }
 
 impl PluginSpec for LimitCount {
@@ -135,14 +132,12 @@ impl PluginSpec for LimitCount {
                 .stores
                 .client_for(scope.redis, &at.key("policy"))
                 .map_err(|e| vec![e])?;
-            let shared = Shared::new(
+            plugin.shared = Some(Shared::new(
                 client,
                 scope.route_id,
-                plugin.count,
-                plugin.window,
-                plugin.policy,
-            );
-            plugin.shared = Some((shared, on_error));
+                plugin.counter,
+                on_error,
+            ));
         }
         Ok(Arc::new(plugin))
     }
@@ -208,9 +203,6 @@ impl LimitCountPlugin {
             Some(keyed) if errors.is_empty() => Ok(Self {
                 keyed,
                 counter: WindowCounter::new(c.count, window, policy),
-                count: c.count,
-                window,
-                policy,
                 shared: None,
                 constant_headers: c.show_limit_quota_header.then(|| {
                     (
@@ -259,16 +251,14 @@ impl LimitCountPlugin {
     async fn check_shared(
         &self,
         shared: &Shared,
-        on_error: OnStoreError,
         req: &RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Option<HttpResponse> {
-        let key = self.keyed.key_of(req, ctx);
-        match shared.check(&key).await {
+        match shared.check(&self.keyed.key_of(req, ctx)).await {
             Ok(quota) => self.answer(quota, ctx),
             Err(e) => {
                 count_error(LimitCount::NAME, &e);
-                on_error.refusal(ctx)
+                shared.on_error.refusal(ctx)
             }
         }
     }
@@ -288,10 +278,7 @@ impl Plugin for LimitCountPlugin {
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
         let refusal = match &self.shared {
             None => self.check(session.req_header(), ctx),
-            Some((shared, on_error)) => {
-                self.check_shared(shared, *on_error, session.req_header(), ctx)
-                    .await
-            }
+            Some(shared) => self.check_shared(shared, session.req_header(), ctx).await,
         };
         Ok(match refusal {
             None => Flow::Continue,

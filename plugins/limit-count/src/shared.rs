@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use once_cell::sync::Lazy;
-use sluice_limits::{Policy, Quota, WindowCounter};
+use sluice_limits::{OnStoreError, Policy, Quota, WindowCounter};
 use sluice_store::{Redis, Script, StoreError, Value};
 
 static FIXED: Lazy<Script> = Lazy::new(|| {
@@ -72,22 +72,23 @@ pub struct Shared {
     /// instead of reading a counter of another shape.
     prefix: String,
     counter: WindowCounter,
-    count: u64,
     window_ms: u64,
-    policy: Policy,
+    /// The script's arguments, the same for every request: count and window (ms).
+    args: [String; 2],
+    /// What a request gets when Redis fails.
+    pub on_error: OnStoreError,
 }
 
 impl Shared {
-    /// Counters for `route_id` on `redis`.
+    /// Counters for `route_id` on `redis`, counting as `counter` does.
     pub fn new(
         redis: Arc<Redis>,
         route_id: &str,
-        count: u64,
-        window: Duration,
-        policy: Policy,
+        counter: WindowCounter,
+        on_error: OnStoreError,
     ) -> Self {
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        let kind = match policy {
+        let window_ms = u64::try_from(counter.window().as_millis()).unwrap_or(u64::MAX);
+        let kind = match counter.policy() {
             Policy::Fixed => "fixed",
             Policy::Sliding => "sliding",
         };
@@ -95,25 +96,25 @@ impl Shared {
         Self {
             redis,
             prefix,
-            counter: WindowCounter::new(count, window, policy),
-            count,
+            counter,
             window_ms,
-            policy,
+            args: [counter.count().to_string(), window_ms.to_string()],
+            on_error,
         }
     }
 
     /// Count one request of `key` in Redis.
     pub async fn check(&self, key: &str) -> Result<Quota, StoreError> {
         let redis_key = Redis::bounded_key(&self.prefix, key);
-        let args = [self.count.to_string(), self.window_ms.to_string()];
-        match self.policy {
+        let args = &self.args;
+        match self.counter.policy() {
             Policy::Fixed => {
-                let v = self.redis.eval(&FIXED, &[&redis_key], &args).await?;
+                let v = self.redis.eval(&FIXED, &[&redis_key], args).await?;
                 let [allowed, used, ttl] = integers::<3>(&v)?;
                 Ok(Quota {
                     allowed: allowed == 1,
                     remaining: if allowed == 1 {
-                        self.count.saturating_sub(used)
+                        self.counter.count().saturating_sub(used)
                     } else {
                         0
                     },
@@ -121,7 +122,7 @@ impl Shared {
                 })
             }
             Policy::Sliding => {
-                let v = self.redis.eval(&SLIDING, &[&redis_key], &args).await?;
+                let v = self.redis.eval(&SLIDING, &[&redis_key], args).await?;
                 let [allowed, current, previous, index, into] = integers::<5>(&v)?;
                 // The same arithmetic as the local counter, on the state the script
                 // saw, gives the headers; the script's decision stands.

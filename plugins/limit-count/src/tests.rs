@@ -102,7 +102,7 @@ fn policy_chooses_the_store_and_redis_needs_its_section() {
     let c: LimitCountConfig =
         serde_yaml::from_str("{ count: 1, time_window: 1s, policy: sliding }").unwrap();
     let p = LimitCountPlugin::new(c, &FieldPath::root(), Arc::new(ManualClock::new())).unwrap();
-    assert_eq!(p.policy, Policy::Sliding);
+    assert_eq!(p.counter.policy(), Policy::Sliding);
     assert!(p.shared.is_none());
     let c: LimitCountConfig =
         serde_yaml::from_str("{ count: 1, time_window: 1s, policy: sliding, window_type: fixed }")

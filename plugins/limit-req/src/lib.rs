@@ -22,7 +22,7 @@ use sluice_limits::{
     Clock, CommonLimitConfig, Decision, Keyed, LeakyBucket, LeakyState, MonotonicClock,
     OnStoreError,
 };
-use sluice_store::{count_error, Stores};
+use sluice_store::{count_error, StorePolicy, Stores};
 
 use shared::Shared;
 
@@ -68,17 +68,6 @@ pub struct LimitReqConfig {
     pub on_store_error: OnStoreError,
 }
 
-/// `policy:`
-#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum StorePolicy {
-    /// In this process.
-    #[default]
-    Local,
-    /// In Redis, shared by every instance.
-    Redis,
-}
-
 /// The plugin factory (`limit-req`); holds the shared-store runtime for
 /// `policy: redis`.
 pub struct LimitReq {
@@ -96,8 +85,8 @@ impl LimitReq {
 pub struct LimitReqPlugin {
     keyed: Keyed<LeakyState>,
     bucket: LeakyBucket,
-    /// With `policy: redis`: the shared buckets, and what a store error does.
-    shared: Option<(Shared, OnStoreError)>,
+    /// With `policy: redis`: the shared buckets.
+    shared: Option<Shared>,
 }
 
 impl PluginSpec for LimitReq {
@@ -111,15 +100,13 @@ impl PluginSpec for LimitReq {
         scope: &BuildScope<'_>,
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
         let (policy, on_error) = (c.policy, c.on_store_error);
-        let (rate, burst, nodelay) = (c.rate, c.burst, c.nodelay);
         let mut plugin = LimitReqPlugin::new(c, at, Arc::new(MonotonicClock::new()))?;
         if policy == StorePolicy::Redis {
             let client = self
                 .stores
                 .client_for(scope.redis, &at.key("policy"))
                 .map_err(|e| vec![e])?;
-            let shared = Shared::new(client, scope.route_id, rate, burst, nodelay);
-            plugin.shared = Some((shared, on_error));
+            plugin.shared = Some(Shared::new(client, scope.route_id, plugin.bucket, on_error));
         }
         Ok(Arc::new(plugin))
     }
@@ -195,7 +182,6 @@ impl LimitReqPlugin {
     async fn check_shared(
         &self,
         shared: &Shared,
-        on_error: OnStoreError,
         req: &RequestHeader,
         ctx: &RequestCtx,
     ) -> std::result::Result<std::time::Duration, HttpResponse> {
@@ -203,7 +189,7 @@ impl LimitReqPlugin {
             Ok(decision) => self.answer(decision, ctx),
             Err(e) => {
                 count_error(LimitReq::NAME, &e);
-                match on_error.refusal(ctx) {
+                match shared.on_error.refusal(ctx) {
                     None => Ok(std::time::Duration::ZERO),
                     Some(r) => Err(r),
                 }
@@ -226,10 +212,7 @@ impl Plugin for LimitReqPlugin {
     async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
         let checked = match &self.shared {
             None => self.check(session.req_header(), ctx),
-            Some((shared, on_error)) => {
-                self.check_shared(shared, *on_error, session.req_header(), ctx)
-                    .await
-            }
+            Some(shared) => self.check_shared(shared, session.req_header(), ctx).await,
         };
         match checked {
             Ok(delay) => {

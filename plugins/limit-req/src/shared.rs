@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use once_cell::sync::Lazy;
-use sluice_limits::Decision;
+use sluice_limits::{Decision, LeakyBucket, OnStoreError};
 use sluice_store::{Redis, Script, StoreError, Value};
 
 static LEAKY: Lazy<Script> = Lazy::new(|| {
@@ -37,20 +37,27 @@ pub struct Shared {
     redis: Arc<Redis>,
     /// `<prefix>limit-req:<route>:`; the request's key follows.
     prefix: String,
-    rate: f64,
-    burst: f64,
-    nodelay: bool,
+    bucket: LeakyBucket,
+    /// The script's arguments, the same for every request: rate and burst.
+    args: [String; 2],
+    /// What a request gets when Redis fails.
+    pub on_error: OnStoreError,
 }
 
 impl Shared {
-    /// Buckets of `route_id` on `redis`.
-    pub fn new(redis: Arc<Redis>, route_id: &str, rate: f64, burst: f64, nodelay: bool) -> Self {
+    /// Buckets of `route_id` on `redis`, draining as `bucket` does.
+    pub fn new(
+        redis: Arc<Redis>,
+        route_id: &str,
+        bucket: LeakyBucket,
+        on_error: OnStoreError,
+    ) -> Self {
         Self {
             prefix: redis.key(&["limit-req", route_id, ""]),
             redis,
-            rate,
-            burst,
-            nodelay,
+            bucket,
+            args: [bucket.rate().to_string(), bucket.burst().to_string()],
+            on_error,
         }
     }
 
@@ -58,8 +65,7 @@ impl Shared {
     /// be accepted.
     pub async fn check(&self, key: &str) -> Result<Decision, StoreError> {
         let redis_key = Redis::bounded_key(&self.prefix, key);
-        let args = [self.rate.to_string(), self.burst.to_string()];
-        let v = self.redis.eval(&LEAKY, &[&redis_key], &args).await?;
+        let v = self.redis.eval(&LEAKY, &[&redis_key], &self.args).await?;
         let bad = || StoreError::Answer(format!("unexpected answer: {v:?}"));
         let Value::Array(items) = &v else {
             return Err(bad());
@@ -72,10 +78,10 @@ impl Shared {
         let number: f64 = String::from_utf8_lossy(number).parse().map_err(|_| bad())?;
         let secs = |s: f64| Duration::from_secs_f64(s.clamp(0.0, 1e9));
         Ok(if *allowed == 1 {
-            if self.nodelay || number <= 1e-9 {
+            if self.bucket.nodelay() || number <= 1e-9 {
                 Decision::Allow(Duration::ZERO)
             } else {
-                Decision::Allow(secs(number / self.rate))
+                Decision::Allow(secs(number / self.bucket.rate()))
             }
         } else {
             Decision::Reject(secs(number))

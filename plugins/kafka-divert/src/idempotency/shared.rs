@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use once_cell::sync::Lazy;
-use sha2::{Digest, Sha256};
+use sluice_core::digest::{hex, sha256};
 use sluice_core::HttpResponse;
 use sluice_store::{Redis, Script, StoreError, Value};
 
@@ -99,7 +99,7 @@ impl SharedStore {
     /// Start processing `key` (already scoped) for a payload hashing to `fingerprint`.
     pub async fn begin(&self, key: &str, fingerprint: [u8; 32]) -> Result<Decision, StoreError> {
         let mut redis_key = self.prefix.clone();
-        redis_key.push_str(&hex(&Sha256::digest(key.as_bytes())[..16]));
+        redis_key.push_str(&hex(&sha256(key.as_bytes())[..16]));
         let token = uuid::Uuid::new_v4().simple().to_string();
         let args = [
             hex(&fingerprint),
@@ -116,8 +116,8 @@ impl SharedStore {
                     self.redis.eval_detached(
                         PLUGIN,
                         &RELEASE,
-                        vec![redis_key.clone()],
-                        vec![token.clone()],
+                        &[&redis_key],
+                        std::slice::from_ref(&token),
                     );
                 }
                 return Err(e);
@@ -197,13 +197,9 @@ impl Drop for SharedClaim {
             self.redis.eval_detached(
                 PLUGIN,
                 &RELEASE,
-                vec![self.key.clone()],
-                vec![self.token.clone()],
+                &[&self.key],
+                std::slice::from_ref(&self.token),
             );
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
