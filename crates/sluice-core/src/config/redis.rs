@@ -1,11 +1,16 @@
 //! `redis:` — the Redis server (or Redis Cluster) that holds the state several Sluice
 //! instances share (limits and idempotency keys with `policy: redis`), reached over
 //! one multiplexed, automatically reconnecting connection per Sluice process (per node
-//! for a cluster).
+//! for a cluster). The section's decoding and its meaning checks.
+
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::decode::FieldError;
+use super::path::FieldPath;
 use super::units::HumanDuration;
+use super::validate::is_host_port;
 
 /// `redis:`
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -67,13 +72,78 @@ const fn default_true() -> bool {
 }
 
 fn default_timeout() -> HumanDuration {
-    HumanDuration(std::time::Duration::from_millis(200))
+    HumanDuration(Duration::from_millis(200))
 }
 
 fn default_connect_timeout() -> HumanDuration {
-    HumanDuration(std::time::Duration::from_secs(1))
+    HumanDuration(Duration::from_secs(1))
 }
 
 fn default_prefix() -> String {
     "sluice:".into()
+}
+
+impl RedisConfig {
+    /// Check the section's meaning (errors under `at`).
+    pub(super) fn check(&self, at: &FieldPath, errors: &mut Vec<FieldError>) {
+        match (self.address.is_empty(), self.cluster.is_empty()) {
+            (true, true) => errors.push(FieldError::value(
+                at.clone(),
+                "give `address` (one server) or `cluster` (nodes of a Redis Cluster)",
+            )),
+            (false, false) => errors.push(FieldError::value(
+                at.key("cluster"),
+                "give either `address` or `cluster`, not both",
+            )),
+            (false, true) if !is_host_port(&self.address) => errors.push(FieldError::value(
+                at.key("address"),
+                format!("{:?} is not a `host:port` address", self.address),
+            )),
+            _ => {}
+        }
+        for (i, node) in self.cluster.iter().enumerate() {
+            if !is_host_port(node) {
+                errors.push(FieldError::value(
+                    at.key("cluster").index(i),
+                    format!("{node:?} is not a `host:port` address"),
+                ));
+            }
+        }
+        if !self.cluster.is_empty() && self.database != 0 {
+            errors.push(FieldError::value(
+                at.key("database"),
+                "a Redis Cluster has only database 0",
+            ));
+        }
+        let ranges = [
+            ("timeout", self.timeout.0, Duration::from_secs(10)),
+            (
+                "connect_timeout",
+                self.connect_timeout.0,
+                Duration::from_secs(60),
+            ),
+        ];
+        for (field, value, max) in ranges {
+            if !(Duration::from_millis(1)..=max).contains(&value) {
+                errors.push(FieldError::value(
+                    at.key(field),
+                    format!("must be between 1ms and {}s", max.as_secs()),
+                ));
+            }
+        }
+        if let Some(f) = self.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
+            if let Err(e) = std::fs::read(f) {
+                errors.push(FieldError::value(
+                    at.key("tls").key("ca_file"),
+                    format!("cannot read {f}: {e}"),
+                ));
+            }
+        }
+        if self.key_prefix.len() > 64 || self.key_prefix.bytes().any(|b| !b.is_ascii_graphic()) {
+            errors.push(FieldError::value(
+                at.key("key_prefix"),
+                "must be at most 64 visible ASCII characters",
+            ));
+        }
+    }
 }

@@ -26,29 +26,28 @@ pub(super) fn check(doc: &mut ConfigDoc) {
             ));
         }
     }
-    let off_loopback = admin
-        .listen
-        .parse::<SocketAddr>()
-        .is_ok_and(|a| !a.ip().is_loopback());
-    if off_loopback && admin.token.is_none() {
-        errors.push(FieldError::value(
-            root.key("admin").key("listen"),
-            "an admin listener off loopback needs `admin.token` (the admin API shows the configuration)",
-        ));
-    }
-    if admin.listen.parse::<SocketAddr>().is_err() {
-        errors.push(FieldError::value(
+    match admin.listen.parse::<SocketAddr>() {
+        Err(_) => errors.push(FieldError::value(
             root.key("admin").key("listen"),
             format!("{:?} is not an `ip:port` address", admin.listen),
-        ));
-    } else if doc.config.server.listen.contains(&admin.listen) {
-        errors.push(FieldError::value(
-            root.key("admin").key("listen"),
-            "the admin listener must not share an address with a proxy listener",
-        ));
+        )),
+        Ok(a) => {
+            if !a.ip().is_loopback() && admin.token.is_none() {
+                errors.push(FieldError::value(
+                    root.key("admin").key("listen"),
+                    "an admin listener off loopback needs `admin.token` (the admin API shows the configuration)",
+                ));
+            }
+            if doc.config.server.listen.contains(&admin.listen) {
+                errors.push(FieldError::value(
+                    root.key("admin").key("listen"),
+                    "the admin listener must not share an address with a proxy listener",
+                ));
+            }
+        }
     }
     if let Some(r) = &doc.config.redis {
-        redis(r, &root.key("redis"), &mut errors);
+        r.check(&root.key("redis"), &mut errors);
     }
     let mut spool_dirs: HashMap<&str, &str> = HashMap::new();
     for (name, c) in &doc.config.clusters {
@@ -205,10 +204,7 @@ fn upstream(u: &UpstreamConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
         ));
     }
     for (i, n) in u.nodes.iter().enumerate() {
-        let ok = n
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-        if !ok {
+        if !is_host_port(n) {
             errors.push(FieldError::value(
                 at.key("nodes").index(i),
                 format!("{n:?} is not a `host:port` address"),
@@ -351,70 +347,8 @@ pub(super) fn route_match(m: &MatchConfig) -> Option<RouteMatch> {
     })
 }
 
-fn redis(r: &super::redis::RedisConfig, at: &FieldPath, errors: &mut Vec<FieldError>) {
-    use std::time::Duration;
-    let host_port = |a: &str| {
-        a.rsplit_once(':').is_some_and(|(host, port)| {
-            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
-        })
-    };
-    match (r.address.is_empty(), r.cluster.is_empty()) {
-        (true, true) => errors.push(FieldError::value(
-            at.clone(),
-            "give `address` (one server) or `cluster` (nodes of a Redis Cluster)",
-        )),
-        (false, false) => errors.push(FieldError::value(
-            at.key("cluster"),
-            "give either `address` or `cluster`, not both",
-        )),
-        (false, true) if !host_port(&r.address) => errors.push(FieldError::value(
-            at.key("address"),
-            format!("{:?} is not a `host:port` address", r.address),
-        )),
-        _ => {}
-    }
-    for (i, node) in r.cluster.iter().enumerate() {
-        if !host_port(node) {
-            errors.push(FieldError::value(
-                at.key("cluster").index(i),
-                format!("{node:?} is not a `host:port` address"),
-            ));
-        }
-    }
-    if !r.cluster.is_empty() && r.database != 0 {
-        errors.push(FieldError::value(
-            at.key("database"),
-            "a Redis Cluster has only database 0",
-        ));
-    }
-    let ranges = [
-        ("timeout", r.timeout.0, Duration::from_secs(10)),
-        (
-            "connect_timeout",
-            r.connect_timeout.0,
-            Duration::from_secs(60),
-        ),
-    ];
-    for (field, value, max) in ranges {
-        if !(Duration::from_millis(1)..=max).contains(&value) {
-            errors.push(FieldError::value(
-                at.key(field),
-                format!("must be between 1ms and {}s", max.as_secs()),
-            ));
-        }
-    }
-    if let Some(f) = r.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
-        if let Err(e) = std::fs::read(f) {
-            errors.push(FieldError::value(
-                at.key("tls").key("ca_file"),
-                format!("cannot read {f}: {e}"),
-            ));
-        }
-    }
-    if r.key_prefix.len() > 64 || r.key_prefix.bytes().any(|b| !b.is_ascii_graphic()) {
-        errors.push(FieldError::value(
-            at.key("key_prefix"),
-            "must be at most 64 visible ASCII characters",
-        ));
-    }
+/// `host:port` with a host and a port above 0 (upstream nodes, brokers, Redis).
+pub(super) fn is_host_port(a: &str) -> bool {
+    a.rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0))
 }

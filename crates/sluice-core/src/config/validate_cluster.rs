@@ -33,10 +33,7 @@ pub(super) fn cluster(c: &ClusterConfig, at: &FieldPath, errors: &mut Vec<FieldE
         _ => {}
     }
     for (i, b) in c.brokers.iter().enumerate() {
-        let ok = b
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
-        if !ok {
+        if !super::validate::is_host_port(b) {
             errors.push(FieldError::value(
                 at.key("brokers").index(i),
                 format!("{b:?} is not a `host:port` broker address"),
