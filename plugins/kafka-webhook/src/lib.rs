@@ -7,10 +7,11 @@
 //! headers. Offsets are committed only after a 2xx or the dead-letter topic's
 //! acknowledgement: delivery is at least once.
 //!
-//! Split: [`config`], [`sign`], [`target`] (URL template, SSRF-safe client),
+//! Split: [`build()`] (a subscription from its config), [`config`], [`sign`], [`target`] (URL template, SSRF-safe client),
 //! [`deliver`] (attempts and retries), [`dispatch`] (ordering, concurrency, commits),
 //! [`context`] (consumer lag, the partitions this member owns), [`metrics`].
 
+mod build;
 pub mod config;
 pub mod context;
 pub mod deliver;
@@ -26,13 +27,12 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
-use sluice_core::config::decode::{decode, FieldError};
-use sluice_core::config::path::FieldPath;
-use sluice_core::config::{SubscriptionConfig, SubscriptionStart};
-use sluice_kafka::{Cluster, EventCounters, KafkaRuntime, OutgoingEvent};
+use sluice_core::config::SubscriptionConfig;
+use sluice_kafka::{Cluster, EventCounters, OutgoingEvent};
 use tokio::sync::watch;
 
-use config::WebhookConfig;
+pub use build::build;
+use build::consumer_properties;
 use context::SubscriptionContext;
 use deliver::{deliver, forwarded, Outcome, Request, Target};
 use metrics::webhook;
@@ -62,154 +62,10 @@ pub struct Subscription {
     assignment: Arc<context::Assignment>,
 }
 
-/// Build the subscription `sub` (found at `at`); errors carry positions.
-pub fn build(
-    sub: &SubscriptionConfig,
-    at: &FieldPath,
-    kafka: &KafkaRuntime,
-) -> Result<Arc<Subscription>, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    for key in sub.properties.keys() {
-        let at = at.key("properties").key(key);
-        if OWN_PROPERTIES.contains(&key.as_str()) {
-            errors.push(FieldError::value(
-                at,
-                "set by Sluice (use `group` and `start`)",
-            ));
-        } else if let Err(e) =
-            consumer_properties(rdkafka::ClientConfig::new(), sub, Some(key)).create_native_config()
-        {
-            errors.push(FieldError::value(
-                at,
-                format!("rejected by librdkafka: {e}"),
-            ));
-        }
-    }
-    let wat = at.key("kafka-webhook");
-    let c: WebhookConfig = match decode(&sub.webhook, &wat) {
-        Ok(c) => c,
-        Err(e) => {
-            errors.extend(e);
-            return Err(errors);
-        }
-    };
-    let url = UrlTemplate::parse(&c.url)
-        .map_err(|e| errors.push(FieldError::value(wat.key("url"), e)))
-        .ok();
-    let method = reqwest::Method::from_bytes(c.method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| {
-            errors.push(FieldError::value(
-                wat.key("method"),
-                format!("{:?} is not an HTTP method", c.method),
-            ))
-        })
-        .ok();
-    let mut forward = Vec::new();
-    for (i, h) in c.headers.iter().enumerate() {
-        match HeaderName::from_bytes(h.as_bytes()) {
-            Ok(n) => forward.push(n),
-            Err(_) => errors.push(FieldError::value(
-                wat.key("headers").index(i),
-                format!("{h:?} is not a header name"),
-            )),
-        }
-    }
-    let mut keys = Vec::new();
-    for (i, s) in c.secrets.iter().enumerate() {
-        match sign::decode_secret(s) {
-            Ok(k) => keys.push(k),
-            Err(e) => errors.push(FieldError::value(wat.key("secrets").index(i), e)),
-        }
-    }
-    if c.concurrency == 0 || c.concurrency > 1024 {
-        errors.push(FieldError::value(
-            wat.key("concurrency"),
-            "must be between 1 and 1024",
-        ));
-    }
-    if c.timeout.0.is_zero() {
-        errors.push(FieldError::value(
-            wat.key("timeout"),
-            "must be greater than 0",
-        ));
-    }
-    if !c
-        .dlq_topic
-        .replace("{topic}", "t")
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    {
-        errors.push(FieldError::value(
-            wat.key("dlq_topic"),
-            "must be a topic name, with `{topic}` for the source topic",
-        ));
-    }
-    let cluster = kafka.cluster(&sub.cluster);
-    let client = target::client(c.allow_private_targets, c.timeout.0)
-        .map_err(|e| errors.push(FieldError::value(wat.clone(), e)))
-        .ok();
-    let (Some(url), Some(method), Some(cluster), Some(client), true) =
-        (url, method, cluster, client, errors.is_empty())
-    else {
-        return Err(errors);
-    };
-    Ok(Arc::new(Subscription {
-        id: sub.id.clone(),
-        config: sub.clone(),
-        cluster,
-        url,
-        method,
-        forward,
-        keys,
-        retries: c.retries.iter().map(|d| d.0).collect(),
-        max_retry_after: c.max_retry_after.0,
-        dlq_topic: c.dlq_topic,
-        concurrency: c.concurrency,
-        max_response_bytes: c.max_response_bytes.0 as usize,
-        allow_private: c.allow_private_targets,
-        client,
-        disabled: AtomicBool::new(false),
-        dlq_counters: Arc::new(EventCounters::new(&sub.id, "kafka-webhook")),
-        assignment: Arc::default(),
-    }))
-}
-
 /// Resolves once `stop` is set (or its sender is gone).
 pub async fn stopped(stop: &watch::Receiver<bool>) {
     let mut stop = stop.clone();
     let _ = stop.wait_for(|s| *s).await;
-}
-
-/// Consumer properties Sluice sets itself.
-const OWN_PROPERTIES: &[&str] = &[
-    "group.id",
-    "enable.auto.commit",
-    "enable.auto.offset.store",
-    "auto.offset.reset",
-];
-
-/// `cfg` with the subscription's own properties (only `only`, when given) and Sluice's.
-fn consumer_properties(
-    mut cfg: rdkafka::ClientConfig,
-    sub: &SubscriptionConfig,
-    only: Option<&String>,
-) -> rdkafka::ClientConfig {
-    for (k, v) in &sub.properties {
-        if only.is_none_or(|o| o == k) {
-            cfg.set(k, v.to_property());
-        }
-    }
-    cfg.set("group.id", sub.group())
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set(
-            "auto.offset.reset",
-            match sub.start {
-                SubscriptionStart::Earliest => "earliest",
-                SubscriptionStart::Latest => "latest",
-            },
-        );
-    cfg
 }
 
 fn header<'a>(m: &'a OwnedMessage, name: &str) -> Option<&'a [u8]> {

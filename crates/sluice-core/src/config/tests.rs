@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 
 use super::*;
-use crate::plugin::{Plugin, PluginSpec};
+use crate::plugin::{BuildScope, Plugin, PluginSpec, Registry};
 
 /// A plugin with a typed config, to exercise plugin errors.
 struct Probe;
