@@ -7,10 +7,9 @@
 //! records are read back on the broker's plaintext listener by an independent client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
+use sluice_e2e::certs::ca_and_certificate;
 use sluice_e2e::client::request;
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{read_topic, Kafka, Options};
@@ -117,80 +116,6 @@ fn sasl_scram_authenticates_and_a_wrong_password_never_gets_202() {
         ["{\"n\":1}", "{\"n\":2}", "{\"n\":5}"],
         "only the authenticated requests reached the topic"
     );
-}
-
-/// A certificate for 127.0.0.1 and localhost signed by a fresh CA: (ca, cert, key).
-fn ca_and_certificate(dir: &Path, tag: &str) -> (String, String, String) {
-    let p = |f: &str| dir.join(format!("{tag}-{f}")).display().to_string();
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    let (ca, ca_key, cert, key, csr) = (
-        p("ca.pem"),
-        p("ca.key"),
-        p("cert.pem"),
-        p("cert.key"),
-        p("cert.csr"),
-    );
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &ca_key,
-        "-out",
-        &ca,
-        "-days",
-        "2",
-        "-subj",
-        &format!("/CN={tag} test CA"),
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        &key,
-        "-out",
-        &csr,
-        "-subj",
-        "/CN=localhost",
-    ]);
-    let ext = p("ext.cnf");
-    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        &csr,
-        "-CA",
-        &ca,
-        "-CAkey",
-        &ca_key,
-        "-CAcreateserial",
-        "-out",
-        &cert,
-        "-days",
-        "2",
-        "-extfile",
-        &ext,
-    ]);
-    (ca, cert, key)
 }
 
 #[test]

@@ -42,7 +42,7 @@ impl Redis {
     /// by a test CA (`ca`); returns once it listens.
     pub fn start_tls() -> Self {
         let dir = scratch_dir("redis-tls");
-        let (ca, cert, key) = ip_certificate(&dir);
+        let (ca, cert, key) = crate::certs::ca_and_certificate(&dir, "redis");
         let mut r = Self {
             port: free_port(),
             dir,
@@ -207,84 +207,6 @@ impl Drop for Redis {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A test CA and a server certificate it signed for IP 127.0.0.1, in `dir`: (CA
-/// certificate, server certificate, server key) paths.
-fn ip_certificate(dir: &std::path::Path) -> (String, String, String) {
-    let p = |f: &str| dir.join(f).display().to_string();
-    let (ca, ca_key, cert, key, csr, ext) = (
-        p("ca.pem"),
-        p("ca.key"),
-        p("redis.pem"),
-        p("redis.key"),
-        p("redis.csr"),
-        p("redis.ext"),
-    );
-    std::fs::write(
-        &ext,
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let steps: [Vec<&str>; 3] = [
-        [
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-keyout",
-                &ca_key,
-                "-out",
-                &ca,
-                "-days",
-                "2",
-                "-subj",
-                "/CN=sluice-test-ca",
-            ],
-        ]
-        .concat(),
-        [
-            &["req"][..],
-            &ec,
-            &["-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1"],
-        ]
-        .concat(),
-        vec![
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca,
-            "-CAkey",
-            &ca_key,
-            "-CAcreateserial",
-            "-out",
-            &cert,
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-        ],
-    ];
-    for args in steps {
-        let out = Command::new("openssl")
-            .args(&args)
-            .output()
-            .expect("openssl (scripts/ensure-deps --test installs it)");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    (ca, cert, key)
 }
 
 /// A Redis Cluster of `n` primaries (no replicas) on loopback, each node a
