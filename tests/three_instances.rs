@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_e2e::client::get;
-use sluice_e2e::delivery::{assert_each_key_in_order, CommitSampler};
+use sluice_e2e::delivery::{assert_each_key_in_order, keyed_records, parse, CommitSampler};
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{committed, produce, Kafka};
 use sluice_e2e::receiver::{Receiver, Reply};
@@ -26,14 +26,6 @@ const KEYS: usize = 12;
 const PER_KEY: usize = 20;
 const GROUP: &str = "sluice-orders-hook";
 const WAIT: Duration = Duration::from_secs(120);
-
-fn parse(body: &[u8]) -> (String, u64) {
-    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-    (
-        v["key"].as_str().unwrap().to_string(),
-        v["seq"].as_u64().unwrap(),
-    )
-}
 
 /// The partitions `gw` owns, from `GET /v1/subscriptions`.
 fn owned(gw: &Gateway) -> Vec<i64> {
@@ -48,17 +40,7 @@ fn owned(gw: &Gateway) -> Vec<i64> {
 fn one_subscription_on_three_instances_survives_a_kill_9() {
     let kafka = Kafka::start();
     kafka.create_topic("orders", PARTITIONS as u32);
-    let records: Vec<(i32, String, String)> = (0..PER_KEY)
-        .flat_map(|seq| {
-            (0..KEYS).map(move |k| {
-                (
-                    (k as i32) % PARTITIONS,
-                    format!("k{k}"),
-                    format!(r#"{{"key":"k{k}","seq":{seq}}}"#),
-                )
-            })
-        })
-        .collect();
+    let records = keyed_records(KEYS, PER_KEY, PARTITIONS);
     produce(&kafka.bootstrap, "orders", &records, 10_000);
     let total = records.len();
 

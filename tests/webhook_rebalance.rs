@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_e2e::delivery::{assert_each_key_in_order, CommitSampler};
+use sluice_e2e::delivery::{assert_each_key_in_order, keyed_records, parse, CommitSampler};
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{committed, produce, Kafka};
 use sluice_e2e::metrics::scrape;
@@ -40,29 +40,10 @@ fn kip_848_consumer_group_protocol_survives_a_join_and_a_kill_9_mid_delivery() {
     rebalance("consumer", "");
 }
 
-/// (key, seq) of a delivered body.
-fn parse(body: &[u8]) -> (String, u64) {
-    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
-    (
-        v["key"].as_str().unwrap().to_string(),
-        v["seq"].as_u64().unwrap(),
-    )
-}
-
 fn rebalance(protocol: &str, extra: &str) {
     let kafka = Kafka::start();
     kafka.create_topic("events", PARTITIONS as u32);
-    let records: Vec<(i32, String, String)> = (0..PER_KEY)
-        .flat_map(|seq| {
-            (0..KEYS).map(move |k| {
-                (
-                    (k as i32) % PARTITIONS,
-                    format!("k{k}"),
-                    format!(r#"{{"key":"k{k}","seq":{seq}}}"#),
-                )
-            })
-        })
-        .collect();
+    let records = keyed_records(KEYS, PER_KEY, PARTITIONS);
     produce(&kafka.bootstrap, "events", &records, 10_000);
     let total = records.len();
 

@@ -1,6 +1,6 @@
-//! Checks shared by the consume-side tests that kill or add members mid-delivery:
-//! committed offsets sampled all along (none may move backwards), and each key's
-//! records arriving in order (counting each record's first arrival).
+//! What the consume-side tests that kill or add members mid-delivery share: keyed
+//! records to produce, committed offsets sampled all along (none may move backwards),
+//! and each key's records arriving in order (counting each record's first arrival).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +10,31 @@ use std::time::Duration;
 
 use crate::kafka::committed;
 use crate::receiver::Hit;
+
+/// `per_key` records for each of `keys` keys, in sequence order: key `k<i>` on
+/// partition `i % partitions`, value `{"key":"k<i>","seq":<n>}`.
+pub fn keyed_records(keys: usize, per_key: usize, partitions: i32) -> Vec<(i32, String, String)> {
+    (0..per_key)
+        .flat_map(|seq| {
+            (0..keys).map(move |k| {
+                (
+                    (k as i32) % partitions,
+                    format!("k{k}"),
+                    format!(r#"{{"key":"k{k}","seq":{seq}}}"#),
+                )
+            })
+        })
+        .collect()
+}
+
+/// (key, seq) of a record made by [`keyed_records`], as delivered.
+pub fn parse(body: &[u8]) -> (String, u64) {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    (
+        v["key"].as_str().unwrap().to_string(),
+        v["seq"].as_u64().unwrap(),
+    )
+}
 
 /// The group's committed offsets of `topic`, sampled every 200 ms until [`Self::finish`].
 pub struct CommitSampler {
