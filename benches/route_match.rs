@@ -34,10 +34,13 @@ fn router() -> Router {
                 .map(|h| HostPattern::parse(h).unwrap())
                 .collect(),
         };
-        routes.push((Arc::new(Route::new(&format!("r{i}"), Some("u"), vec![])), m));
+        routes.push((
+            Arc::new(Route::new(&format!("r{i}"), Some("u"), Default::default())),
+            m,
+        ));
     }
     routes.push((
-        Arc::new(Route::new("catch-all", Some("u"), vec![])),
+        Arc::new(Route::new("catch-all", Some("u"), Default::default())),
         RouteMatch {
             paths: vec![PathPattern::parse("/*").unwrap()],
             methods: vec![],

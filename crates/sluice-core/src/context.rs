@@ -9,17 +9,17 @@ use std::time::{Instant, SystemTime};
 
 use pingora_http::RequestHeader;
 
-use crate::router::Route;
-
 /// The credential names of a request before routing (shared: no allocation per request).
 static NO_CREDENTIALS: once_cell::sync::Lazy<Arc<CredentialNames>> =
     once_cell::sync::Lazy::new(Arc::default);
+/// The route id before routing.
+static NO_ROUTE: once_cell::sync::Lazy<Arc<str>> = once_cell::sync::Lazy::new(|| Arc::from(""));
 use crate::template::RequestData;
 
 /// Per-request state shared by the proxy and the plugins.
 pub struct RequestCtx {
-    /// The matched route; `None` until routing ran or when nothing matched.
-    pub route: Option<Arc<Route>>,
+    /// The matched route's id; empty until routing ran or when nothing matched.
+    pub route_id: Arc<str>,
     /// The request id (`X-Request-Id` from the client, or generated).
     pub request_id: String,
     /// Monotonic start of the request (for latencies).
@@ -39,6 +39,8 @@ pub struct RequestCtx {
     /// authentication plugins, set at routing): loggers redact their values whether
     /// authentication ran, failed or succeeded.
     pub credentials: Arc<CredentialNames>,
+    /// Request body bytes that went through the `request_body` phases so far.
+    pub request_body_bytes: u64,
     /// Plugin-private per-request state, keyed by type.
     pub ext: Extensions,
 }
@@ -68,6 +70,8 @@ pub struct Consumer {
     pub name: Arc<str>,
     /// The plugin that authenticated it (`key-auth`, `jwt-auth`).
     pub auth: &'static str,
+    /// The CloudEvents `authtype` of that authentication (`api_key`, `app_user`, ...).
+    pub auth_type: &'static str,
     /// The verified token's claims (`jwt-auth`), for `{claim.NAME}` templates.
     pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
@@ -76,12 +80,8 @@ impl Consumer {
     /// The CloudEvents `authcontext` extension for events this consumer caused:
     /// `ce_authtype` (`api_key` for key-auth) and `ce_authid` (the consumer's name).
     pub fn cloudevents_headers(&self) -> [(String, Vec<u8>); 2] {
-        let kind = match self.auth {
-            "key-auth" => "api_key",
-            _ => "app_user",
-        };
         [
-            ("ce_authtype".into(), kind.as_bytes().to_vec()),
+            ("ce_authtype".into(), self.auth_type.as_bytes().to_vec()),
             ("ce_authid".into(), self.name.as_bytes().to_vec()),
         ]
     }
@@ -104,7 +104,7 @@ impl RequestCtx {
     /// A fresh context; the proxy fills in the request data in its first phase.
     pub fn new() -> Self {
         Self {
-            route: None,
+            route_id: NO_ROUTE.clone(),
             request_id: String::new(),
             started: Instant::now(),
             client_ip: None,
@@ -113,6 +113,7 @@ impl RequestCtx {
             consumer: None,
             response_headers: Vec::new(),
             credentials: NO_CREDENTIALS.clone(),
+            request_body_bytes: 0,
             ext: Extensions::default(),
         }
     }
@@ -128,7 +129,7 @@ impl RequestCtx {
 
     /// The matched route's id, or `""` before routing.
     pub fn route_id(&self) -> &str {
-        self.route.as_deref().map(|r| r.id.as_ref()).unwrap_or("")
+        &self.route_id
     }
 
     /// The authenticated consumer's name, if any.

@@ -1,7 +1,10 @@
 //! Sluice core: everything the gateway and its plugins share.
 //!
-//! - [`plugin`]: the [`Plugin`] trait (phases mirroring Pingora's `ProxyHttp` hooks), the
-//!   flow value a request phase returns, and the explicit plugin [`Registry`].
+//! - [`plugin`]: the [`Plugin`] trait (phases mirroring Pingora's `ProxyHttp` hooks, each
+//!   seeing only what it is about), per-phase plugin lists, the subscription plugin
+//!   trait, and the explicit plugin [`Registry`].
+//! - [`testkit`]: a fake exchange and a recorder, to test plugins through their trait.
+//! - [`clock`]: the monotonic clock plugins count time with, and a manual one for tests.
 //! - [`context`]: the per-request context every phase receives.
 //! - [`digest`]: fixed-size digests of client-chosen keys for bounded tables.
 //! - [`forwarded`]: the client address behind trusted proxies.
@@ -14,6 +17,7 @@
 //! - [`response`]: small HTTP responses, including `application/problem+json` errors.
 //! - [`metrics`]: the HTTP-side Prometheus metrics.
 
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod digest;
@@ -24,9 +28,12 @@ pub mod plugin;
 pub mod response;
 pub mod router;
 pub mod template;
+pub mod testkit;
 pub mod trace;
 
 pub use context::{Extensions, RequestCtx};
-pub use plugin::{BuildScope, Flow, Plugin, PluginFactory, PluginSpec, Registry};
+pub use plugin::{
+    BuildScope, Flow, Phases, Plugin, PluginFactory, PluginSpec, Registry, Request, Summary,
+};
 pub use response::HttpResponse;
 pub use router::{Route, Router};

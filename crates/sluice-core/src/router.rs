@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::context::CredentialNames;
 use crate::normalize::{normalize_path, EscapedSlashes, PathRules, Semicolons};
-use crate::plugin::Plugin;
+use crate::plugin::PluginChain;
 
 /// A compiled route: what the proxy needs at request time.
 pub struct Route {
@@ -16,51 +16,29 @@ pub struct Route {
     pub id: Arc<str>,
     /// The upstream name, when the route proxies.
     pub upstream: Option<Arc<str>>,
-    /// Plugin instances, highest priority first.
-    pub plugins: Vec<Arc<dyn Plugin>>,
-    /// Largest request body accepted (`routes[].max_body_bytes`).
-    pub max_body_bytes: Option<u64>,
+    /// The plugins, by phase (with the request body cap).
+    pub chain: PluginChain,
     /// Credential header and query names of the route's plugins (for loggers).
     pub credentials: Arc<CredentialNames>,
-    /// Read the request body through the plugins' `request_body` phase before the
-    /// request phases: a plugin wants it (a logger capturing bodies) while another
-    /// answers the request without reading it (mocking).
-    pub prefetch_body: bool,
     /// The route's request metrics.
     pub metrics: crate::metrics::RouteMetrics,
 }
 
 impl Route {
-    /// Build a route; plugins are sorted by descending priority, ties by name.
-    pub fn new(id: &str, upstream: Option<&str>, mut plugins: Vec<Arc<dyn Plugin>>) -> Self {
-        plugins.sort_by(|a, b| b.priority().cmp(&a.priority()).then(a.name().cmp(b.name())));
-        let mut credentials = CredentialNames::default();
-        for p in &plugins {
-            credentials.extend(p.credential_names());
-        }
-        let prefetch_body = plugins.iter().any(|p| p.wants_request_body())
-            && plugins.iter().any(|p| p.answers_requests())
-            && !plugins.iter().any(|p| p.reads_request_body());
+    /// Build a route over `chain`.
+    pub fn new(id: &str, upstream: Option<&str>, chain: PluginChain) -> Self {
         Self {
             id: Arc::from(id),
             upstream: upstream.map(Arc::from),
-            plugins,
-            max_body_bytes: None,
-            credentials: Arc::new(credentials),
-            prefetch_body,
+            credentials: Arc::new(chain.credential_names()),
+            chain,
             metrics: Default::default(),
         }
     }
 
-    /// The same route with a body cap.
-    pub fn with_max_body_bytes(mut self, max: Option<u64>) -> Self {
-        self.max_body_bytes = max;
-        self
-    }
-
     /// True when one of the route's plugins answers requests itself.
     pub fn answers_requests(&self) -> bool {
-        self.plugins.iter().any(|p| p.answers_requests())
+        self.chain.answers_requests()
     }
 }
 
@@ -287,7 +265,7 @@ mod tests {
         hosts: &[&str],
     ) -> (Arc<Route>, RouteMatch) {
         (
-            Arc::new(Route::new(id, Some("u"), vec![])),
+            Arc::new(Route::new(id, Some("u"), Default::default())),
             RouteMatch {
                 paths: paths
                     .iter()

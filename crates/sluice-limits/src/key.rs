@@ -69,6 +69,7 @@ mod tests {
         ctx.consumer = Some(Consumer {
             name: "billing".into(),
             auth: "key-auth",
+            auth_type: "api_key",
             claims: None,
         });
         req.insert_header("x-tenant", "acme").unwrap();

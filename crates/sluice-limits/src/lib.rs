@@ -11,7 +11,7 @@
 //! State lives in the plugin instance of one route on one Sluice process: several
 //! instances behind a load balancer each allow the full limit.
 
-pub mod clock;
+pub use sluice_core::clock;
 pub mod key;
 pub mod leaky;
 pub mod reply;

@@ -41,6 +41,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// List the plugins this binary knows: name, priority (request phases run highest
+    /// first) and kind (route, authentication, subscription).
+    Plugins,
     /// Print the records of a topic, from the beginning of each partition.
     Tail {
         /// Bootstrap brokers (`host:port[,host:port]`).
@@ -65,6 +68,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     match cli.command {
+        Some(Command::Plugins) => {
+            print!("{}", registry::table());
+            ExitCode::SUCCESS
+        }
         Some(Command::Tail {
             brokers,
             topic,

@@ -62,13 +62,7 @@ pub fn load(
     let registry = crate::registry::plugins(kafka.clone(), STORES.clone());
     let router = doc.build_routes(&registry);
     let upstreams = crate::upstream::build(&mut doc);
-    let mut subscriptions = Vec::new();
-    for (i, sub) in doc.config.subscriptions.clone().into_iter().enumerate() {
-        match sluice_plugin_kafka_webhook::build(&sub, &doc.subscription_path(i), &kafka) {
-            Ok(s) => subscriptions.push((sub, s)),
-            Err(errors) => errors.into_iter().for_each(|e| doc.error(e)),
-        }
-    }
+    let subscriptions = doc.build_subscriptions(&registry);
     let tls = match doc.config.server.tls.clone() {
         None => None,
         Some(t) => {

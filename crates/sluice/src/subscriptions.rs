@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use sluice_core::config::SubscriptionConfig;
-use sluice_plugin_kafka_webhook::Subscription;
+use sluice_core::plugin::Subscription;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,11 +20,11 @@ use tokio::task::JoinHandle;
 const STOP_WAIT: Duration = Duration::from_secs(15);
 
 /// A subscription built from the configuration, with the settings it came from.
-pub type Built = (SubscriptionConfig, Arc<Subscription>);
+pub type Built = (SubscriptionConfig, Arc<dyn Subscription>);
 
 struct Running {
     config: SubscriptionConfig,
-    sub: Arc<Subscription>,
+    sub: Arc<dyn Subscription>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -49,21 +49,21 @@ async fn stop_all(stopping: Vec<Running>) {
         let _ = r.stop.send(true);
     }
     for r in stopping {
-        let id = r.sub.id.clone();
+        let id = r.sub.id().to_string();
         if tokio::time::timeout(STOP_WAIT, r.task).await.is_err() {
-            log::warn!("webhook subscription `{id}`: did not stop within {STOP_WAIT:?}; its unfinished records are redelivered");
+            log::warn!("subscription `{id}`: did not stop within {STOP_WAIT:?}; its unfinished records are redelivered");
         }
     }
 }
 
 impl Subscriptions {
     /// The subscriptions running now, by id.
-    pub fn running(&self) -> Vec<Arc<Subscription>> {
-        let mut v: Vec<Arc<Subscription>> = lock(&self.running)
+    pub fn running(&self) -> Vec<(SubscriptionConfig, Arc<dyn Subscription>)> {
+        let mut v: Vec<_> = lock(&self.running)
             .values()
-            .map(|r| r.sub.clone())
+            .map(|r| (r.config.clone(), r.sub.clone()))
             .collect();
-        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v.sort_by(|a, b| a.0.id.cmp(&b.0.id));
         v
     }
 
@@ -90,7 +90,7 @@ impl Subscriptions {
             let mut keep: HashMap<String, Running> = HashMap::new();
             for (config, sub) in wanted {
                 match running.remove(&config.id) {
-                    Some(r) if r.config == config && r.sub.same_cluster(&sub) => {
+                    Some(r) if r.config == config && r.sub.same_runtime(&*sub) => {
                         keep.insert(config.id.clone(), r);
                     }
                     old => {
@@ -104,8 +104,8 @@ impl Subscriptions {
         }
         for r in &stopping {
             log::info!(
-                "webhook subscription `{}`: stopping (removed or changed)",
-                r.sub.id
+                "subscription `{}`: stopping (removed or changed)",
+                r.sub.id()
             );
         }
         // A changed subscription stops before its successor starts, so two consumers of

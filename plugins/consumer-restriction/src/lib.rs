@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pingora_error::Result;
-use pingora_proxy::Session;
 use serde::Deserialize;
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
 use sluice_core::config::ConsumerConfig;
-use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+use sluice_core::{
+    BuildScope, Flow, HttpResponse, Phases, Plugin, PluginSpec, Request, RequestCtx,
+};
 
 /// `plugins.consumer-restriction:` — exactly one of `allow` and `deny`.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -68,6 +69,8 @@ pub enum Verdict {
 
 impl PluginSpec for ConsumerRestriction {
     const NAME: &'static str = "consumer-restriction";
+    // APISIX's consumer-restriction priority: right after authentication (2500).
+    const PRIORITY: i32 = 2400;
     type Config = ConsumerRestrictionConfig;
 
     fn build(
@@ -179,16 +182,11 @@ fn claim_matches(v: &serde_json::Value, accepted: &[String]) -> bool {
 
 #[async_trait]
 impl Plugin for ConsumerRestrictionPlugin {
-    fn name(&self) -> &'static str {
-        ConsumerRestriction::NAME
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
 
-    fn priority(&self) -> i32 {
-        // APISIX's consumer-restriction priority: right after authentication (2500).
-        2400
-    }
-
-    async fn request(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+    async fn request(&self, _req: &mut Request<'_>, ctx: &mut RequestCtx) -> Result<Flow> {
         let response = match self.verdict(ctx) {
             Verdict::Allowed => return Ok(Flow::Continue),
             Verdict::Unauthenticated => HttpResponse::refusal(
@@ -214,8 +212,7 @@ mod tests {
             .iter()
             .map(|n| ConsumerConfig {
                 name: n.to_string(),
-                key_auth: None,
-                jwt_auth: None,
+                credentials: Default::default(),
             })
             .collect()
     }
@@ -230,6 +227,7 @@ mod tests {
         c.consumer = name.map(|n| Consumer {
             name: n.into(),
             auth: "key-auth",
+            auth_type: "api_key",
             claims: None,
         });
         c
@@ -274,5 +272,23 @@ mod tests {
         assert_eq!(e[0].path.to_string(), "cr.allow[1]");
         assert!(e[0].message.contains("unknown consumer `nobody`"));
         assert_eq!(e[1].path.to_string(), "cr.rejected_code");
+    }
+
+    /// Through the trait, as the proxy runs it after an authentication plugin.
+    #[tokio::test]
+    async fn the_request_phase_answers_401_and_403_and_lets_allowed_consumers_through() {
+        let r = sluice_core::testkit::TestRoute::new()
+            .consumers("[{ name: billing }, { name: mobile }]")
+            .with(ConsumerRestriction, "{ allow: [billing] }");
+        let get = sluice_core::testkit::TestExchange::get;
+        for (consumer, status) in [(Some("billing"), 200), (Some("mobile"), 403), (None, 401)] {
+            let mut ctx = r.ctx();
+            ctx.consumer = self::ctx(consumer).consumer;
+            let out = r.exchange_in(&mut get("/"), ctx, None).await;
+            assert_eq!(out.status(), Some(status), "{consumer:?}");
+            assert_eq!(out.upstream.is_some(), status == 200);
+        }
+        assert_eq!(r.rejections("forbidden"), 1);
+        assert_eq!(r.rejections("unauthenticated"), 1);
     }
 }

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::credential::JwtCredential;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey};
-use sluice_core::config::{ConsumerConfig, JwtCredential};
 
 /// How one consumer's tokens are checked.
 pub struct ConsumerKey {
@@ -42,23 +42,24 @@ impl ConsumerKey {
 }
 
 /// Build every consumer's key; the errors name the consumer and what is wrong.
-pub fn load(consumers: &[ConsumerConfig]) -> Result<HashMap<String, ConsumerKey>, Vec<String>> {
+pub fn load(
+    consumers: &[(&str, JwtCredential)],
+) -> Result<HashMap<String, ConsumerKey>, Vec<String>> {
     let mut out = HashMap::new();
     let mut errors = Vec::new();
-    for c in consumers {
-        let Some(cred) = &c.jwt_auth else { continue };
+    for (name, cred) in consumers {
         match build(cred) {
             Ok((algorithm, keys)) => {
                 out.insert(
                     cred.key.clone(),
                     ConsumerKey {
-                        name: c.name.as_str().into(),
+                        name: (*name).into(),
                         algorithm,
                         keys,
                     },
                 );
             }
-            Err(e) => errors.push(format!("consumer `{}`: {e}", c.name)),
+            Err(e) => errors.push(format!("consumer `{name}`: {e}")),
         }
     }
     if errors.is_empty() {

@@ -7,6 +7,7 @@
 //! context (`{consumer}`, `{claim.NAME}` in templates); the token is removed from the
 //! request by default.
 
+mod credential;
 pub mod keys;
 mod verify;
 
@@ -15,15 +16,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pingora_error::Result;
-use pingora_proxy::Session;
 use serde::Deserialize;
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
 use sluice_core::config::units::HumanDuration;
-use sluice_core::config::ConsumerConfig;
 use sluice_core::context::CredentialNames;
-use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+use sluice_core::plugin::CredentialBlock;
+use sluice_core::{
+    BuildScope, Flow, HttpResponse, Phases, Plugin, PluginSpec, Request, RequestCtx,
+};
 
+pub use credential::JwtCredential;
 pub use verify::Refusal;
 
 /// `plugins.jwt-auth:`
@@ -88,8 +91,14 @@ pub struct JwtAuthPlugin {
 
 impl PluginSpec for JwtAuth {
     const NAME: &'static str = "jwt-auth";
+    // APISIX's jwt-auth priority: before authorization (2400) and rate limits.
+    const PRIORITY: i32 = 2510;
     const AUTHENTICATES: bool = true;
     type Config = JwtAuthConfig;
+
+    fn check_credentials(&self, blocks: &[CredentialBlock<'_>]) -> Vec<FieldError> {
+        credential::check(blocks)
+    }
 
     fn build(
         &self,
@@ -97,16 +106,18 @@ impl PluginSpec for JwtAuth {
         at: &FieldPath,
         scope: &BuildScope<'_>,
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
-        Ok(Arc::new(JwtAuthPlugin::new(c, at, scope.consumers)?))
+        let consumers = scope.credentials::<JwtCredential>(Self::NAME);
+        Ok(Arc::new(JwtAuthPlugin::new(c, at, &consumers)?))
     }
 }
 
 impl JwtAuthPlugin {
-    /// An instance verifying the tokens of `consumers`; errors carry paths under `at`.
+    /// An instance verifying the tokens of `consumers` (name, credential); errors carry
+    /// paths under `at`.
     pub fn new(
         c: JwtAuthConfig,
         at: &FieldPath,
-        consumers: &[ConsumerConfig],
+        consumers: &[(&str, JwtCredential)],
     ) -> std::result::Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let header = http::HeaderName::from_bytes(c.header.as_bytes());
@@ -162,13 +173,8 @@ impl JwtAuthPlugin {
 
 #[async_trait]
 impl Plugin for JwtAuthPlugin {
-    fn name(&self) -> &'static str {
-        JwtAuth::NAME
-    }
-
-    fn priority(&self) -> i32 {
-        // APISIX's jwt-auth priority: before authorization (2400) and rate limits.
-        2510
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
 
     fn credential_names(&self) -> CredentialNames {
@@ -182,8 +188,8 @@ impl Plugin for JwtAuthPlugin {
         }
     }
 
-    async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
-        match self.authenticate(session.req_header_mut(), ctx) {
+    async fn request(&self, req: &mut Request<'_>, ctx: &mut RequestCtx) -> Result<Flow> {
+        match self.authenticate(req.header_mut(), ctx) {
             Ok(()) => Ok(Flow::Continue),
             Err(r) => Ok(Flow::Respond(self.refuse(&r, ctx))),
         }

@@ -125,6 +125,7 @@ impl JwtAuthPlugin {
         ctx.consumer = Some(Consumer {
             name: consumer.name.clone(),
             auth: JwtAuth::NAME,
+            auth_type: "app_user",
             claims: Some(Arc::new(claims)),
         });
         if self.hide {

@@ -14,6 +14,9 @@ use sluice_store::StorePolicy;
 
 impl PluginSpec for KafkaDivert {
     const NAME: &'static str = "kafka-divert";
+    // Answers the request: after authentication and rate limiting (APISIX-style
+    // priorities above 2000), before loggers.
+    const PRIORITY: i32 = 1000;
     type Config = KafkaDivertConfig;
 
     fn build(

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora_error::Result;
-use pingora_proxy::Session;
+
 use sluice_core::config::Acks as ClusterAcks;
-use sluice_core::{Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+use sluice_core::{Flow, HttpResponse, Phases, Plugin, Request, RequestCtx};
 use sluice_kafka::{Destination, EventCounters, KafkaRuntime};
 
 use body::{read_capped, BodyError};
@@ -181,14 +181,8 @@ impl KafkaDivertPlugin {
 
 #[async_trait]
 impl Plugin for KafkaDivertPlugin {
-    fn name(&self) -> &'static str {
-        KafkaDivert::NAME
-    }
-
-    fn priority(&self) -> i32 {
-        // Answers the request: after authentication and rate limiting (APISIX-style
-        // priorities above 2000), before loggers.
-        1000
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
 
     fn answers_requests(&self) -> bool {
@@ -199,11 +193,8 @@ impl Plugin for KafkaDivertPlugin {
         true
     }
 
-    async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
-        let key = match idempotency_key(
-            session.req_header().headers.get(&self.key_header),
-            self.key_required,
-        ) {
+    async fn request(&self, req: &mut Request<'_>, ctx: &mut RequestCtx) -> Result<Flow> {
+        let key = match idempotency_key(req.header_value(&self.key_header), self.key_required) {
             // Keys are scoped (to the consumer, the client address, or not at all): two
             // clients in different scopes using the same key do not see each other's
             // responses, and their events get different ids.
@@ -220,11 +211,17 @@ impl Plugin for KafkaDivertPlugin {
             }),
             Err(r) => return Ok(self.reject(ctx, &r)),
         };
-        let body = match read_capped(session, self.max_body).await? {
+        let Some(mut reader) = req.body() else {
+            return Err(pingora_error::Error::explain(
+                pingora_error::ErrorType::InternalError,
+                "kafka-divert was not lent the request body",
+            ));
+        };
+        let body = match read_capped(&mut reader, self.max_body).await? {
             Ok(b) => b,
             Err(BodyError::TooLarge) => {
                 // The rest of the body is not read: close the connection after answering.
-                session.set_keepalive(None);
+                reader.close_after_response();
                 let r = Rejection::new(
                     413,
                     "body_too_large",
@@ -239,7 +236,7 @@ impl Plugin for KafkaDivertPlugin {
                 &Rejection::new(400, "empty_body", "the request has no body"),
             ));
         }
-        let req = session.req_header();
+        let req = req.header();
         let route = ctx.route_id().to_string();
         let claim = match &key {
             None => None,

@@ -15,11 +15,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use pingora_error::{Error, Result};
-use pingora_proxy::Session;
+use pingora_error::Result;
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
-use sluice_core::{BuildScope, Plugin, PluginSpec, RequestCtx};
+use sluice_core::{BuildScope, Phases, Plugin, PluginSpec, RequestCtx, Summary};
 use sluice_kafka::{Destination, EventCounters, KafkaRuntime, OutgoingEvent};
 
 use capture::LoggerState;
@@ -68,6 +67,8 @@ fn max_record(
 
 impl PluginSpec for KafkaLogger {
     const NAME: &'static str = "kafka-logger";
+    // APISIX's kafka-logger priority.
+    const PRIORITY: i32 = 403;
     type Config = KafkaLoggerConfig;
 
     fn build(
@@ -179,22 +180,19 @@ impl KafkaLoggerPlugin {
 
 #[async_trait]
 impl Plugin for KafkaLoggerPlugin {
-    fn name(&self) -> &'static str {
-        KafkaLogger::NAME
-    }
-
-    fn priority(&self) -> i32 {
-        // APISIX's kafka-logger priority.
-        403
-    }
-
-    fn wants_request_body(&self) -> bool {
-        self.req_cap.is_some()
+    fn phases(&self) -> Phases {
+        let mut phases = Phases::LOG;
+        if self.req_cap.is_some() {
+            phases = phases | Phases::REQUEST_BODY;
+        }
+        if self.resp_cap.is_some() {
+            phases = phases | Phases::RESPONSE_BODY;
+        }
+        phases
     }
 
     async fn request_body(
         &self,
-        _session: &mut Session,
         body: &mut Option<Bytes>,
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
@@ -207,7 +205,6 @@ impl Plugin for KafkaLoggerPlugin {
 
     fn response_body(
         &self,
-        _session: &mut Session,
         body: &mut Option<Bytes>,
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
@@ -218,9 +215,9 @@ impl Plugin for KafkaLoggerPlugin {
         Ok(())
     }
 
-    async fn log(&self, session: &mut Session, error: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn log(&self, done: &Summary<'_>, ctx: &mut RequestCtx) {
         let state = ctx.ext.remove::<LoggerState>();
-        let req = session.req_header();
+        let req = done.request;
         let data = ctx.request_data(req);
         let topic = match self.dest.topic(&data) {
             Ok(t) => t,
@@ -231,7 +228,7 @@ impl Plugin for KafkaLoggerPlugin {
         };
         let key = self.dest.key(&data);
         let id = uuid::Uuid::now_v7().to_string();
-        let error_kind = error.map(|e| e.etype().as_str());
+        let error_kind = done.error.map(|e| e.etype().as_str());
         let started_at = ctx.started_at();
         let exchange = Exchange {
             id: &id,
@@ -242,10 +239,10 @@ impl Plugin for KafkaLoggerPlugin {
             consumer: ctx.consumer.as_ref(),
             credentials: &ctx.credentials,
             request: req,
-            request_size: session.body_bytes_read() as u64,
+            request_size: done.request_body_bytes,
             request_body: self.req_cap.and(state.as_ref().map(|s| &s.request)),
-            response: session.response_written(),
-            response_size: session.body_bytes_sent() as u64,
+            response: done.response,
+            response_size: done.response_body_bytes,
             response_body: self.resp_cap.and(state.as_ref().map(|s| &s.response)),
             upstream: ctx.upstream.addr.as_deref(),
             error: error_kind,

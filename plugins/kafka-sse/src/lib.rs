@@ -18,13 +18,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use once_cell::sync::Lazy;
 use pingora_error::Result;
-use pingora_http::ResponseHeader;
-use pingora_proxy::Session;
+use pingora_http::{RequestHeader, ResponseHeader};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
 use sluice_core::template::{query_arg, Template};
-use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+use sluice_core::{
+    BuildScope, Flow, HttpResponse, Phases, Plugin, PluginSpec, Request, RequestCtx,
+};
 use sluice_kafka::{Cluster, KafkaRuntime};
 
 use config::KafkaSseConfig;
@@ -97,6 +98,8 @@ pub struct KafkaSsePlugin {
 
 impl PluginSpec for KafkaSse {
     const NAME: &'static str = "kafka-sse";
+    // Answers the request, after authentication (like kafka-divert).
+    const PRIORITY: i32 = 1000;
     type Config = KafkaSseConfig;
 
     fn build(
@@ -200,8 +203,7 @@ impl Drop for Slot {
 
 impl KafkaSsePlugin {
     /// The client's resume token: `Last-Event-ID`, else the resume query parameter.
-    fn resume(&self, session: &Session) -> Option<String> {
-        let req = session.req_header();
+    fn resume(&self, req: &RequestHeader) -> Option<String> {
         req.headers
             .get("last-event-id")
             .and_then(|v| v.to_str().ok())
@@ -217,22 +219,21 @@ impl KafkaSsePlugin {
 
 #[async_trait]
 impl Plugin for KafkaSsePlugin {
-    fn name(&self) -> &'static str {
-        KafkaSse::NAME
-    }
-
-    fn priority(&self) -> i32 {
-        // Answers the request, after authentication (like kafka-divert).
-        1000
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
 
     fn answers_requests(&self) -> bool {
         true
     }
 
-    async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+    fn writes_response(&self) -> bool {
+        true
+    }
+
+    async fn request(&self, req: &mut Request<'_>, ctx: &mut RequestCtx) -> Result<Flow> {
         let route = ctx.route_id().to_string();
-        let resume = match self.resume(session).map(|t| self.signer.decode(&t)) {
+        let resume = match self.resume(req.header()).map(|t| self.signer.decode(&t)) {
             None => None,
             Some(Some(p)) => Some(p),
             Some(None) => {
@@ -258,13 +259,19 @@ impl Plugin for KafkaSsePlugin {
             m.streams.with_label_values(&[&route]).inc();
         }
         let _slot = Slot(self.active.clone(), route.clone());
-        let data = ctx.request_data(session.req_header());
+        let data = ctx.request_data(req.header());
         let filter = Filter {
             key: self.key.as_ref().map(|k| k.render(&data).into_bytes()),
             header: self
                 .header
                 .as_ref()
                 .map(|(n, v)| (n.clone(), v.render(&data).into_bytes())),
+        };
+        let Some(mut writer) = req.writer() else {
+            return Err(pingora_error::Error::explain(
+                pingora_error::ErrorType::InternalError,
+                "kafka-sse was not lent the response writer",
+            ));
         };
         let Some(cfg) = self.cluster.consumer_config() else {
             let r = HttpResponse::problem(503, "Kafka is not available yet", &ctx.request_id)
@@ -288,8 +295,7 @@ impl Plugin for KafkaSsePlugin {
         h.insert_header("x-accel-buffering", "no")?;
         h.insert_header("transfer-encoding", "chunked")?;
         h.insert_header("x-request-id", ctx.request_id.as_str())?;
-        session.set_keepalive(None);
-        session.write_response_header(Box::new(h), false).await?;
+        writer.write_header(h).await?;
         let mut hello = frame::retry(self.config.retry.0.as_millis());
         let from = self.signer.encode(&positions);
         hello.extend(frame::comment(&format!(
@@ -297,16 +303,14 @@ impl Plugin for KafkaSsePlugin {
             self.config.topic
         )));
         hello.extend(frame::position(&from));
-        session
-            .write_response_body(Some(hello.into()), false)
-            .await?;
+        writer.write(hello.into()).await?;
         let on_event = || {
             if let Some(m) = METRICS.as_ref() {
                 m.events.with_label_values(&[&route]).inc();
             }
         };
         let end = stream::run(
-            session,
+            &mut writer,
             Run {
                 consumer: &consumer,
                 topic: &self.config.topic,

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use pingora_proxy::Session;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
+use sluice_core::plugin::ResponseWriter;
 
 use crate::frame;
 use crate::token::{self, Positions};
@@ -222,7 +222,7 @@ fn new_partitions(
 /// How often a stream looks for partitions added to its topic.
 const REFRESH: Duration = Duration::from_secs(5);
 
-/// What the loop needs besides the session.
+/// What the loop needs besides the response writer.
 pub struct Run<'a> {
     /// The consumer.
     pub consumer: &'a Arc<StreamConsumer>,
@@ -254,8 +254,8 @@ const BATCH_BYTES: usize = 64 * 1024;
 impl Run<'_> {
     /// End the stream cleanly when Sluice shuts down or a reload retired its cluster
     /// (checked on keep-alive ticks and after writes, so busy streams end too).
-    async fn ending(&self, session: &mut Session) -> Option<End> {
-        let (end, bye) = if session.is_process_shutting_down() {
+    async fn ending(&self, out: &mut ResponseWriter<'_>) -> Option<End> {
+        let (end, bye) = if out.shutting_down() {
             (End::Shutdown, frame::comment("shutting down, reconnect"))
         } else if (self.retired)() {
             let mut bye = frame::retry(100);
@@ -264,8 +264,8 @@ impl Run<'_> {
         } else {
             return None;
         };
-        let _ = write(session, bye, self.slow).await;
-        let _ = session.write_response_body(None, true).await;
+        let _ = write(out, bye, self.slow).await;
+        let _ = out.finish().await;
         Some(end)
     }
 
@@ -308,13 +308,8 @@ impl Run<'_> {
     }
 }
 
-async fn write(session: &mut Session, bytes: Vec<u8>, slow: Duration) -> Result<(), End> {
-    match tokio::time::timeout(
-        slow,
-        session.write_response_body(Some(Bytes::from(bytes)), false),
-    )
-    .await
-    {
+async fn write(out: &mut ResponseWriter<'_>, bytes: Vec<u8>, slow: Duration) -> Result<(), End> {
+    match tokio::time::timeout(slow, out.write(Bytes::from(bytes))).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(End::ClientClosed),
         Err(_) => Err(End::SlowClient),
@@ -322,7 +317,7 @@ async fn write(session: &mut Session, bytes: Vec<u8>, slow: Duration) -> Result<
 }
 
 /// Stream until the client goes, is too slow, Kafka fails or Sluice shuts down.
-pub async fn run(session: &mut Session, mut r: Run<'_>) -> End {
+pub async fn run(out: &mut ResponseWriter<'_>, mut r: Run<'_>) -> End {
     let mut tick = tokio::time::interval(r.keepalive);
     tick.tick().await;
     let mut refreshed = std::time::Instant::now();
@@ -352,7 +347,7 @@ pub async fn run(session: &mut Session, mut r: Run<'_>) -> End {
                 if batch.is_empty() {
                     continue;
                 }
-                if let Err(end) = write(session, batch, r.slow).await {
+                if let Err(end) = write(out, batch, r.slow).await {
                     return end;
                 }
                 for _ in 0..events {
@@ -360,16 +355,16 @@ pub async fn run(session: &mut Session, mut r: Run<'_>) -> End {
                 }
                 tick.reset();
                 r.refresh(&mut refreshed).await;
-                if let Some(end) = r.ending(session).await {
+                if let Some(end) = r.ending(out).await {
                     return end;
                 }
             }
             _ = tick.tick() => {
-                if let Some(end) = r.ending(session).await {
+                if let Some(end) = r.ending(out).await {
                     return end;
                 }
                 r.refresh(&mut refreshed).await;
-                if let Err(end) = write(session, frame::comment("keep-alive"), r.slow).await {
+                if let Err(end) = write(out, frame::comment("keep-alive"), r.slow).await {
                     return end;
                 }
             }

@@ -5,46 +5,73 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use http::HeaderName;
-use sluice_core::config::decode::{decode, FieldError};
+use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
 use sluice_core::config::{SubscriptionConfig, SubscriptionStart};
+use sluice_core::plugin::{SubscriptionScope, SubscriptionSpec};
 use sluice_kafka::{EventCounters, KafkaRuntime};
 
 use crate::config::WebhookConfig;
 use crate::target::{self, UrlTemplate};
 use crate::{sign, Subscription};
 
-/// Build the subscription `sub` (found at `at`); errors carry positions.
+/// The subscription plugin (`kafka-webhook`).
+pub struct KafkaWebhook {
+    kafka: Arc<KafkaRuntime>,
+}
+
+impl KafkaWebhook {
+    /// The plugin, consuming from the clusters of `kafka`.
+    pub fn new(kafka: Arc<KafkaRuntime>) -> Self {
+        Self { kafka }
+    }
+}
+
+impl SubscriptionSpec for KafkaWebhook {
+    const NAME: &'static str = "kafka-webhook";
+    type Config = WebhookConfig;
+
+    fn check(&self, sub: &SubscriptionConfig, at: &FieldPath) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        for key in sub.properties.keys() {
+            let at = at.key("properties").key(key);
+            if OWN_PROPERTIES.contains(&key.as_str()) {
+                errors.push(FieldError::value(
+                    at,
+                    "set by Sluice (use `group` and `start`)",
+                ));
+            } else if let Err(e) = consumer_properties(rdkafka::ClientConfig::new(), sub, Some(key))
+                .create_native_config()
+            {
+                errors.push(FieldError::value(
+                    at,
+                    format!("rejected by librdkafka: {e}"),
+                ));
+            }
+        }
+        errors
+    }
+
+    fn build(
+        &self,
+        sub: &SubscriptionConfig,
+        config: WebhookConfig,
+        at: &FieldPath,
+        _scope: &SubscriptionScope<'_>,
+    ) -> Result<Arc<dyn sluice_core::plugin::Subscription>, Vec<FieldError>> {
+        Ok(build(sub, config, at, &self.kafka)?)
+    }
+}
+
+/// Build the subscription `sub` with its webhook block `c` (found at `wat`); errors
+/// carry positions.
 pub fn build(
     sub: &SubscriptionConfig,
-    at: &FieldPath,
+    c: WebhookConfig,
+    wat: &FieldPath,
     kafka: &KafkaRuntime,
 ) -> Result<Arc<Subscription>, Vec<FieldError>> {
     let mut errors = Vec::new();
-    for key in sub.properties.keys() {
-        let at = at.key("properties").key(key);
-        if OWN_PROPERTIES.contains(&key.as_str()) {
-            errors.push(FieldError::value(
-                at,
-                "set by Sluice (use `group` and `start`)",
-            ));
-        } else if let Err(e) =
-            consumer_properties(rdkafka::ClientConfig::new(), sub, Some(key)).create_native_config()
-        {
-            errors.push(FieldError::value(
-                at,
-                format!("rejected by librdkafka: {e}"),
-            ));
-        }
-    }
-    let wat = at.key("kafka-webhook");
-    let c: WebhookConfig = match decode(&sub.webhook, &wat) {
-        Ok(c) => c,
-        Err(e) => {
-            errors.extend(e);
-            return Err(errors);
-        }
-    };
     let url = UrlTemplate::parse(&c.url)
         .map_err(|e| errors.push(FieldError::value(wat.key("url"), e)))
         .ok();

@@ -7,7 +7,8 @@
 //! headers. Offsets are committed only after a 2xx or the dead-letter topic's
 //! acknowledgement: delivery is at least once.
 //!
-//! Split: [`build()`] (a subscription from its config), [`config`], [`sign`], [`target`] (URL template, SSRF-safe client),
+//! Split: [`build()`] (the [`KafkaWebhook`] spec: a subscription from its config),
+//! [`config`], [`sign`], [`target`] (URL template, SSRF-safe client),
 //! [`deliver`] (attempts and retries), [`dispatch`] (ordering, concurrency, commits),
 //! [`context`] (consumer lag, the partitions this member owns), [`metrics`].
 
@@ -31,8 +32,8 @@ use sluice_core::config::SubscriptionConfig;
 use sluice_kafka::{Cluster, EventCounters, OutgoingEvent};
 use tokio::sync::watch;
 
-pub use build::build;
 use build::consumer_properties;
+pub use build::{build, KafkaWebhook};
 use context::SubscriptionContext;
 use deliver::{deliver, forwarded, Outcome, Request, Target};
 use metrics::webhook;
@@ -87,11 +88,6 @@ impl Subscription {
     /// True after the target answered `410 Gone`.
     pub fn is_disabled(&self) -> bool {
         self.disabled.load(std::sync::atomic::Ordering::Acquire)
-    }
-
-    /// Whether both use the same cluster (the same producer and settings).
-    pub fn same_cluster(&self, other: &Subscription) -> bool {
-        Arc::ptr_eq(&self.cluster, &other.cluster)
     }
 
     /// Consume and deliver until `stop` is set.
@@ -263,5 +259,36 @@ impl Subscription {
             }
             backoff = (backoff * 2).min(Duration::from_secs(30));
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl sluice_core::plugin::Subscription for Subscription {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Both use the same cluster (the same producer and settings).
+    fn same_runtime(&self, other: &dyn sluice_core::plugin::Subscription) -> bool {
+        other
+            .as_any()
+            .downcast_ref::<Subscription>()
+            .is_some_and(|o| Arc::ptr_eq(&self.cluster, &o.cluster))
+    }
+
+    fn assigned(&self) -> Vec<(String, i32)> {
+        Subscription::assigned(self)
+    }
+
+    fn is_disabled(&self) -> bool {
+        Subscription::is_disabled(self)
+    }
+
+    async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        Subscription::run(self, stop).await
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
     }
 }

@@ -4,21 +4,26 @@
 //! events); the credential is removed from the request by default so that it reaches
 //! neither the upstream nor any event or log.
 
+mod credential;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use pingora_error::Result;
 use pingora_http::RequestHeader;
-use pingora_proxy::Session;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
-use sluice_core::config::ConsumerConfig;
 use sluice_core::context::{Consumer, CredentialNames};
+use sluice_core::plugin::CredentialBlock;
 use sluice_core::template::{query_arg, strip_query_arg};
-use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+use sluice_core::{
+    BuildScope, Flow, HttpResponse, Phases, Plugin, PluginSpec, Request, RequestCtx,
+};
+
+pub use credential::KeyAuthCredential;
 
 /// `plugins.key-auth:`
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -64,8 +69,14 @@ fn digest(key: &[u8]) -> [u8; 32] {
 
 impl PluginSpec for KeyAuth {
     const NAME: &'static str = "key-auth";
+    // APISIX's key-auth priority: before authorization (2400) and rate limits.
+    const PRIORITY: i32 = 2500;
     const AUTHENTICATES: bool = true;
     type Config = KeyAuthConfig;
+
+    fn check_credentials(&self, blocks: &[CredentialBlock<'_>]) -> Vec<FieldError> {
+        credential::check(blocks)
+    }
 
     fn build(
         &self,
@@ -73,7 +84,8 @@ impl PluginSpec for KeyAuth {
         at: &FieldPath,
         scope: &BuildScope<'_>,
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
-        Ok(Arc::new(KeyAuthPlugin::new(c, at, scope.consumers)?))
+        let keys = scope.credentials::<KeyAuthCredential>(Self::NAME);
+        Ok(Arc::new(KeyAuthPlugin::new(c, at, &keys)?))
     }
 }
 
@@ -87,11 +99,11 @@ pub enum Refusal {
 }
 
 impl KeyAuthPlugin {
-    /// An instance knowing the keys of `consumers`; errors carry paths under `at`.
+    /// An instance knowing the consumers' `keys`; errors carry paths under `at`.
     pub fn new(
         c: KeyAuthConfig,
         at: &FieldPath,
-        consumers: &[ConsumerConfig],
+        keys: &[(&str, KeyAuthCredential)],
     ) -> std::result::Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let header = http::HeaderName::from_bytes(c.header.as_bytes());
@@ -104,13 +116,9 @@ impl KeyAuthPlugin {
         if c.query.is_empty() {
             errors.push(FieldError::value(at.key("query"), "must not be empty"));
         }
-        let keys: HashMap<[u8; 32], Arc<str>> = consumers
+        let keys: HashMap<[u8; 32], Arc<str>> = keys
             .iter()
-            .filter_map(|c| {
-                c.key_auth
-                    .as_ref()
-                    .map(|k| (digest(k.key.as_bytes()), c.name.as_str().into()))
-            })
+            .map(|(name, k)| (digest(k.key.as_bytes()), Arc::from(*name)))
             .collect();
         if keys.is_empty() {
             errors.push(FieldError::value(
@@ -151,6 +159,7 @@ impl KeyAuthPlugin {
         ctx.consumer = Some(Consumer {
             name: name.clone(),
             auth: KeyAuth::NAME,
+            auth_type: "api_key",
             claims: None,
         });
         if self.hide {
@@ -180,13 +189,8 @@ impl KeyAuthPlugin {
 
 #[async_trait]
 impl Plugin for KeyAuthPlugin {
-    fn name(&self) -> &'static str {
-        KeyAuth::NAME
-    }
-
-    fn priority(&self) -> i32 {
-        // APISIX's key-auth priority: before authorization (2400) and rate limits.
-        2500
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
 
     fn credential_names(&self) -> CredentialNames {
@@ -196,8 +200,8 @@ impl Plugin for KeyAuthPlugin {
         }
     }
 
-    async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
-        match self.authenticate(session.req_header_mut(), ctx) {
+    async fn request(&self, req: &mut Request<'_>, ctx: &mut RequestCtx) -> Result<Flow> {
+        match self.authenticate(req.header_mut(), ctx) {
             Ok(()) => Ok(Flow::Continue),
             Err(r) => Ok(Flow::Respond(self.refuse(r, ctx))),
         }

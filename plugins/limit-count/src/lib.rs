@@ -13,16 +13,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora_error::Result;
 use pingora_http::RequestHeader;
-use pingora_proxy::Session;
 use serde::Deserialize;
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
 use sluice_core::config::units::HumanDuration;
-use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+use sluice_core::{
+    BuildScope, Flow, HttpResponse, Phases, Plugin, PluginSpec, Request, RequestCtx,
+};
 use sluice_limits::reply::{default_code, default_key, default_max_keys};
 use sluice_limits::{
-    ceil_secs, Clock, CommonLimitConfig, Keyed, MonotonicClock, OnStoreError, Policy, Quota,
-    WindowCounter, WindowState,
+    ceil_secs, Clock, CommonLimitConfig, Keyed, OnStoreError, Policy, Quota, WindowCounter,
+    WindowState,
 };
 use sluice_store::{count_error, Stores};
 
@@ -116,6 +117,8 @@ pub struct LimitCountPlugin {
 
 impl PluginSpec for LimitCount {
     const NAME: &'static str = "limit-count";
+    // APISIX's limit-count priority: after authentication, before kafka-divert.
+    const PRIORITY: i32 = 1002;
     type Config = LimitCountConfig;
 
     fn build(
@@ -126,7 +129,7 @@ impl PluginSpec for LimitCount {
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
         let redis = c.policy == "redis";
         let on_error = c.on_store_error;
-        let mut plugin = LimitCountPlugin::new(c, at, Arc::new(MonotonicClock::new()))?;
+        let mut plugin = LimitCountPlugin::new(c, at, scope.clock.clone())?;
         if redis {
             let client = self
                 .stores
@@ -266,19 +269,14 @@ impl LimitCountPlugin {
 
 #[async_trait]
 impl Plugin for LimitCountPlugin {
-    fn name(&self) -> &'static str {
-        LimitCount::NAME
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
 
-    fn priority(&self) -> i32 {
-        // APISIX's limit-count priority: after authentication, before kafka-divert.
-        1002
-    }
-
-    async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+    async fn request(&self, req: &mut Request<'_>, ctx: &mut RequestCtx) -> Result<Flow> {
         let refusal = match &self.shared {
-            None => self.check(session.req_header(), ctx),
-            Some(shared) => self.check_shared(shared, session.req_header(), ctx).await,
+            None => self.check(req.header(), ctx),
+            Some(shared) => self.check_shared(shared, req.header(), ctx).await,
         };
         Ok(match refusal {
             None => Flow::Continue,

@@ -16,6 +16,7 @@ fn ctx(ip: &str, consumer: Option<&str>) -> RequestCtx {
     c.consumer = consumer.map(|n| Consumer {
         name: n.into(),
         auth: "key-auth",
+        auth_type: "api_key",
         claims: None,
     });
     c
@@ -124,6 +125,7 @@ fn policy_chooses_the_store_and_redis_needs_its_section() {
         consumers: &consumers,
         authenticates: false,
         redis: None,
+        clock: Arc::new(ManualClock::new()),
     };
     let c: LimitCountConfig =
         serde_yaml::from_str("{ count: 1, time_window: 1s, policy: redis }").unwrap();
@@ -134,4 +136,31 @@ fn policy_chooses_the_store_and_redis_needs_its_section() {
         .unwrap();
     assert_eq!(errors[0].path.to_string(), "limit-count.policy");
     assert!(errors[0].message.contains("redis:"), "{errors:?}");
+}
+
+/// Through the trait, as the proxy runs it: the count, the `RateLimit-*` headers on
+/// the upstream's answer and on the refusal, and the window's reset with the clock.
+#[tokio::test]
+async fn the_request_phase_counts_and_refuses_with_headers() {
+    use sluice_core::testkit::{TestExchange, TestRoute};
+    let r = TestRoute::new().with(
+        LimitCount::new(Default::default()),
+        "{ count: 2, time_window: 60s }",
+    );
+    let out = r.exchange(TestExchange::get("/"), None).await;
+    assert_eq!(out.status(), Some(200));
+    assert_eq!(out.header("ratelimit-remaining"), Some("1"));
+    assert_eq!(out.header("ratelimit-limit"), Some("2"));
+    let out = r.exchange(TestExchange::get("/"), None).await;
+    assert_eq!(out.header("ratelimit-remaining"), Some("0"));
+    let out = r.exchange(TestExchange::get("/"), None).await;
+    assert_eq!(out.status(), Some(429));
+    assert_eq!(out.ctx.responded_by, Some("limit-count"));
+    assert_eq!(out.header("ratelimit-remaining"), Some("0"));
+    assert!(out.header("retry-after").is_some());
+    assert!(out.upstream.is_none());
+    assert_eq!(r.rejections("quota_exceeded"), 1);
+    r.clock.advance(std::time::Duration::from_secs(60));
+    let out = r.exchange(TestExchange::get("/"), None).await;
+    assert_eq!(out.status(), Some(200));
 }

@@ -12,15 +12,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use pingora_error::Result;
 use pingora_http::RequestHeader;
-use pingora_proxy::Session;
 use serde::Deserialize;
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
-use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+use sluice_core::{
+    BuildScope, Flow, HttpResponse, Phases, Plugin, PluginSpec, Request, RequestCtx,
+};
 use sluice_limits::reply::{default_code, default_key, default_max_keys};
 use sluice_limits::{
-    Clock, CommonLimitConfig, Decision, Keyed, LeakyBucket, LeakyState, MonotonicClock,
-    OnStoreError,
+    Clock, CommonLimitConfig, Decision, Keyed, LeakyBucket, LeakyState, OnStoreError,
 };
 use sluice_store::{count_error, StorePolicy, Stores};
 
@@ -91,6 +91,8 @@ pub struct LimitReqPlugin {
 
 impl PluginSpec for LimitReq {
     const NAME: &'static str = "limit-req";
+    // APISIX's limit-req priority: after authentication and limit-count.
+    const PRIORITY: i32 = 1001;
     type Config = LimitReqConfig;
 
     fn build(
@@ -100,7 +102,7 @@ impl PluginSpec for LimitReq {
         scope: &BuildScope<'_>,
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
         let (policy, on_error) = (c.policy, c.on_store_error);
-        let mut plugin = LimitReqPlugin::new(c, at, Arc::new(MonotonicClock::new()))?;
+        let mut plugin = LimitReqPlugin::new(c, at, scope.clock.clone())?;
         if policy == StorePolicy::Redis {
             let client = self
                 .stores
@@ -200,19 +202,14 @@ impl LimitReqPlugin {
 
 #[async_trait]
 impl Plugin for LimitReqPlugin {
-    fn name(&self) -> &'static str {
-        LimitReq::NAME
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
 
-    fn priority(&self) -> i32 {
-        // APISIX's limit-req priority: after authentication and limit-count.
-        1001
-    }
-
-    async fn request(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Flow> {
+    async fn request(&self, req: &mut Request<'_>, ctx: &mut RequestCtx) -> Result<Flow> {
         let checked = match &self.shared {
-            None => self.check(session.req_header(), ctx),
-            Some(shared) => self.check_shared(shared, session.req_header(), ctx).await,
+            None => self.check(req.header(), ctx),
+            Some(shared) => self.check_shared(shared, req.header(), ctx).await,
         };
         match checked {
             Ok(delay) => {
@@ -309,6 +306,7 @@ mod tests {
             consumers: &consumers,
             authenticates: false,
             redis: None,
+            clock: Arc::new(ManualClock::new()),
         };
         let c: LimitReqConfig = serde_yaml::from_str("{ rate: 1, policy: redis }").unwrap();
         let e = LimitReq::new(Default::default())
@@ -316,5 +314,36 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(e[0].path.to_string(), "policy");
+    }
+}
+
+/// limit-req through its trait, as the proxy runs it.
+#[cfg(test)]
+mod trait_tests {
+    use sluice_core::testkit::{TestExchange, TestRoute};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn excess_is_refused_with_429_and_the_window_refills_with_the_clock() {
+        let r = TestRoute::new().with(
+            LimitReq::new(Default::default()),
+            "{ rate: 2, burst: 1, nodelay: true }",
+        );
+        let mut statuses = Vec::new();
+        for _ in 0..3 {
+            let out = r.exchange(TestExchange::get("/"), None).await;
+            statuses.push(out.status().unwrap());
+        }
+        assert_eq!(statuses, [200, 200, 429]);
+        let out = r.exchange(TestExchange::get("/"), None).await;
+        assert_eq!(out.ctx.responded_by, Some("limit-req"));
+        assert_eq!(out.header("retry-after"), Some("1"));
+        assert!(out.upstream.is_none());
+        assert_eq!(r.rejections("rate_limited"), 2);
+        r.clock.advance(Duration::from_millis(500));
+        let out = r.exchange(TestExchange::get("/"), None).await;
+        assert_eq!(out.status(), Some(200));
     }
 }

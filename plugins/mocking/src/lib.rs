@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use pingora_error::Result;
-use pingora_proxy::Session;
 use serde::Deserialize;
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
-use sluice_core::{BuildScope, Flow, HttpResponse, Plugin, PluginSpec, RequestCtx};
+use sluice_core::{
+    BuildScope, Flow, HttpResponse, Phases, Plugin, PluginSpec, Request, RequestCtx,
+};
 
 /// `plugins.mocking:`
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -51,6 +52,10 @@ pub struct MockingPlugin {
 
 impl PluginSpec for Mocking {
     const NAME: &'static str = "mocking";
+    // Answers the request like an upstream would: after authentication (2500),
+    // authorization and rate limits (1001-2400). (APISIX's 10900 runs it before
+    // authentication, which makes a mocked route public.)
+    const PRIORITY: i32 = 900;
     type Config = MockingConfig;
 
     fn build(
@@ -95,22 +100,58 @@ impl PluginSpec for Mocking {
 
 #[async_trait]
 impl Plugin for MockingPlugin {
-    fn name(&self) -> &'static str {
-        Mocking::NAME
-    }
-
-    fn priority(&self) -> i32 {
-        // Answers the request like an upstream would: after authentication (2500),
-        // authorization and rate limits (1001-2400). (APISIX's 10900 runs it before
-        // authentication, which makes a mocked route public.)
-        900
+    fn phases(&self) -> Phases {
+        Phases::REQUEST
     }
 
     fn answers_requests(&self) -> bool {
         true
     }
 
-    async fn request(&self, _session: &mut Session, _ctx: &mut RequestCtx) -> Result<Flow> {
+    async fn request(&self, _req: &mut Request<'_>, _ctx: &mut RequestCtx) -> Result<Flow> {
         Ok(Flow::Respond(self.response.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_core::testkit::{TestExchange, TestRoute};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn answers_with_the_configured_response_and_the_headers_added_for_it() {
+        let r = TestRoute::new().with(
+            Mocking,
+            "{ status: 201, body: '{\"ok\":true}', headers: { x-mock: yes } }",
+        );
+        let mut ctx = r.ctx();
+        ctx.response_headers
+            .push(("ratelimit-remaining", "4".into()));
+        let out = r
+            .exchange_in(&mut TestExchange::post("/x", "ignored"), ctx, None)
+            .await;
+        assert_eq!(out.status(), Some(201));
+        assert_eq!(out.json()["ok"], true);
+        assert_eq!(out.header("x-mock"), Some("yes"));
+        assert_eq!(out.header("ratelimit-remaining"), Some("4"));
+        assert_eq!(out.header("content-length"), Some("11"));
+        assert_eq!(out.ctx.responded_by, Some("mocking"));
+        assert!(out.upstream.is_none());
+    }
+
+    #[test]
+    fn config_errors_carry_paths() {
+        let e = TestRoute::new()
+            .try_with(Mocking, "{ status: 99, headers: { 'bad name': x } }")
+            .err()
+            .unwrap();
+        assert_eq!(
+            e,
+            [
+                "mocking.status: must be an HTTP status (100-599)",
+                "mocking.headers.bad name: not a valid header",
+            ]
+        );
     }
 }

@@ -35,7 +35,7 @@ use serde::Deserialize;
 use serde_yaml::Value;
 
 use crate::router::RouteMatch;
-pub use consumer::{ConsumerConfig, JwtCredential, KeyAuthCredential};
+pub use consumer::ConsumerConfig;
 use decode::{decode, FieldError};
 pub use error::{ConfigError, ConfigErrors};
 pub use kafka::*;

@@ -7,12 +7,20 @@ use std::sync::Arc;
 
 use super::decode::FieldError;
 use super::{shadow, validate, ConfigDoc};
-use crate::plugin::{BuildScope, Registry};
+use crate::config::SubscriptionConfig;
+use crate::plugin::subscription::{Subscription, SubscriptionScope};
+use crate::plugin::{BuildScope, Entry, PluginChain, Registry};
 use crate::router::{Route, RouteMatch, Router};
 
 impl ConfigDoc {
-    /// Build every route's plugins and the router. Errors are kept for [`Self::finish`].
+    /// Check the consumers' credential blocks with the authentication plugins that
+    /// claim them, then build every route's plugins and the router. Errors are kept for
+    /// [`Self::finish`].
     pub fn build_routes(&mut self, registry: &Registry) -> Router {
+        let consumers = self.config.consumers.clone();
+        let errors = registry.check_credentials(&consumers, &|i| self.consumer_path(i));
+        self.errors.extend(errors);
+        let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::MonotonicClock::new());
         let mut compiled = Vec::new();
         // Route id -> whether one of its plugins authenticates (for the shadow warnings).
         let mut authenticated = HashMap::new();
@@ -30,8 +38,9 @@ impl ConfigDoc {
                 consumers: &self.config.consumers,
                 authenticates,
                 redis: self.config.redis.as_ref(),
+                clock: clock.clone(),
             };
-            let mut plugins = Vec::new();
+            let mut entries = Vec::new();
             let mut effective = BTreeMap::new();
             let mut failed = false;
             for (name, cfg) in &rc.plugins {
@@ -48,8 +57,12 @@ impl ConfigDoc {
                         ));
                     }
                     Some(f) => match f.build(cfg, &p_at, &scope) {
-                        Ok(p) => {
-                            plugins.push(p);
+                        Ok(plugin) => {
+                            entries.push(Entry {
+                                name: f.name(),
+                                priority: f.priority(),
+                                plugin,
+                            });
                             if let Some(e) = f.effective(cfg) {
                                 effective.insert(name.clone(), e);
                             }
@@ -64,8 +77,9 @@ impl ConfigDoc {
             if let Some(decoded) = self.config.routes.get_mut(i) {
                 decoded.effective = effective;
             }
-            let route = Route::new(&rc.id, rc.upstream.as_deref(), plugins)
-                .with_max_body_bytes(rc.max_body_bytes.map(|b| b.0));
+            let chain =
+                PluginChain::new(entries).with_max_body_bytes(rc.max_body_bytes.map(|b| b.0));
+            let route = Route::new(&rc.id, rc.upstream.as_deref(), chain);
             if !failed && rc.upstream.is_none() && !route.answers_requests() {
                 self.errors.push(FieldError::key(
                     at.key("upstream"),
@@ -85,5 +99,65 @@ impl ConfigDoc {
             log::warn!("{w}");
         }
         router
+    }
+
+    /// Build every subscription with the plugin its remaining key names. Errors are
+    /// kept for [`Self::finish`].
+    pub fn build_subscriptions(
+        &mut self,
+        registry: &Registry,
+    ) -> Vec<(SubscriptionConfig, Arc<dyn Subscription>)> {
+        let mut built = Vec::new();
+        let scope_clusters = self.declared_clusters.clone();
+        let scope = SubscriptionScope {
+            declared_clusters: &scope_clusters,
+        };
+        for (i, sub) in self.config.subscriptions.clone().into_iter().enumerate() {
+            let at = self.subscription_path(i);
+            let known = registry.subscription_names().join(", ");
+            let (blocks, unknown): (Vec<_>, Vec<_>) = sub
+                .plugin
+                .iter()
+                .partition(|(name, _)| registry.subscription(name).is_some());
+            for (name, _) in &unknown {
+                self.errors.push(FieldError::key(
+                    at.key(name.as_str()),
+                    format!(
+                        "unknown field or subscription plugin `{name}` (fields: {}; plugins: {known})",
+                        super::subscription::FIELDS
+                    ),
+                ));
+            }
+            let (name, config) = match blocks.as_slice() {
+                [one] => *one,
+                [] => {
+                    if unknown.is_empty() {
+                        self.errors.push(FieldError::value(
+                            at,
+                            format!("a subscription needs the block of the plugin that delivers its records (one of: {known})"),
+                        ));
+                    }
+                    continue;
+                }
+                [_, more @ ..] => {
+                    for (name, _) in more {
+                        self.errors.push(FieldError::key(
+                            at.key(name.as_str()),
+                            "a subscription has one delivering plugin",
+                        ));
+                    }
+                    continue;
+                }
+            };
+            let p_at = at.key(name.as_str());
+            let Some(factory) = registry.subscription(name) else {
+                continue;
+            };
+            match factory.build(&sub, config, &p_at, &scope) {
+                Ok(s) => built.push((sub, s)),
+                Err(e) => self.errors.extend(e),
+            }
+        }
+        built
     }
 }

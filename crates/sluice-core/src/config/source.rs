@@ -204,7 +204,7 @@ fn expand_env_tracked(
 }
 
 /// True for a field holding a credential: `password`, `secret`, `secrets[]`,
-/// `token_keys[]`, `key-auth.key`, `admin.token`, and properties named `*.password` /
+/// `token_keys[]`, the `key` of a consumer's credential block, `admin.token`, and properties named `*.password` /
 /// `*.secret`. Such a field never takes a `${VAR:-default}` fallback (a default
 /// credential is one every copy of the file shares), and the admin API redacts it.
 pub fn is_credential(path: &FieldPath) -> bool {
@@ -217,7 +217,7 @@ pub fn is_credential(path: &FieldPath) -> bool {
         })
         .collect();
     match keys.as_slice() {
-        [.., "key-auth", "key"] | ["admin", "token"] => true,
+        ["consumers", _, "key"] | ["admin", "token"] => true,
         [.., last] => {
             matches!(*last, "password" | "secret" | "secrets" | "token_keys")
                 // librdkafka pass-through properties: sasl.password, ssl.key.password,

@@ -1,5 +1,7 @@
-//! `subscriptions[]:` — background Kafka consumers that deliver records elsewhere (today:
-//! webhooks, with `kafka-webhook`). Field docs are user documentation.
+//! `subscriptions[]:` — background Kafka consumers that deliver records elsewhere. The
+//! fields here are every subscription's; the one remaining key names the subscription
+//! plugin that delivers (e.g. `kafka-webhook:`) and holds its config, which the plugin
+//! decodes. Field docs are user documentation.
 
 use std::collections::BTreeMap;
 
@@ -9,7 +11,6 @@ use super::kafka::PropertyValue;
 
 /// One subscription.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
 pub struct SubscriptionConfig {
     /// Unique id; used in metrics and in the default group name.
     pub id: String,
@@ -30,10 +31,14 @@ pub struct SubscriptionConfig {
     /// start position and commit settings are Sluice's (`group`, `start`).
     #[serde(default)]
     pub properties: BTreeMap<String, PropertyValue>,
-    /// Webhook delivery (see `plugins/kafka-webhook/README.md`).
-    #[serde(rename = "kafka-webhook")]
-    pub webhook: serde_yaml::Value,
+    /// The delivering plugin's block, by plugin name (exactly one, e.g.
+    /// `kafka-webhook: {...}`, see `plugins/kafka-webhook/README.md`).
+    #[serde(flatten)]
+    pub plugin: BTreeMap<String, serde_yaml::Value>,
 }
+
+/// The fields every subscription has (for errors about the other keys).
+pub const FIELDS: &str = "id, cluster, topics, group, start, properties";
 
 /// Start position of a new consumer group.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]

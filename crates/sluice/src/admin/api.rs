@@ -57,10 +57,11 @@ fn routes(live: &Live) -> Value {
                         .key(name);
                     redact(&mut cfg, &at);
                     let priority = compiled.and_then(|c| {
-                        c.plugins
+                        c.chain
+                            .entries()
                             .iter()
-                            .find(|p| p.name() == name)
-                            .map(|p| p.priority())
+                            .find(|e| e.name == name)
+                            .map(|e| e.priority)
                     });
                     let config = serde_json::to_value(&cfg).unwrap_or(Value::Null);
                     (
@@ -143,18 +144,17 @@ fn subscriptions(live: &Live) -> Value {
         .subscriptions
         .running()
         .iter()
-        .map(|s| {
-            let c = s.config();
+        .map(|(c, s)| {
             let assigned: Vec<Value> = s
                 .assigned()
                 .into_iter()
                 .map(|(topic, partition)| {
-                    let l = lag.get(&(s.id.clone(), topic.clone(), partition)).copied();
+                    let l = lag.get(&(c.id.clone(), topic.clone(), partition)).copied();
                     json!({ "topic": topic, "partition": partition, "lag": l })
                 })
                 .collect();
             json!({
-                "id": s.id,
+                "id": c.id,
                 "cluster": c.cluster,
                 "topics": c.topics,
                 "group": c.group(),

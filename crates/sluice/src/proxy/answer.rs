@@ -19,7 +19,7 @@ pub(super) async fn respond(
     for (name, value) in std::mem::take(&mut ctx.req.response_headers) {
         resp = resp.with_header(name, value);
     }
-    resp.write_to(session).await?;
+    resp.write_to(&mut super::SessionExchange(session)).await?;
     Ok(true)
 }
 

@@ -12,8 +12,8 @@
 //! ```
 
 mod answer;
-mod body;
 mod errors;
+mod exchange;
 mod hardening;
 mod headers;
 mod target;
@@ -35,11 +35,12 @@ use sluice_core::metrics::{http as http_metrics, method_label};
 use sluice_core::normalize::{normalize_host, PathRules};
 use sluice_core::router::{host_without_port, RouteResult};
 use sluice_core::template::request_host;
-use sluice_core::{Flow, HttpResponse, RequestCtx, Router};
+use sluice_core::{Flow, HttpResponse, RequestCtx, Router, Summary};
 
 use crate::live::Live;
 use crate::upstream::Upstream;
 use answer::{refuse, respond};
+use exchange::SessionExchange;
 
 /// Request metrics of requests no route matched (route label `_none`).
 static UNROUTED: once_cell::sync::Lazy<sluice_core::metrics::RouteMetrics> =
@@ -88,7 +89,6 @@ pub struct GatewayCtx {
     upstream: Option<Arc<Upstream>>,
     tried: Vec<SocketAddr>,
     error_status: u16,
-    body_bytes: u64,
     /// The TCP peer, and whether it is a trusted proxy.
     peer: Option<(std::net::IpAddr, bool)>,
 }
@@ -107,7 +107,6 @@ impl ProxyHttp for Gateway {
             upstream: None,
             tried: Vec::new(),
             error_status: 0,
-            body_bytes: 0,
             peer: None,
         }
     }
@@ -160,29 +159,20 @@ impl ProxyHttp for Gateway {
             .as_deref()
             .and_then(|u| state.upstreams.get(u).cloned());
         ctx.req.credentials = route.credentials.clone();
-        ctx.req.route = Some(route.clone());
+        ctx.req.route_id = route.id.clone();
         ctx.route = Some(route.clone());
-        if let Err(r) = hardening::check_declared_body(session.req_header(), route.max_body_bytes) {
+        let max_body = route.chain.max_body_bytes();
+        if let Err(r) = hardening::check_declared_body(session.req_header(), max_body) {
             return refuse(session, ctx, r).await;
         }
-        let mut prefetch = route.prefetch_body;
-        for plugin in &route.plugins {
-            // After authentication and limits: just before the plugin that answers.
-            if prefetch && plugin.answers_requests() {
-                prefetch = false;
-                body::prefetch(session, ctx, &route).await?;
-            }
-            match plugin.request(session, &mut ctx.req).await? {
-                Flow::Continue => {}
-                Flow::Respond(r) => {
-                    ctx.req.responded_by = Some(plugin.name());
-                    return respond(session, ctx, r).await;
-                }
-                Flow::Responded => {
-                    ctx.req.responded_by = Some(plugin.name());
-                    return Ok(true);
-                }
-            }
+        match route
+            .chain
+            .request(&mut SessionExchange(session), &mut ctx.req)
+            .await?
+        {
+            Flow::Continue => {}
+            Flow::Respond(r) => return respond(session, ctx, r).await,
+            Flow::Responded => return Ok(true),
         }
         if ctx.upstream.is_none() {
             let r = HttpResponse::problem(502, "the route has no upstream", &ctx.req.request_id);
@@ -289,25 +279,27 @@ impl ProxyHttp for Gateway {
             }
         }
         if let Some(route) = &ctx.route {
-            for p in &route.plugins {
-                p.upstream_request(session, upstream_request, &mut ctx.req)
-                    .await?;
-            }
+            route
+                .chain
+                .upstream_request(upstream_request, &mut ctx.req)
+                .await?;
         }
         Ok(())
     }
 
     async fn request_body_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut GatewayCtx,
     ) -> Result<()> {
         match &ctx.route {
             Some(route) => {
-                let parts = (&mut ctx.req, &mut ctx.body_bytes);
-                body::chunk(session, parts, route, body, end_of_stream).await
+                route
+                    .chain
+                    .request_body(body, end_of_stream, &mut ctx.req)
+                    .await
             }
             None => Ok(()),
         }
@@ -325,7 +317,7 @@ impl ProxyHttp for Gateway {
 
     async fn response_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         response: &mut ResponseHeader,
         ctx: &mut GatewayCtx,
     ) -> Result<()> {
@@ -334,24 +326,22 @@ impl ProxyHttp for Gateway {
             response.insert_header(name, value)?;
         }
         if let Some(route) = &ctx.route {
-            for p in route.plugins.iter().rev() {
-                p.response(session, response, &mut ctx.req).await?;
-            }
+            route.chain.response(response, &mut ctx.req).await?;
         }
         Ok(())
     }
 
     fn response_body_filter(
         &self,
-        session: &mut Session,
+        _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut GatewayCtx,
     ) -> Result<Option<std::time::Duration>> {
         if let Some(route) = &ctx.route {
-            for p in route.plugins.iter().rev() {
-                p.response_body(session, body, end_of_stream, &mut ctx.req)?;
-            }
+            route
+                .chain
+                .response_body(body, end_of_stream, &mut ctx.req)?;
         }
         Ok(None)
     }
@@ -370,7 +360,7 @@ impl ProxyHttp for Gateway {
             if code == 503 {
                 r = r.with_header("retry-after", "1");
             }
-            if let Err(err) = r.write_to(session).await {
+            if let Err(err) = r.write_to(&mut SessionExchange(session)).await {
                 log::debug!("could not send the error response: {err}");
             }
         }
@@ -388,9 +378,14 @@ impl ProxyHttp for Gateway {
             session.set_keepalive(None);
         }
         if let Some(route) = &ctx.route {
-            for p in route.plugins.iter().rev() {
-                p.log(session, e, &mut ctx.req).await;
-            }
+            let summary = Summary {
+                request: session.req_header(),
+                response: session.response_written(),
+                request_body_bytes: session.body_bytes_read() as u64,
+                response_body_bytes: session.body_bytes_sent() as u64,
+                error: e,
+            };
+            route.chain.log(&summary, &mut ctx.req).await;
         }
         if let Some(m) = http_metrics() {
             m.in_flight.dec();

@@ -1,5 +1,6 @@
-//! Time for limiters: a [`Clock`] gives the time since its own origin, so tests can drive
-//! limiters with a [`ManualClock`] and check exact counts.
+//! Time for plugins that count it (limiters): a [`Clock`] gives the time since its own
+//! origin. Routes get the real one through `BuildScope::clock`; tests drive plugins
+//! with a [`ManualClock`] and check exact counts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
