@@ -63,6 +63,8 @@ pub struct KafkaDivertPlugin {
 }
 
 mod build;
+#[cfg(test)]
+mod trait_tests;
 
 /// The validated idempotency key of a request, or why it is refused.
 fn idempotency_key(
