@@ -195,14 +195,13 @@ routes:
 "#;
     let (ok, stderr, _) = check(yaml);
     assert!(!ok, "a bad file must fail the check");
-    let known = registered()
-        .iter()
-        .filter(|(_, _, k)| k != "subscription")
-        .map(|(n, _, _)| n.clone())
-        .collect::<std::collections::BTreeSet<_>>()
+    let mut known: Vec<String> = registered()
         .into_iter()
-        .collect::<Vec<_>>()
-        .join(", ");
+        .filter(|(_, _, kind)| kind != "subscription")
+        .map(|(name, _, _)| name)
+        .collect();
+    known.sort();
+    let known = known.join(", ");
     let unknown = format!(
         "FILE:22:7: routes[1].plugins.rate-limit: unknown plugin `rate-limit` (known: {known})"
     );

@@ -3,7 +3,8 @@
 //! - [`plugin`]: the [`Plugin`] trait (phases mirroring Pingora's `ProxyHttp` hooks, each
 //!   seeing only what it is about), per-phase plugin lists, the subscription plugin
 //!   trait, and the explicit plugin [`Registry`].
-//! - [`testkit`]: a fake exchange and a recorder, to test plugins through their trait.
+//! - `testkit` (feature `testkit`, for plugin crates' tests): a fake exchange and a
+//!   recorder, to test plugins through their trait.
 //! - [`clock`]: the monotonic clock plugins count time with, and a manual one for tests.
 //! - [`context`]: the per-request context every phase receives.
 //! - [`digest`]: fixed-size digests of client-chosen keys for bounded tables.
@@ -28,6 +29,7 @@ pub mod plugin;
 pub mod response;
 pub mod router;
 pub mod template;
+#[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod trace;
 

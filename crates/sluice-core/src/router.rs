@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use crate::context::CredentialNames;
 use crate::normalize::{normalize_path, EscapedSlashes, PathRules, Semicolons};
 use crate::plugin::PluginChain;
 
@@ -18,8 +17,6 @@ pub struct Route {
     pub upstream: Option<Arc<str>>,
     /// The plugins, by phase (with the request body cap).
     pub chain: PluginChain,
-    /// Credential header and query names of the route's plugins (for loggers).
-    pub credentials: Arc<CredentialNames>,
     /// The route's request metrics.
     pub metrics: crate::metrics::RouteMetrics,
 }
@@ -30,7 +27,6 @@ impl Route {
         Self {
             id: Arc::from(id),
             upstream: upstream.map(Arc::from),
-            credentials: Arc::new(chain.credential_names()),
             chain,
             metrics: Default::default(),
         }

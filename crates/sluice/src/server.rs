@@ -94,10 +94,8 @@ pub fn run(file: &str, test_only: bool, upgrade: bool) -> ExitCode {
         sluice_core::metrics::init,
         sluice_kafka::metrics::init,
         sluice_store::init,
-        sluice_plugin_kafka_divert::metrics::init,
-        sluice_plugin_kafka_sse::init,
-        sluice_plugin_kafka_webhook::metrics::init,
         crate::control::init,
+        || crate::registry::plugins(Default::default(), Default::default()).init_metrics(),
     ] {
         if let Err(e) = init() {
             eprintln!("sluice: {e}");

@@ -85,7 +85,7 @@ enum Source {
 impl JwtAuthPlugin {
     /// Verify the request's token; on success record the consumer and its claims and
     /// hide the token.
-    pub fn authenticate(
+    pub(crate) fn authenticate(
         &self,
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,

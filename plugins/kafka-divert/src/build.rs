@@ -19,6 +19,10 @@ impl PluginSpec for KafkaDivert {
     const PRIORITY: i32 = 1000;
     type Config = KafkaDivertConfig;
 
+    fn init_metrics(&self) -> std::result::Result<(), String> {
+        metrics::init()
+    }
+
     fn build(
         &self,
         c: KafkaDivertConfig,

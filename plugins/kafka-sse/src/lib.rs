@@ -66,7 +66,7 @@ static METRICS: Lazy<Option<Metrics>> = Lazy::new(|| {
 });
 
 /// Register the metrics now; the binary refuses to start if this fails.
-pub fn init() -> std::result::Result<(), String> {
+fn init() -> std::result::Result<(), String> {
     METRICS
         .as_ref()
         .map(|_| ())
@@ -101,6 +101,10 @@ impl PluginSpec for KafkaSse {
     // Answers the request, after authentication (like kafka-divert).
     const PRIORITY: i32 = 1000;
     type Config = KafkaSseConfig;
+
+    fn init_metrics(&self) -> std::result::Result<(), String> {
+        init()
+    }
 
     fn build(
         &self,

@@ -31,6 +31,10 @@ impl SubscriptionSpec for KafkaWebhook {
     const NAME: &'static str = "kafka-webhook";
     type Config = WebhookConfig;
 
+    fn init_metrics(&self) -> Result<(), String> {
+        crate::metrics::init()
+    }
+
     fn check(&self, sub: &SubscriptionConfig, at: &FieldPath) -> Vec<FieldError> {
         let mut errors = Vec::new();
         for key in sub.properties.keys() {
@@ -65,7 +69,7 @@ impl SubscriptionSpec for KafkaWebhook {
 
 /// Build the subscription `sub` with its webhook block `c` (found at `wat`); errors
 /// carry positions.
-pub fn build(
+fn build(
     sub: &SubscriptionConfig,
     c: WebhookConfig,
     wat: &FieldPath,

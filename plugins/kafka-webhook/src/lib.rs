@@ -7,7 +7,7 @@
 //! headers. Offsets are committed only after a 2xx or the dead-letter topic's
 //! acknowledgement: delivery is at least once.
 //!
-//! Split: [`build()`] (the [`KafkaWebhook`] spec: a subscription from its config),
+//! Split: [`KafkaWebhook`] (the spec: a subscription from its config, in `build`),
 //! [`config`], [`sign`], [`target`] (URL template, SSRF-safe client),
 //! [`deliver`] (attempts and retries), [`dispatch`] (ordering, concurrency, commits),
 //! [`context`] (consumer lag, the partitions this member owns), [`metrics`].
@@ -33,7 +33,7 @@ use sluice_kafka::{Cluster, EventCounters, OutgoingEvent};
 use tokio::sync::watch;
 
 use build::consumer_properties;
-pub use build::{build, KafkaWebhook};
+pub use build::KafkaWebhook;
 use context::SubscriptionContext;
 use deliver::{deliver, forwarded, Outcome, Request, Target};
 use metrics::webhook;
@@ -75,23 +75,8 @@ fn header<'a>(m: &'a OwnedMessage, name: &str) -> Option<&'a [u8]> {
 }
 
 impl Subscription {
-    /// The settings it was built from.
-    pub fn config(&self) -> &SubscriptionConfig {
-        &self.config
-    }
-
-    /// The partitions this instance owns now (none when it is not running).
-    pub fn assigned(&self) -> Vec<(String, i32)> {
-        self.assignment.owned()
-    }
-
-    /// True after the target answered `410 Gone`.
-    pub fn is_disabled(&self) -> bool {
-        self.disabled.load(std::sync::atomic::Ordering::Acquire)
-    }
-
     /// Consume and deliver until `stop` is set.
-    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+    async fn consume(self: Arc<Self>, stop: watch::Receiver<bool>) {
         // A new instance (start, or a reload that changed it) starts enabled.
         if let Some(m) = webhook() {
             m.disabled.with_label_values(&[&self.id]).set(0);
@@ -276,16 +261,18 @@ impl sluice_core::plugin::Subscription for Subscription {
             .is_some_and(|o| Arc::ptr_eq(&self.cluster, &o.cluster))
     }
 
+    /// The partitions this instance owns now (none when it is not running).
     fn assigned(&self) -> Vec<(String, i32)> {
-        Subscription::assigned(self)
+        self.assignment.owned()
     }
 
+    /// True after the target answered `410 Gone`.
     fn is_disabled(&self) -> bool {
-        Subscription::is_disabled(self)
+        self.disabled.load(std::sync::atomic::Ordering::Acquire)
     }
 
     async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
-        Subscription::run(self, stop).await
+        self.consume(stop).await
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

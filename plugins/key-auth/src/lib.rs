@@ -139,7 +139,7 @@ impl KeyAuthPlugin {
     }
 
     /// Check the request's key; on success record the consumer and hide the key.
-    pub fn authenticate(
+    fn authenticate(
         &self,
         req: &mut RequestHeader,
         ctx: &mut RequestCtx,

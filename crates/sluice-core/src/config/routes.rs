@@ -17,8 +17,7 @@ impl ConfigDoc {
     /// claim them, then build every route's plugins and the router. Errors are kept for
     /// [`Self::finish`].
     pub fn build_routes(&mut self, registry: &Registry) -> Router {
-        let consumers = self.config.consumers.clone();
-        let errors = registry.check_credentials(&consumers, &|i| self.consumer_path(i));
+        let errors = registry.check_credentials(&self.config.consumers, &|i| self.consumer_path(i));
         self.errors.extend(errors);
         let clock: Arc<dyn crate::clock::Clock> = Arc::new(crate::clock::MonotonicClock::new());
         let mut compiled = Vec::new();
@@ -108,56 +107,49 @@ impl ConfigDoc {
         registry: &Registry,
     ) -> Vec<(SubscriptionConfig, Arc<dyn Subscription>)> {
         let mut built = Vec::new();
-        let scope_clusters = self.declared_clusters.clone();
+        let mut errors = Vec::new();
         let scope = SubscriptionScope {
-            declared_clusters: &scope_clusters,
+            declared_clusters: &self.declared_clusters,
         };
-        for (i, sub) in self.config.subscriptions.clone().into_iter().enumerate() {
+        let known = registry.subscription_names().join(", ");
+        for (i, sub) in self.config.subscriptions.iter().enumerate() {
             let at = self.subscription_path(i);
-            let known = registry.subscription_names().join(", ");
-            let (blocks, unknown): (Vec<_>, Vec<_>) = sub
-                .plugin
-                .iter()
-                .partition(|(name, _)| registry.subscription(name).is_some());
-            for (name, _) in &unknown {
-                self.errors.push(FieldError::key(
-                    at.key(name.as_str()),
-                    format!(
-                        "unknown field or subscription plugin `{name}` (fields: {}; plugins: {known})",
-                        super::subscription::FIELDS
-                    ),
-                ));
-            }
-            let (name, config) = match blocks.as_slice() {
-                [one] => *one,
-                [] => {
-                    if unknown.is_empty() {
-                        self.errors.push(FieldError::value(
-                            at,
-                            format!("a subscription needs the block of the plugin that delivers its records (one of: {known})"),
-                        ));
-                    }
-                    continue;
+            let mut blocks = Vec::new();
+            for (name, config) in &sub.plugin {
+                match registry.subscription(name) {
+                    Some(factory) => blocks.push((name, config, factory)),
+                    None => errors.push(FieldError::key(
+                        at.key(name.as_str()),
+                        format!(
+                            "unknown field or subscription plugin `{name}` (fields: {}; plugins: {known})",
+                            super::subscription::FIELDS
+                        ),
+                    )),
                 }
+            }
+            match blocks.as_slice() {
+                [(name, config, factory)] => {
+                    match factory.build(sub, config, &at.key(name.as_str()), &scope) {
+                        Ok(s) => built.push((sub.clone(), s)),
+                        Err(e) => errors.extend(e),
+                    }
+                }
+                [] if sub.plugin.is_empty() => errors.push(FieldError::value(
+                    at,
+                    format!("a subscription needs the block of the plugin that delivers its records (one of: {known})"),
+                )),
+                [] => {}
                 [_, more @ ..] => {
-                    for (name, _) in more {
-                        self.errors.push(FieldError::key(
+                    for (name, _, _) in more {
+                        errors.push(FieldError::key(
                             at.key(name.as_str()),
                             "a subscription has one delivering plugin",
                         ));
                     }
-                    continue;
                 }
-            };
-            let p_at = at.key(name.as_str());
-            let Some(factory) = registry.subscription(name) else {
-                continue;
-            };
-            match factory.build(&sub, config, &p_at, &scope) {
-                Ok(s) => built.push((sub, s)),
-                Err(e) => self.errors.extend(e),
             }
         }
+        self.errors.extend(errors);
         built
     }
 }

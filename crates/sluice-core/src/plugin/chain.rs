@@ -1,7 +1,7 @@
 //! A route's plugins as per-phase lists (River's modifier lists), built once per route:
 //! request phases run by descending priority, response phases and the log in reverse
 //! (Envoy's order), each over only the plugins that declare the phase. The proxy and
-//! [`crate::testkit`] run phases through these same functions.
+//! `testkit` run phases through these same functions.
 
 use std::sync::Arc;
 
@@ -28,7 +28,7 @@ pub struct Entry {
 #[derive(Clone, Default)]
 pub struct PluginChain {
     all: Vec<Entry>,
-    request: Vec<Entry>,
+    request: Vec<RequestStep>,
     upstream_request: Vec<Entry>,
     request_body: Vec<Entry>,
     /// Reversed.
@@ -42,6 +42,17 @@ pub struct PluginChain {
     /// reading it (mocking).
     prefetch_body: bool,
     max_body_bytes: Option<u64>,
+    /// Every plugin's credential names (shared with each request: no allocation).
+    credentials: Arc<CredentialNames>,
+}
+
+/// A plugin of the request phase with what it declared, read once at build time.
+#[derive(Clone)]
+struct RequestStep {
+    entry: Entry,
+    answers: bool,
+    reads_body: bool,
+    writes_response: bool,
 }
 
 fn declaring(all: &[Entry], phase: Phases, reversed: bool) -> Vec<Entry> {
@@ -60,22 +71,35 @@ impl PluginChain {
     /// The chain of `entries`: sorted by descending priority, ties by name.
     pub fn new(mut entries: Vec<Entry>) -> Self {
         entries.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.name.cmp(b.name)));
+        let request_body = declaring(&entries, Phases::REQUEST_BODY, false);
         let any = |f: fn(&dyn Plugin) -> bool| entries.iter().any(|e| f(&*e.plugin));
-        let prefetch_body = entries
-            .iter()
-            .any(|e| e.plugin.phases().contains(Phases::REQUEST_BODY))
+        let prefetch_body = !request_body.is_empty()
             && any(|p| p.answers_requests())
             && !any(|p| p.reads_request_body());
+        let mut credentials = CredentialNames::default();
+        for e in &entries {
+            credentials.extend(e.plugin.credential_names());
+        }
+        let request = declaring(&entries, Phases::REQUEST, false)
+            .into_iter()
+            .map(|entry| RequestStep {
+                answers: entry.plugin.answers_requests(),
+                reads_body: entry.plugin.reads_request_body(),
+                writes_response: entry.plugin.writes_response(),
+                entry,
+            })
+            .collect();
         Self {
-            request: declaring(&entries, Phases::REQUEST, false),
+            request,
             upstream_request: declaring(&entries, Phases::UPSTREAM_REQUEST, false),
-            request_body: declaring(&entries, Phases::REQUEST_BODY, false),
+            request_body,
             response: declaring(&entries, Phases::RESPONSE, true),
             response_body: declaring(&entries, Phases::RESPONSE_BODY, true),
             log: declaring(&entries, Phases::LOG, true),
             all: entries,
             prefetch_body,
             max_body_bytes: None,
+            credentials: Arc::new(credentials),
         }
     }
 
@@ -100,31 +124,26 @@ impl PluginChain {
         self.all.iter().any(|e| e.plugin.answers_requests())
     }
 
-    /// The credential names of every plugin.
-    pub fn credential_names(&self) -> CredentialNames {
-        let mut names = CredentialNames::default();
-        for e in &self.all {
-            names.extend(e.plugin.credential_names());
-        }
-        names
+    /// The header and query names carrying credentials of every plugin (for loggers).
+    pub fn credentials(&self) -> &Arc<CredentialNames> {
+        &self.credentials
     }
 
     /// Run the request phases. A plugin's answer ends the phase; its name is recorded
     /// in `ctx.responded_by`.
     pub async fn request(&self, exchange: &mut dyn Exchange, ctx: &mut RequestCtx) -> Result<Flow> {
         let mut prefetch = self.prefetch_body;
-        for e in &self.request {
+        for step in &self.request {
             // After authentication and limits: just before the plugin that answers.
-            if prefetch && e.plugin.answers_requests() {
+            if prefetch && step.answers {
                 prefetch = false;
                 self.prefetch(exchange, ctx).await?;
             }
-            let p = &e.plugin;
-            let mut view = Request::new(exchange, p.reads_request_body(), p.writes_response());
-            match p.request(&mut view, ctx).await? {
+            let mut view = Request::new(exchange, step.reads_body, step.writes_response);
+            match step.entry.plugin.request(&mut view, ctx).await? {
                 Flow::Continue => {}
                 answered => {
-                    ctx.responded_by = Some(e.name);
+                    ctx.responded_by = Some(step.entry.name);
                     return Ok(answered);
                 }
             }

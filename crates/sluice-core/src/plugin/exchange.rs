@@ -1,5 +1,5 @@
 //! What a plugin phase sees of the client's exchange. The proxy implements [`Exchange`]
-//! over Pingora's session (and [`crate::testkit`] over memory); a request phase gets a
+//! over Pingora's session (and `testkit` over memory); a request phase gets a
 //! [`Request`] view of it: the request header, and only for plugins that declare them
 //! the body reader ([`Plugin::reads_request_body`](super::Plugin::reads_request_body))
 //! and the response writer ([`Plugin::writes_response`](super::Plugin::writes_response)).
@@ -41,7 +41,7 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// A view of `exchange` lending the body reader when `body` and the response writer
     /// when `writer`.
-    pub fn new(exchange: &'a mut dyn Exchange, body: bool, writer: bool) -> Self {
+    pub(crate) fn new(exchange: &'a mut dyn Exchange, body: bool, writer: bool) -> Self {
         Self {
             exchange,
             body,

@@ -13,7 +13,7 @@
 //! - [`subscription`]: the consume-side counterpart (a spec per subscription plugin).
 //!
 //! Only the proxy touches `pingora_proxy::Session`; plugins are tested through this
-//! trait with [`crate::testkit`].
+//! trait with `testkit`.
 
 pub mod chain;
 pub mod exchange;
@@ -85,7 +85,7 @@ impl std::ops::BitOr for Phases {
 ///
 /// Every phase has a default that does nothing; [`Plugin::phases`] says which ones the
 /// instance implements (a phase it implements but does not declare never runs, which
-/// the plugin's own trait-level tests catch: [`crate::testkit`] runs phases through the
+/// the plugin's own trait-level tests catch: `testkit` runs phases through the
 /// same per-phase lists as the proxy).
 #[async_trait]
 pub trait Plugin: Send + Sync + 'static {

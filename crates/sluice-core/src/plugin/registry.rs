@@ -4,8 +4,7 @@
 //! `consumers[].<plugin>` credential blocks to the authentication plugins that claim
 //! them.
 
-use std::collections::BTreeMap;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -64,7 +63,26 @@ pub struct CredentialBlock<'a> {
     pub at: FieldPath,
 }
 
-impl CredentialBlock<'_> {
+impl<'a> CredentialBlock<'a> {
+    /// The `consumers[i].<plugin>` blocks of `consumers` (the i-th at `path(i)`).
+    pub fn of(
+        consumers: &'a [ConsumerConfig],
+        plugin: &str,
+        path: &dyn Fn(usize) -> FieldPath,
+    ) -> Vec<Self> {
+        consumers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                Some(CredentialBlock {
+                    consumer: &c.name,
+                    config: c.credentials.get(plugin)?,
+                    at: path(i).key(plugin),
+                })
+            })
+            .collect()
+    }
+
     /// Decode every block as `T`; decoding errors go to `errors`.
     pub fn decode_all<'b, T: DeserializeOwned>(
         blocks: &'b [CredentialBlock<'b>],
@@ -108,6 +126,8 @@ pub trait PluginFactory: Send + Sync {
     /// `config` as the plugin reads it, every default filled in (`None` when it does
     /// not decode).
     fn effective(&self, config: &serde_yaml::Value) -> Option<serde_yaml::Value>;
+    /// Register the plugin's metrics (at start, so they show before first use).
+    fn init_metrics(&self) -> Result<(), String>;
 }
 
 /// The typed side of a plugin: its name, priority, config struct and how to build an
@@ -137,6 +157,10 @@ pub trait PluginSpec: Send + Sync + 'static {
         at: &FieldPath,
         scope: &BuildScope<'_>,
     ) -> Result<Arc<dyn Plugin>, Vec<FieldError>>;
+    /// Register the plugin's own metrics, if it has any (called once at start).
+    fn init_metrics(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// `plugin-name: {}` and `plugin-name:` (null) both mean "all defaults".
@@ -179,6 +203,10 @@ impl<S: PluginSpec> PluginFactory for S {
         let typed = decode::<S::Config>(&or_empty(config), &FieldPath::root()).ok()?;
         serde_yaml::to_value(&typed).ok()
     }
+
+    fn init_metrics(&self) -> Result<(), String> {
+        PluginSpec::init_metrics(self)
+    }
 }
 
 /// Builds subscriptions from their YAML config. Implemented for every
@@ -194,6 +222,8 @@ pub trait SubscriptionFactory: Send + Sync {
         at: &FieldPath,
         scope: &SubscriptionScope<'_>,
     ) -> Result<Arc<dyn Subscription>, Vec<FieldError>>;
+    /// Register the plugin's metrics (at start).
+    fn init_metrics(&self) -> Result<(), String>;
 }
 
 impl<S: SubscriptionSpec> SubscriptionFactory for S {
@@ -219,6 +249,10 @@ impl<S: SubscriptionSpec> SubscriptionFactory for S {
                 Err(errors)
             }
         }
+    }
+
+    fn init_metrics(&self) -> Result<(), String> {
+        SubscriptionSpec::init_metrics(self)
     }
 }
 
@@ -275,6 +309,17 @@ impl Registry {
         self.subscriptions.keys().copied().collect()
     }
 
+    /// Register every plugin's metrics.
+    pub fn init_metrics(&self) -> Result<(), String> {
+        for f in self.plugins.values() {
+            f.init_metrics()?;
+        }
+        for f in self.subscriptions.values() {
+            f.init_metrics()?;
+        }
+        Ok(())
+    }
+
     /// Check every credential block of `consumers` (the i-th at `path(i)`): each must
     /// belong to an authentication plugin, which checks its blocks.
     pub fn check_credentials(
@@ -283,37 +328,27 @@ impl Registry {
         path: &dyn Fn(usize) -> FieldPath,
     ) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        let mut claimed: BTreeMap<&str, Vec<CredentialBlock<'_>>> = BTreeMap::new();
-        let auth: Vec<&'static str> = self
+        let auth: Vec<&Arc<dyn PluginFactory>> = self
             .plugins
             .values()
             .filter(|f| f.authenticates())
-            .map(|f| f.name())
             .collect();
         for (i, c) in consumers.iter().enumerate() {
-            for (plugin, config) in &c.credentials {
-                let at = path(i).key(plugin);
-                if auth.contains(&plugin.as_str()) {
-                    claimed.entry(plugin).or_default().push(CredentialBlock {
-                        consumer: &c.name,
-                        config,
-                        at,
-                    });
-                } else {
+            for plugin in c.credentials.keys() {
+                if !auth.iter().any(|f| f.name() == plugin) {
+                    let names: Vec<&str> = auth.iter().map(|f| f.name()).collect();
                     errors.push(FieldError::key(
-                        at,
+                        path(i).key(plugin),
                         format!(
                             "unknown field or authentication plugin `{plugin}` (fields: name; authentication plugins: {})",
-                            auth.join(", ")
+                            names.join(", ")
                         ),
                     ));
                 }
             }
         }
-        for (plugin, blocks) in claimed {
-            if let Some(f) = self.plugins.get(plugin) {
-                errors.extend(f.check_credentials(&blocks));
-            }
+        for f in auth {
+            errors.extend(f.check_credentials(&CredentialBlock::of(consumers, f.name(), path)));
         }
         errors
     }

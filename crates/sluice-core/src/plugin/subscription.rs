@@ -54,6 +54,10 @@ pub trait SubscriptionSpec: Send + Sync + 'static {
     const NAME: &'static str;
     /// Its typed config (`#[serde(deny_unknown_fields)]`).
     type Config: DeserializeOwned;
+    /// Register the plugin's own metrics, if it has any (called once at start).
+    fn init_metrics(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// Check what this plugin knows of the subscription's own fields (e.g. consumer
     /// properties), whether or not its block decodes. `at` is the subscription's path.
     fn check(&self, _sub: &SubscriptionConfig, _at: &FieldPath) -> Vec<FieldError> {

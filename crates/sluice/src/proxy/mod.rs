@@ -158,7 +158,7 @@ impl ProxyHttp for Gateway {
             .upstream
             .as_deref()
             .and_then(|u| state.upstreams.get(u).cloned());
-        ctx.req.credentials = route.credentials.clone();
+        ctx.req.credentials = route.chain.credentials().clone();
         ctx.req.route_id = route.id.clone();
         ctx.route = Some(route.clone());
         let max_body = route.chain.max_body_bytes();

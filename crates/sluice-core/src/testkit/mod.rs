@@ -6,162 +6,23 @@
 //! phase a plugin implements but does not declare fails its tests. For tests only: it
 //! panics on what a test should not see.
 
-use std::collections::{BTreeSet, VecDeque};
+mod exchange;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use pingora_error::{Error, Result};
+use pingora_error::Error;
 use pingora_http::{RequestHeader, ResponseHeader};
 
 use crate::clock::ManualClock;
 use crate::config::path::FieldPath;
 use crate::config::ConsumerConfig;
-use crate::plugin::{BuildScope, Entry, Exchange, Flow, PluginChain, PluginFactory, Summary};
+use crate::plugin::{
+    BuildScope, CredentialBlock, Entry, Flow, PluginChain, PluginFactory, Summary,
+};
 use crate::RequestCtx;
-
-/// A client exchange in memory: a request with its body chunks, and what was written
-/// back.
-#[derive(Debug)]
-pub struct TestExchange {
-    /// The request header.
-    pub request: RequestHeader,
-    /// Body chunks not read yet.
-    pub body: VecDeque<Bytes>,
-    /// `100 Continue` was sent.
-    pub continue_sent: bool,
-    /// The connection is to be closed after the response.
-    pub closed: bool,
-    /// The response header written, if any.
-    pub response: Option<ResponseHeader>,
-    /// The response body written so far.
-    pub response_body: Vec<u8>,
-    /// The response was finished.
-    pub finished: bool,
-    /// What [`Exchange::shutting_down`] answers.
-    pub shutting_down: bool,
-    /// Body chunks read by plugins.
-    pub body_reads: usize,
-}
-
-impl TestExchange {
-    /// A request `method path` (no body).
-    pub fn new(method: &str, path: &str) -> Self {
-        let request = match RequestHeader::build(method, path.as_bytes(), None) {
-            Ok(r) => r,
-            Err(e) => panic!("test request {method} {path}: {e}"),
-        };
-        Self {
-            request,
-            body: VecDeque::new(),
-            continue_sent: false,
-            closed: false,
-            response: None,
-            response_body: Vec::new(),
-            finished: false,
-            shutting_down: false,
-            body_reads: 0,
-        }
-    }
-
-    /// `GET path`.
-    pub fn get(path: &str) -> Self {
-        Self::new("GET", path)
-    }
-
-    /// `POST path` with `body` (one chunk, `Content-Length` set).
-    pub fn post(path: &str, body: impl Into<Bytes>) -> Self {
-        let body = body.into();
-        Self::new("POST", path)
-            .header("content-length", &body.len().to_string())
-            .chunks([body])
-    }
-
-    /// Add a request header.
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        if let Err(e) = self.request.append_header(name.to_string(), value) {
-            panic!("test header {name}: {e}");
-        }
-        self
-    }
-
-    /// The body, as these chunks.
-    pub fn chunks<B: Into<Bytes>>(mut self, chunks: impl IntoIterator<Item = B>) -> Self {
-        self.body = chunks.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// The status written, if any.
-    pub fn status(&self) -> Option<u16> {
-        self.response.as_ref().map(|r| r.status.as_u16())
-    }
-}
-
-#[async_trait]
-impl Exchange for TestExchange {
-    fn request(&self) -> &RequestHeader {
-        &self.request
-    }
-    fn request_mut(&mut self) -> &mut RequestHeader {
-        &mut self.request
-    }
-    fn close_after_response(&mut self) {
-        self.closed = true;
-    }
-    async fn send_continue(&mut self) -> Result<()> {
-        self.continue_sent = true;
-        Ok(())
-    }
-    async fn read_body(&mut self) -> Result<Option<Bytes>> {
-        self.body_reads += 1;
-        Ok(self.body.pop_front())
-    }
-    async fn write_header(&mut self, header: ResponseHeader, end: bool) -> Result<()> {
-        assert!(
-            self.response.is_none(),
-            "the response header was written twice"
-        );
-        self.response = Some(header);
-        self.finished = end;
-        Ok(())
-    }
-    async fn write_body(&mut self, chunk: Option<Bytes>, end: bool) -> Result<()> {
-        assert!(
-            self.response.is_some(),
-            "a body was written before the header"
-        );
-        assert!(!self.finished, "a body was written after the end");
-        if let Some(c) = chunk {
-            self.response_body.extend_from_slice(&c);
-        }
-        self.finished = end;
-        Ok(())
-    }
-    fn shutting_down(&self) -> bool {
-        self.shutting_down
-    }
-}
-
-/// What the upstream answers in [`TestRoute::exchange`].
-pub struct TestUpstream {
-    /// Its response header.
-    pub response: ResponseHeader,
-    /// Its body chunks.
-    pub body: Vec<Bytes>,
-}
-
-impl TestUpstream {
-    /// `status` with `body` in one chunk.
-    pub fn new(status: u16, body: impl Into<Bytes>) -> Self {
-        match ResponseHeader::build(status, None) {
-            Ok(response) => Self {
-                response,
-                body: vec![body.into()],
-            },
-            Err(e) => panic!("test response {status}: {e}"),
-        }
-    }
-}
+pub use exchange::{TestExchange, TestUpstream};
 
 /// What a request went through.
 pub struct Outcome {
@@ -262,22 +123,8 @@ impl TestRoute {
     ) -> Result<Self, Vec<String>> {
         let config: serde_yaml::Value =
             serde_yaml::from_str(yaml).map_err(|e| vec![e.to_string()])?;
-        let blocks: Vec<_> = self
-            .consumers
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let config = c.credentials.get(factory.name())?;
-                Some(crate::plugin::CredentialBlock {
-                    consumer: &c.name,
-                    config,
-                    at: FieldPath::root()
-                        .key("consumers")
-                        .index(i)
-                        .key(factory.name()),
-                })
-            })
-            .collect();
+        let path = |i| FieldPath::root().key("consumers").index(i);
+        let blocks = CredentialBlock::of(&self.consumers, factory.name(), &path);
         let show = |e: Vec<crate::config::decode::FieldError>| -> Vec<String> {
             e.iter()
                 .map(|e| format!("{}: {}", e.path, e.message))
@@ -320,7 +167,7 @@ impl TestRoute {
         ctx.route_id = self.id.clone();
         ctx.request_id = "test-request".into();
         ctx.client_ip = "192.0.2.1".parse().ok();
-        ctx.credentials = Arc::new(self.chain.credential_names());
+        ctx.credentials = self.chain.credentials().clone();
         ctx
     }
 
@@ -365,12 +212,9 @@ impl TestRoute {
                 body = request.response_body.clone();
             }
             (Flow::Continue, _) => {
-                let (header, b) = self.proxy(request, &mut ctx, upstream).await;
-                upstream_header = Some(request.request.clone());
-                if let Some(h) = header {
-                    upstream_header = Some(h);
-                }
-                (response, body) = b;
+                let (up, proxied) = self.proxy(request, &mut ctx, upstream).await;
+                upstream_header = Some(up);
+                (response, body) = proxied;
             }
         }
         let summary = Summary {
@@ -390,13 +234,14 @@ impl TestRoute {
         }
     }
 
-    /// The proxied part: upstream request, request body, response and its body.
+    /// The proxied part: upstream request, request body, response and its body. Returns
+    /// the header the upstream gets and what the client gets.
     async fn proxy(
         &self,
         request: &mut TestExchange,
         ctx: &mut RequestCtx,
         upstream: Option<TestUpstream>,
-    ) -> (Option<RequestHeader>, (Option<ResponseHeader>, Vec<u8>)) {
+    ) -> (RequestHeader, (Option<ResponseHeader>, Vec<u8>)) {
         let mut up = request.request.clone();
         let failed = |e: Box<Error>| -> (Option<ResponseHeader>, Vec<u8>) {
             let status = match e.etype() {
@@ -406,13 +251,13 @@ impl TestRoute {
             (ResponseHeader::build(status, None).ok(), Vec::new())
         };
         if let Err(e) = self.chain.upstream_request(&mut up, ctx).await {
-            return (Some(up), failed(e));
+            return (up, failed(e));
         }
         loop {
             let mut chunk = request.body.pop_front();
             let end = chunk.is_none();
             if let Err(e) = self.chain.request_body(&mut chunk, end, ctx).await {
-                return (Some(up), failed(e));
+                return (up, failed(e));
             }
             if end {
                 break;
@@ -424,7 +269,7 @@ impl TestRoute {
             let _ = header.insert_header(name, value);
         }
         if let Err(e) = self.chain.response(&mut header, ctx).await {
-            return (Some(up), failed(e));
+            return (up, failed(e));
         }
         let mut body = Vec::new();
         let n = upstream.body.len();
@@ -438,6 +283,6 @@ impl TestRoute {
                 body.extend(chunk.unwrap_or_default());
             }
         }
-        (Some(up), (Some(header), body))
+        (up, (Some(header), body))
     }
 }
