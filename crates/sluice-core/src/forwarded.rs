@@ -4,6 +4,7 @@
 //! trusted proxy (each trusted hop appends the address it saw); from any other peer, the
 //! peer itself is the client and the headers it sent are replaced.
 
+use crate::config::error::InvalidValue;
 use std::net::IpAddr;
 
 /// One `ip/prefix` network (a bare address is a /32 or /128).
@@ -15,7 +16,7 @@ pub struct Cidr {
 
 impl Cidr {
     /// Parse `10.0.0.0/8`, `2001:db8::/32` or `192.0.2.7`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let (ip, prefix) = match s.split_once('/') {
             Some((ip, p)) => (ip, Some(p)),
             None => (s, None),

@@ -2,7 +2,7 @@
 //! in the default registry that the admin listener serves. Labels are low-cardinality:
 //! the route id (never a raw path), a normalized method and the status code.
 
-use once_cell::sync::Lazy;
+use crate::metric_set::{MetricSet, MetricsError};
 use std::sync::RwLock;
 
 use prometheus::{
@@ -85,19 +85,17 @@ impl HttpMetrics {
     }
 }
 
-static HTTP: Lazy<Result<HttpMetrics, prometheus::Error>> = Lazy::new(HttpMetrics::register);
+static HTTP: MetricSet<HttpMetrics> = MetricSet::new("http", HttpMetrics::register);
 
 /// The HTTP metrics, or `None` if their registration failed (reported by [`init`]).
 pub fn http() -> Option<&'static HttpMetrics> {
-    HTTP.as_ref().ok()
+    HTTP.get()
 }
 
 /// Register the metrics now; the binary calls this at start-up and refuses to run if
 /// it fails.
-pub fn init() -> Result<(), String> {
-    HTTP.as_ref()
-        .map(|_| ())
-        .map_err(|e| format!("registering HTTP metrics: {e}"))
+pub fn init() -> Result<(), MetricsError> {
+    HTTP.init()
 }
 
 /// Count a request refused on `route` for `reason` (a fixed, low-cardinality word such

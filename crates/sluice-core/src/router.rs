@@ -4,6 +4,7 @@
 //! over a prefix, a longer prefix over a shorter; then a method list over any method;
 //! then the earlier route in the file.
 
+use crate::config::error::InvalidValue;
 use std::sync::Arc;
 
 use crate::normalize::{normalize_path, EscapedSlashes, PathRules, Semicolons};
@@ -49,9 +50,9 @@ pub enum PathPattern {
 
 impl PathPattern {
     /// Parse `/a/b` (exact) or `/a/*`, `/a*` (prefix).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         if !s.starts_with('/') {
-            return Err(format!("path {s:?} must start with `/`"));
+            return Err(format!("path {s:?} must start with `/`").into());
         }
         let literal = s.strip_suffix('*').unwrap_or(s);
         let lenient = PathRules {
@@ -64,16 +65,16 @@ impl PathPattern {
                 let star = if s.ends_with('*') { "*" } else { "" };
                 return Err(format!(
                     "path {s:?} is not normalized: requests are matched after normalization, write \"{n}{star}\""
-                ));
+                ).into());
             }
-            Err(e) => return Err(format!("path {s:?}: {}", e.detail())),
+            Err(e) => return Err(format!("path {s:?}: {}", e.detail()).into()),
         }
         match s.find('*') {
             None => Ok(PathPattern::Exact(s.to_string())),
             Some(i) if i == s.len() - 1 => Ok(PathPattern::Prefix(s[..i].to_string())),
-            Some(_) => Err(format!(
-                "path {s:?}: `*` is only allowed at the end (prefix match)"
-            )),
+            Some(_) => {
+                Err(format!("path {s:?}: `*` is only allowed at the end (prefix match)").into())
+            }
         }
     }
 
@@ -97,7 +98,7 @@ pub enum HostPattern {
 
 impl HostPattern {
     /// Parse `api.example.com` or `*.example.com`.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let lower = s.to_ascii_lowercase();
         let lower = lower.strip_suffix('.').unwrap_or(&lower);
         let valid = |h: &str| {
@@ -112,9 +113,7 @@ impl HostPattern {
         } else if valid(lower) {
             return Ok(HostPattern::Exact(lower.to_string()));
         }
-        Err(format!(
-            "host {s:?} must be a host name or `*.` followed by a domain"
-        ))
+        Err(format!("host {s:?} must be a host name or `*.` followed by a domain").into())
     }
 
     fn matches(&self, host: &str) -> bool {

@@ -7,6 +7,7 @@
 //! `42`). `{{` and `}}` are literal braces. A missing header, argument or segment renders
 //! as the empty string. Templates are parsed once, at config load.
 
+use crate::config::error::InvalidValue;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -52,7 +53,7 @@ pub struct RequestData<'a> {
 
 impl Template {
     /// Parse a template; the error says what is wrong.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let mut parts = Vec::new();
         let mut lit = String::new();
         let mut chars = s.char_indices().peekable();
@@ -80,7 +81,7 @@ impl Template {
                     }
                     parts.push(Self::placeholder(name)?);
                 }
-                '}' => return Err(format!("unmatched `}}` at offset {i} (write `}}}}`)")),
+                '}' => return Err(format!("unmatched `}}` at offset {i} (write `}}}}`)").into()),
                 c => lit.push(c),
             }
         }
@@ -90,7 +91,7 @@ impl Template {
         Ok(Self { parts })
     }
 
-    fn placeholder(name: &str) -> Result<Part, String> {
+    fn placeholder(name: &str) -> Result<Part, InvalidValue> {
         Ok(match name {
             "route_id" => Part::RouteId,
             "client_ip" => Part::ClientIp,
@@ -123,7 +124,7 @@ impl Template {
                 } else {
                     return Err(format!(
                         "unknown placeholder `{{{name}}}` (known: route_id, client_ip, method, host, path, request_id, consumer, claim.NAME, header.NAME, query.NAME, path.N)"
-                    ));
+                    ).into());
                 }
             }
         })
@@ -325,6 +326,7 @@ mod tests {
     fn rejects_bad_templates() {
         assert!(Template::parse("{nope}")
             .unwrap_err()
+            .0
             .contains("unknown placeholder"));
         assert!(Template::parse("{path.x}").is_err());
         assert!(Template::parse("{route_id").is_err());

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 use crate::accounting::EventCounters;
 use crate::context::{ClusterHealth, DeliveryReport, Ticket};
 use crate::dev_broker::{forward, DevBroker};
+use crate::error::{DevBrokerError, Refused, StartError};
 use crate::event::{reason, OutgoingEvent};
 pub use crate::producers::{producer_config, Profile};
 use crate::producers::{Producers, Sender};
@@ -182,16 +183,23 @@ impl Cluster {
 
     /// Start the dev broker (if configured), the spool and its replayer (if configured)
     /// and the producers. Call inside a tokio runtime.
-    pub async fn start(self: &Arc<Self>) -> Result<(), String> {
+    pub async fn start(self: &Arc<Self>) -> Result<(), StartError> {
         let bootstrap = match &self.config.dev_broker {
             None => self.config.brokers.join(","),
             Some(dev) => {
-                let broker = DevBroker::start(&dev.topics, dev.partitions)?;
+                let dev_error = |source| StartError::DevBroker {
+                    cluster: self.name.clone(),
+                    source: Box::new(source),
+                };
+                let broker = DevBroker::start(&dev.topics, dev.partitions).map_err(dev_error)?;
                 let mut addr = broker.bootstrap().to_string();
                 if let Some(listen) = &dev.listen {
-                    let task = forward(listen, addr.clone())
-                        .await
-                        .map_err(|e| format!("dev broker: cannot listen on {listen}: {e}"))?;
+                    let task = forward(listen, addr.clone()).await.map_err(|source| {
+                        dev_error(DevBrokerError::Listen {
+                            listen: listen.clone(),
+                            source,
+                        })
+                    })?;
                     lock(&self.tasks).push(task);
                     addr = listen.clone();
                 }
@@ -213,8 +221,11 @@ impl Cluster {
                     },
                     identity: self.spool_identity(),
                 };
-                let s = Spool::open(opts)
-                    .map_err(|e| format!("kafka cluster `{}`: spool {}: {e}", self.name, sp.dir))?;
+                let s = Spool::open(opts).map_err(|source| StartError::Spool {
+                    cluster: self.name.clone(),
+                    dir: sp.dir.clone(),
+                    source,
+                })?;
                 Some(Arc::new(s))
             }
         };
@@ -256,7 +267,7 @@ impl Cluster {
         event: &OutgoingEvent,
         counters: &Arc<EventCounters>,
         profile: Option<Profile>,
-    ) -> Result<oneshot::Receiver<DeliveryReport>, String> {
+    ) -> Result<oneshot::Receiver<DeliveryReport>, Refused> {
         let (tx, rx) = oneshot::channel();
         self.enqueue(event, Some(counters), Some(tx), profile, false)
             .map(|()| rx)
@@ -286,7 +297,7 @@ impl Cluster {
         reply: Option<oneshot::Sender<DeliveryReport>>,
         profile: Option<Profile>,
         spool_on_failure: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), Refused> {
         if let Some(c) = counters {
             c.attempted();
         }
@@ -294,7 +305,9 @@ impl Cluster {
             if let (Some(c), false) = (counters, spool_on_failure) {
                 c.discarded(why);
             }
-            why.to_string()
+            Refused {
+                reason: why.to_string(),
+            }
         };
         let producer = self.producer(profile).map_err(refused)?;
         let mut headers = OwnedHeaders::new_with_capacity(event.headers.len());

@@ -14,6 +14,23 @@ use sluice_core::BuildScope;
 use crate::event::valid_topic;
 use crate::{Cluster, KafkaRuntime};
 
+/// The target fields every Kafka plugin's config has: `cluster`, `topic`,
+/// `topics_allowed` and `key`, lent by the config. (serde cannot flatten a shared struct
+/// into a config that denies unknown fields, so each config declares the four fields
+/// with its own failure wording and hands them over here, where they are checked and
+/// rendered the same way for every plugin.)
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The cluster's name under `kafka.clusters`.
+    pub cluster: &'a str,
+    /// The topic template.
+    pub topic: &'a str,
+    /// Exact topic names and `prefix*` a templated topic may render to.
+    pub topics_allowed: &'a [String],
+    /// The record key template, if any.
+    pub key: Option<&'a str>,
+}
+
 /// A validated destination.
 pub struct Destination {
     /// The cluster.
@@ -81,17 +98,19 @@ impl Destination {
     /// Check the `cluster`, `topic`, `topics_allowed` and `key` fields of a plugin config
     /// found at `at`. Errors are appended to `errors`; `None` when any of them is wrong
     /// (or the cluster has its own errors, already reported).
-    #[allow(clippy::too_many_arguments)]
     pub fn build(
         kafka: &KafkaRuntime,
-        cluster: &str,
-        topic: &str,
-        topics_allowed: &[String],
-        key: Option<&str>,
+        target: Target<'_>,
         at: &FieldPath,
         scope: &BuildScope<'_>,
         errors: &mut Vec<FieldError>,
     ) -> Option<Self> {
+        let Target {
+            cluster,
+            topic,
+            topics_allowed,
+            key,
+        } = target;
         let before = errors.len();
         let found = kafka.cluster(cluster);
         if found.is_none() && !scope.declared_clusters.contains(cluster) {
@@ -140,6 +159,26 @@ impl Destination {
                 allowed,
             }),
             _ => None,
+        }
+    }
+
+    /// An error at `at.field` when this destination's cluster has no spool: `what` (e.g.
+    /// "`acks: spool`") needs one.
+    pub fn require_spool(
+        &self,
+        at: &FieldPath,
+        field: &str,
+        what: &str,
+        errors: &mut Vec<FieldError>,
+    ) {
+        if self.cluster.config().spool.is_none() {
+            errors.push(FieldError::value(
+                at.key(field),
+                format!(
+                    "{what} needs a spool: set `kafka.clusters.{}.spool`",
+                    self.cluster.name()
+                ),
+            ));
         }
     }
 

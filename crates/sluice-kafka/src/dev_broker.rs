@@ -10,6 +10,8 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use rdkafka::mocking::MockCluster;
+
+use crate::error::DevBrokerError;
 use tokio::net::{TcpListener, TcpStream};
 
 /// A running mock cluster.
@@ -21,18 +23,22 @@ pub struct DevBroker {
 
 impl DevBroker {
     /// Start a one-broker mock cluster with `topics` created, `partitions` each.
-    pub fn start(topics: &[String], partitions: u16) -> Result<Self, String> {
+    pub fn start(topics: &[String], partitions: u16) -> Result<Self, DevBrokerError> {
         let topics = topics.to_vec();
-        let (addr_tx, addr_rx) = mpsc::channel::<Result<String, String>>();
+        let (addr_tx, addr_rx) = mpsc::channel::<Result<String, DevBrokerError>>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("sluice-dev-broker".into())
             .spawn(move || match MockCluster::new(1) {
                 Ok(cluster) => {
                     for t in &topics {
-                        if let Err(e) = cluster.create_topic(t, i32::from(partitions.max(1)), 1) {
-                            let _ = addr_tx
-                                .send(Err(format!("dev broker: cannot create topic `{t}`: {e}")));
+                        if let Err(source) =
+                            cluster.create_topic(t, i32::from(partitions.max(1)), 1)
+                        {
+                            let _ = addr_tx.send(Err(DevBrokerError::Topic {
+                                topic: t.clone(),
+                                source,
+                            }));
                             return;
                         }
                     }
@@ -42,13 +48,11 @@ impl DevBroker {
                     drop(cluster);
                 }
                 Err(e) => {
-                    let _ = addr_tx.send(Err(format!("cannot start the dev broker: {e}")));
+                    let _ = addr_tx.send(Err(DevBrokerError::Start(e)));
                 }
             })
-            .map_err(|e| format!("cannot start the dev broker thread: {e}"))?;
-        let bootstrap = addr_rx
-            .recv()
-            .map_err(|_| "the dev broker thread ended unexpectedly".to_string())??;
+            .map_err(DevBrokerError::Thread)?;
+        let bootstrap = addr_rx.recv().map_err(|_| DevBrokerError::Ended)??;
         Ok(Self {
             bootstrap,
             stop: Some(stop_tx),

@@ -9,6 +9,7 @@
 //! - `watchdog`: replaces producers that hit a fatal error, so sends recover without a
 //!   restart.
 //! - [`tail`]: the `sluice tail` record printer.
+//! - [`error`]: typed errors (start, refusal, tail).
 //! - `replay`, `quarantine`: deliver the disk spool, setting poison records aside.
 
 pub mod accounting;
@@ -16,6 +17,7 @@ pub mod cluster;
 mod context;
 pub mod destination;
 pub mod dev_broker;
+pub mod error;
 pub mod event;
 pub mod metrics;
 mod producers;
@@ -29,6 +31,7 @@ mod watchdog;
 pub use accounting::EventCounters;
 pub use cluster::{Cluster, Profile};
 pub use context::{spool_reason, Acked, DeliveryReport};
-pub use destination::Destination;
+pub use destination::{Destination, Target};
+pub use error::{DevBrokerError, Refused, StartError, TailError};
 pub use event::OutgoingEvent;
 pub use runtime::KafkaRuntime;

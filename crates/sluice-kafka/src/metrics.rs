@@ -1,8 +1,8 @@
 //! Kafka-side Prometheus metrics (`sluice_kafka_*`): event outcomes per route and
 //! plugin, producer queue depth and broker state from librdkafka statistics.
 
-use once_cell::sync::Lazy;
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+use sluice_core::metric_set::{MetricSet, MetricsError};
 
 /// The Kafka metrics.
 pub struct KafkaMetrics {
@@ -162,17 +162,14 @@ impl KafkaMetrics {
     }
 }
 
-static KAFKA: Lazy<Result<KafkaMetrics, prometheus::Error>> = Lazy::new(KafkaMetrics::register);
+static KAFKA: MetricSet<KafkaMetrics> = MetricSet::new("kafka", KafkaMetrics::register);
 
 /// The Kafka metrics, or `None` if registration failed (reported by [`init`]).
 pub fn kafka() -> Option<&'static KafkaMetrics> {
-    KAFKA.as_ref().ok()
+    KAFKA.get()
 }
 
 /// Register now; the binary refuses to start if this fails.
-pub fn init() -> Result<(), String> {
-    KAFKA
-        .as_ref()
-        .map(|_| ())
-        .map_err(|e| format!("registering Kafka metrics: {e}"))
+pub fn init() -> Result<(), MetricsError> {
+    KAFKA.init()
 }

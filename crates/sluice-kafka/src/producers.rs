@@ -20,6 +20,7 @@ use sluice_core::config::{Acks, ClusterConfig};
 use sluice_spool::Spool;
 
 use crate::context::{ClusterHealth, SluiceContext};
+use crate::error::StartError;
 use crate::event::code_reason;
 
 /// One producer.
@@ -70,7 +71,7 @@ impl Producers {
         health: Arc<ClusterHealth>,
         spool: Option<Arc<Spool>>,
         default_profile: Profile,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, StartError> {
         let default = create(cluster, &config, 0, None, &health, &spool)?;
         Ok(Self {
             cluster: cluster.to_string(),
@@ -84,7 +85,7 @@ impl Producers {
     }
 
     /// The producer for `profile` (`None`: the default), creating it if needed.
-    pub fn get(&self, profile: Option<Profile>) -> Result<Sender, String> {
+    pub fn get(&self, profile: Option<Profile>) -> Result<Sender, StartError> {
         let p = profile.unwrap_or(self.default_profile);
         if let Some((_, s)) = self.by_profile.load().get(&p) {
             return Ok(s.clone());
@@ -102,7 +103,7 @@ impl Producers {
         Ok(s)
     }
 
-    fn create(&self, slot: usize, p: Profile) -> Result<Sender, String> {
+    fn create(&self, slot: usize, p: Profile) -> Result<Sender, StartError> {
         let profile = (p != self.default_profile).then_some(p);
         create(
             &self.cluster,
@@ -173,7 +174,7 @@ fn create(
     profile: Option<Profile>,
     health: &Arc<ClusterHealth>,
     spool: &Option<Arc<Spool>>,
-) -> Result<Sender, String> {
+) -> Result<Sender, StartError> {
     let mut cfg = config.clone();
     if let Some(p) = profile {
         cfg.set(
@@ -189,7 +190,10 @@ fn create(
         spool: spool.clone(),
     };
     cfg.create_with_context(context)
-        .map_err(|e| format!("kafka cluster `{cluster}`: cannot create a producer: {e}"))
+        .map_err(|source| StartError::Producer {
+            cluster: cluster.to_string(),
+            source,
+        })
 }
 
 /// The librdkafka producer properties for a cluster config.

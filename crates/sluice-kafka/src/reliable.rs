@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use crate::accounting::EventCounters;
 use crate::cluster::Cluster;
 use crate::context::{now_ms, spool_event, spool_reason};
+use crate::error::Refused;
 use crate::event::OutgoingEvent;
 
 impl Cluster {
@@ -29,7 +30,8 @@ impl Cluster {
         }
         // With `spool_on_failure`, a refusal is not counted: the event stays in flight
         // and is settled by the spool.
-        if let Err(why) = self.enqueue(event, Some(counters), None, None, true) {
+        if let Err(Refused { reason: why }) = self.enqueue(event, Some(counters), None, None, true)
+        {
             if crate::event::permanent_reason(&why) {
                 // No retry can deliver it: counted failed, not spooled.
                 counters.failed(&why);

@@ -14,6 +14,7 @@ use tokio::sync::oneshot;
 
 use crate::cluster::Cluster;
 use crate::context::now_ms;
+use crate::error::Refused;
 use crate::event::{permanent_error, permanent_reason, reason, OutgoingEvent};
 use crate::metrics::kafka;
 use crate::quarantine::Quarantine;
@@ -91,14 +92,14 @@ async fn replay_window(
         let (tx, rx) = oneshot::channel();
         match cluster.enqueue(&event, None, Some(tx), None, false) {
             Ok(()) => waits.push((entry, rx)),
-            Err(why) if permanent_reason(&why) => {
+            Err(Refused { reason: why }) if permanent_reason(&why) => {
                 if !quarantine.failed(cluster.name(), spool, &entry, &why, true, false) {
                     // Could not be set aside: retry the window from it.
                     refused = Some(why);
                     break;
                 }
             }
-            Err(why) => {
+            Err(Refused { reason: why }) => {
                 // Wait for what was sent, then retry from the oldest unacknowledged.
                 refused = Some(why);
                 break;

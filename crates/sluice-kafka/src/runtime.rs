@@ -14,6 +14,7 @@ use sluice_core::config::path::FieldPath;
 use sluice_core::config::ClusterConfig;
 
 use crate::cluster::{producer_config, Cluster, FlushOutcome};
+use crate::error::StartError;
 
 /// All clusters of one configuration.
 #[derive(Default)]
@@ -73,7 +74,7 @@ impl KafkaRuntime {
 
     /// Start every cluster that is not running yet. On failure the error names the
     /// cluster.
-    pub async fn start(&self) -> Result<(), String> {
+    pub async fn start(&self) -> Result<(), StartError> {
         for c in self.clusters.values().filter(|c| !c.is_started()) {
             c.start().await?;
             match &c.config().dev_broker {

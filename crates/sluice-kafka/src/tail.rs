@@ -4,6 +4,7 @@
 //! returns, C1 controls, bidirectional marks) are printed as `\u{..}` escapes, so a
 //! record cannot drive the terminal or fake other records' lines.
 
+use crate::error::TailError;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -48,18 +49,21 @@ pub fn printable(bytes: &[u8], keep_tabs: bool) -> String {
 }
 
 /// Print records until `max` is reached or the process is interrupted.
-pub fn run(opts: &TailOptions, out: &mut dyn Write) -> Result<(), String> {
+pub fn run(opts: &TailOptions, out: &mut dyn Write) -> Result<(), TailError> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &opts.brokers)
         .set("group.id", "sluice-tail")
         .set("enable.auto.commit", "false")
         .create()
-        .map_err(|e| format!("cannot create a consumer: {e}"))?;
+        .map_err(TailError::Consumer)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let partitions = loop {
         let md = consumer
             .fetch_metadata(Some(&opts.topic), Duration::from_secs(5))
-            .map_err(|e| format!("cannot read metadata from {}: {e}", opts.brokers))?;
+            .map_err(|source| TailError::Metadata {
+                brokers: opts.brokers.clone(),
+                source,
+            })?;
         let n = md
             .topics()
             .first()
@@ -69,10 +73,7 @@ pub fn run(opts: &TailOptions, out: &mut dyn Write) -> Result<(), String> {
             break n;
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "topic `{}` has no partitions (does it exist?)",
-                opts.topic
-            ));
+            return Err(TailError::NoPartitions(opts.topic.clone()));
         }
         std::thread::sleep(Duration::from_millis(500));
     };
@@ -83,16 +84,15 @@ pub fn run(opts: &TailOptions, out: &mut dyn Write) -> Result<(), String> {
         Offset::Beginning
     };
     for p in 0..partitions {
-        tpl.add_partition_offset(&opts.topic, p as i32, start)
-            .map_err(|e| e.to_string())?;
+        tpl.add_partition_offset(&opts.topic, p as i32, start)?;
     }
-    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    consumer.assign(&tpl)?;
     let mut seen = 0usize;
     while opts.max.is_none_or(|m| seen < m) {
         let Some(res) = consumer.poll(Duration::from_millis(500)) else {
             continue;
         };
-        let msg = res.map_err(|e| e.to_string())?;
+        let msg = res?;
         if opts.raw {
             write_raw(out, &msg);
         } else {

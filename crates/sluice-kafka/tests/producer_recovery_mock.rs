@@ -27,7 +27,9 @@ fn event(i: usize) -> OutgoingEvent {
 /// Send one acknowledged event: `Err` with the reason when the producer refused it at
 /// once (counted discarded) or its delivery failed (counted failed).
 async fn send(cluster: &Cluster, counters: &Arc<EventCounters>, i: usize) -> Result<(), String> {
-    let rx = cluster.send_acked(&event(i), counters, None)?;
+    let rx = cluster
+        .send_acked(&event(i), counters, None)
+        .map_err(|r| r.reason)?;
     tokio::time::timeout(Duration::from_secs(30), rx)
         .await
         .expect("a delivery report within the delivery timeout")

@@ -5,6 +5,7 @@
 //! that an unauthenticated client cannot escape the limit by leaving the header out.
 
 use pingora_http::RequestHeader;
+use sluice_core::config::error::InvalidValue;
 use sluice_core::template::Template;
 use sluice_core::RequestCtx;
 
@@ -23,7 +24,7 @@ pub enum LimitKey {
 
 impl LimitKey {
     /// Parse the `key` field; the error says what is accepted.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         match s {
             "remote_addr" => Ok(Self::RemoteAddr),
             "consumer" | "consumer_name" => Ok(Self::Consumer),
@@ -31,7 +32,7 @@ impl LimitKey {
             t if t.contains('{') => Template::parse(t).map(Self::Template),
             other => Err(format!(
                 "unknown key {other:?}: use remote_addr, consumer, route or a template such as \"{{header.x-tenant}}\""
-            )),
+            ).into()),
         }
     }
 
@@ -85,6 +86,7 @@ mod tests {
         );
         assert!(LimitKey::parse("client")
             .unwrap_err()
+            .0
             .contains("remote_addr"));
         assert!(LimitKey::parse("{nope}").is_err());
     }

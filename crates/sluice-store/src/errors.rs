@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use once_cell::sync::Lazy;
 use prometheus::{IntCounterVec, Opts};
+use sluice_core::metric_set::{MetricSet, MetricsError};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,7 @@ impl From<redis::RedisError> for StoreError {
     }
 }
 
-static ERRORS: Lazy<Result<IntCounterVec, prometheus::Error>> = Lazy::new(|| {
+static ERRORS: MetricSet<IntCounterVec> = MetricSet::new("store", || {
     let c = IntCounterVec::new(
         Opts::new(
             "sluice_store_errors_total",
@@ -75,7 +75,7 @@ static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
 /// Count a failed store operation of `plugin`, and log it: at most one line every 10
 /// seconds, since an outage fails every request and the counter has them all.
 pub fn count_error(plugin: &str, e: &StoreError) {
-    if let Ok(c) = ERRORS.as_ref() {
+    if let Some(c) = ERRORS.get() {
         c.with_label_values(&[plugin, e.kind()]).inc();
     }
     let now = SystemTime::now()
@@ -92,9 +92,6 @@ pub fn count_error(plugin: &str, e: &StoreError) {
 }
 
 /// Register the counter now (so that it is scraped, at zero, before the first error).
-pub fn init() -> Result<(), String> {
-    ERRORS
-        .as_ref()
-        .map(|_| ())
-        .map_err(|e| format!("registering store metrics: {e}"))
+pub fn init() -> Result<(), MetricsError> {
+    ERRORS.init()
 }

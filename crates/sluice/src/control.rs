@@ -12,46 +12,40 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use once_cell::sync::Lazy;
 use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use prometheus::IntCounterVec;
+use sluice_core::metric_set::{MetricSet, MetricsError};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 use crate::live::Live;
 use crate::server::load;
 
-static RELOADS: Lazy<Option<IntCounterVec>> = Lazy::new(|| {
+static RELOADS: MetricSet<IntCounterVec> = MetricSet::new("config reload", || {
     let c = IntCounterVec::new(
         prometheus::Opts::new(
             "sluice_config_reloads_total",
             "Configuration reloads by result",
         ),
         &["result"],
-    )
-    .ok()?;
-    prometheus::default_registry()
-        .register(Box::new(c.clone()))
-        .ok()?;
-    Some(c)
+    )?;
+    prometheus::default_registry().register(Box::new(c.clone()))?;
+    for result in ["success", "failure"] {
+        c.with_label_values(&[result]);
+    }
+    Ok(c)
 });
 
 fn count(result: &str) {
-    if let Some(c) = RELOADS.as_ref() {
+    if let Some(c) = RELOADS.get() {
         c.with_label_values(&[result]).inc();
     }
 }
 
 /// Register the reload counter now (so it is exported before the first reload).
-pub fn init() -> Result<(), String> {
-    RELOADS
-        .as_ref()
-        .map(|c| {
-            c.with_label_values(&["success"]);
-            c.with_label_values(&["failure"]);
-        })
-        .ok_or_else(|| "registering sluice_config_reloads_total".to_string())
+pub fn init() -> Result<(), MetricsError> {
+    RELOADS.init()
 }
 
 /// The control background service.

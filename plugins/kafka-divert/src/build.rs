@@ -19,7 +19,7 @@ impl PluginSpec for KafkaDivert {
     const PRIORITY: i32 = 1000;
     type Config = KafkaDivertConfig;
 
-    fn init_metrics(&self) -> std::result::Result<(), String> {
+    fn init_metrics(&self) -> std::result::Result<(), sluice_core::metric_set::MetricsError> {
         metrics::init()
     }
 
@@ -30,25 +30,10 @@ impl PluginSpec for KafkaDivert {
         scope: &BuildScope<'_>,
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let dest = Destination::build(
-            &self.kafka,
-            &c.cluster,
-            &c.topic,
-            &c.topics_allowed,
-            c.key.as_deref(),
-            at,
-            scope,
-            &mut errors,
-        );
+        let dest = Destination::build(&self.kafka, c.target(), at, scope, &mut errors);
         if let Some(d) = &dest {
-            if c.acks == DivertAcks::Spool && d.cluster.config().spool.is_none() {
-                errors.push(FieldError::value(
-                    at.key("acks"),
-                    format!(
-                        "`acks: spool` needs a spool: set `kafka.clusters.{}.spool`",
-                        c.cluster
-                    ),
-                ));
+            if c.acks == DivertAcks::Spool {
+                d.require_spool(at, "acks", "`acks: spool`", &mut errors);
             }
             match (d.cluster.config().acks, c.acks) {
                 (ClusterAcks::None, DivertAcks::All) => errors.push(FieldError::value(

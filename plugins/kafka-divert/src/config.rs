@@ -165,3 +165,15 @@ const fn default_ttl() -> HumanDuration {
 const fn default_max_entries() -> usize {
     100_000
 }
+
+impl KafkaDivertConfig {
+    /// The Kafka target fields, for [`sluice_kafka::Destination::build`].
+    pub fn target(&self) -> sluice_kafka::Target<'_> {
+        sluice_kafka::Target {
+            cluster: &self.cluster,
+            topic: &self.topic,
+            topics_allowed: &self.topics_allowed,
+            key: self.key.as_deref(),
+        }
+    }
+}

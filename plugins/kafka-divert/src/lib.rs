@@ -123,7 +123,7 @@ impl KafkaDivertPlugin {
             .dest
             .cluster
             .send_acked(event, &self.counters, Some(self.profile))
-            .map_err(|reason| reply::not_queued(&reason))?;
+            .map_err(|refused| reply::not_queued(&refused.reason))?;
         if self.acks == DivertAcks::None {
             return Ok(reply::accepted(id, &event.topic, None));
         }

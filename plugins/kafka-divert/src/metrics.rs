@@ -1,8 +1,8 @@
 //! kafka-divert metrics: requests by route and outcome (`accepted`, `replayed`,
 //! `rejected` with a reason) and the acknowledgement latency.
 
-use once_cell::sync::Lazy;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts};
+use sluice_core::metric_set::{MetricSet, MetricsError};
 use sluice_core::metrics::LATENCY_BUCKETS;
 
 /// The divert metrics.
@@ -39,19 +39,16 @@ impl DivertMetrics {
     }
 }
 
-static DIVERT: Lazy<Result<DivertMetrics, prometheus::Error>> = Lazy::new(DivertMetrics::register);
+static DIVERT: MetricSet<DivertMetrics> = MetricSet::new("kafka-divert", DivertMetrics::register);
 
 /// The metrics, or `None` if registration failed (reported by [`init`]).
 pub fn divert() -> Option<&'static DivertMetrics> {
-    DIVERT.as_ref().ok()
+    DIVERT.get()
 }
 
 /// Register now; the binary refuses to start if this fails.
-pub fn init() -> Result<(), String> {
-    DIVERT
-        .as_ref()
-        .map(|_| ())
-        .map_err(|e| format!("registering divert metrics: {e}"))
+pub fn init() -> Result<(), MetricsError> {
+    DIVERT.init()
 }
 
 /// Count one request's outcome.

@@ -136,3 +136,15 @@ pub fn default_redact() -> Vec<String> {
     .map(String::from)
     .collect()
 }
+
+impl KafkaLoggerConfig {
+    /// The Kafka target fields, for [`sluice_kafka::Destination::build`].
+    pub fn target(&self) -> sluice_kafka::Target<'_> {
+        sluice_kafka::Target {
+            cluster: &self.cluster,
+            topic: &self.topic,
+            topics_allowed: &self.topics_allowed,
+            key: self.key.as_deref(),
+        }
+    }
+}

@@ -78,26 +78,9 @@ impl PluginSpec for KafkaLogger {
         scope: &BuildScope<'_>,
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let dest = Destination::build(
-            &self.kafka,
-            &c.cluster,
-            &c.topic,
-            &c.topics_allowed,
-            c.key.as_deref(),
-            at,
-            scope,
-            &mut errors,
-        );
+        let dest = Destination::build(&self.kafka, c.target(), at, scope, &mut errors);
         if let (Some(d), Delivery::AtLeastOnce) = (&dest, c.delivery) {
-            if d.cluster.config().spool.is_none() {
-                errors.push(FieldError::value(
-                    at.key("delivery"),
-                    format!(
-                        "`at_least_once` needs a spool: set `kafka.clusters.{}.spool`",
-                        c.cluster
-                    ),
-                ));
-            }
+            d.require_spool(at, "delivery", "`at_least_once`", &mut errors);
         }
         let mut redact = Vec::new();
         for (i, h) in c.redact_headers.iter().enumerate() {

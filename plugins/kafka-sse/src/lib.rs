@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use once_cell::sync::Lazy;
 use pingora_error::Result;
 use pingora_http::{RequestHeader, ResponseHeader};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
+use sluice_core::metric_set::{MetricSet, MetricsError};
 use sluice_core::template::{query_arg, Template};
 use sluice_core::{
     BuildScope, Flow, HttpResponse, Phases, Plugin, PluginSpec, Request, RequestCtx,
@@ -37,40 +37,34 @@ struct Metrics {
     disconnects: IntCounterVec,
 }
 
-static METRICS: Lazy<Option<Metrics>> = Lazy::new(|| {
+static METRICS: MetricSet<Metrics> = MetricSet::new("kafka-sse", || {
     let m = Metrics {
         streams: IntGaugeVec::new(
             Opts::new("sluice_sse_streams", "Open Server-Sent Events streams"),
             &["route"],
-        )
-        .ok()?,
+        )?,
         events: IntCounterVec::new(
             Opts::new("sluice_sse_events_total", "Events sent on SSE streams"),
             &["route"],
-        )
-        .ok()?,
+        )?,
         disconnects: IntCounterVec::new(
             Opts::new(
                 "sluice_sse_disconnects_total",
                 "Ended SSE streams by reason",
             ),
             &["route", "reason"],
-        )
-        .ok()?,
+        )?,
     };
     let r = prometheus::default_registry();
-    r.register(Box::new(m.streams.clone())).ok()?;
-    r.register(Box::new(m.events.clone())).ok()?;
-    r.register(Box::new(m.disconnects.clone())).ok()?;
-    Some(m)
+    r.register(Box::new(m.streams.clone()))?;
+    r.register(Box::new(m.events.clone()))?;
+    r.register(Box::new(m.disconnects.clone()))?;
+    Ok(m)
 });
 
 /// Register the metrics now; the binary refuses to start if this fails.
-fn init() -> std::result::Result<(), String> {
-    METRICS
-        .as_ref()
-        .map(|_| ())
-        .ok_or_else(|| "registering SSE metrics".to_string())
+fn init() -> std::result::Result<(), MetricsError> {
+    METRICS.init()
 }
 
 /// The plugin factory.
@@ -102,7 +96,7 @@ impl PluginSpec for KafkaSse {
     const PRIORITY: i32 = 1000;
     type Config = KafkaSseConfig;
 
-    fn init_metrics(&self) -> std::result::Result<(), String> {
+    fn init_metrics(&self) -> std::result::Result<(), MetricsError> {
         init()
     }
 
@@ -199,7 +193,7 @@ struct Slot(Arc<AtomicUsize>, String);
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
-        if let Some(m) = METRICS.as_ref() {
+        if let Some(m) = METRICS.get() {
             m.streams.with_label_values(&[&self.1]).dec();
         }
     }
@@ -259,7 +253,7 @@ impl Plugin for KafkaSsePlugin {
                 );
             return Ok(Flow::Respond(r));
         }
-        if let Some(m) = METRICS.as_ref() {
+        if let Some(m) = METRICS.get() {
             m.streams.with_label_values(&[&route]).inc();
         }
         let _slot = Slot(self.active.clone(), route.clone());
@@ -309,7 +303,7 @@ impl Plugin for KafkaSsePlugin {
         hello.extend(frame::position(&from));
         writer.write(hello.into()).await?;
         let on_event = || {
-            if let Some(m) = METRICS.as_ref() {
+            if let Some(m) = METRICS.get() {
                 m.events.with_label_values(&[&route]).inc();
             }
         };
@@ -330,7 +324,7 @@ impl Plugin for KafkaSsePlugin {
             },
         )
         .await;
-        if let Some(m) = METRICS.as_ref() {
+        if let Some(m) = METRICS.get() {
             m.disconnects
                 .with_label_values(&[&route, end.label()])
                 .inc();

@@ -3,6 +3,7 @@
 //! a slow-client cut-off and a clean end on shutdown. Every 5 s (at a keep-alive tick) the
 //! stream looks for partitions added to its topic and reads them from their start.
 
+use sluice_core::config::error::InvalidValue;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -29,13 +30,15 @@ pub enum Start {
 
 impl Start {
     /// Parse `latest`, `earliest` or an RFC 3339 time.
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         match s {
             "latest" => Ok(Start::Latest),
             "earliest" => Ok(Start::Earliest),
             t => humantime::parse_rfc3339_weak(t)
                 .map(Start::Time)
-                .map_err(|_| format!("{t:?} is not `latest`, `earliest` or an RFC 3339 time")),
+                .map_err(|_| {
+                    format!("{t:?} is not `latest`, `earliest` or an RFC 3339 time").into()
+                }),
         }
     }
 }

@@ -31,7 +31,7 @@ impl SubscriptionSpec for KafkaWebhook {
     const NAME: &'static str = "kafka-webhook";
     type Config = WebhookConfig;
 
-    fn init_metrics(&self) -> Result<(), String> {
+    fn init_metrics(&self) -> Result<(), sluice_core::metric_set::MetricsError> {
         crate::metrics::init()
     }
 
@@ -129,7 +129,12 @@ fn build(
     }
     let cluster = kafka.cluster(&sub.cluster);
     let client = target::client(c.allow_private_targets, c.timeout.0)
-        .map_err(|e| errors.push(FieldError::value(wat.clone(), e)))
+        .map_err(|e| {
+            errors.push(FieldError::value(
+                wat.clone(),
+                format!("cannot build the HTTP client: {e}"),
+            ))
+        })
         .ok();
     let (Some(url), Some(method), Some(cluster), Some(client), true) =
         (url, method, cluster, client, errors.is_empty())

@@ -1,8 +1,8 @@
 //! Webhook metrics: deliveries by outcome, attempts by result, attempt latency, disabled
 //! targets and consumer lag, per subscription.
 
-use once_cell::sync::Lazy;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
+use sluice_core::metric_set::{MetricSet, MetricsError};
 use sluice_core::metrics::LATENCY_BUCKETS;
 
 /// The webhook metrics.
@@ -23,7 +23,7 @@ pub struct WebhookMetrics {
     pub capped: IntCounterVec,
 }
 
-static M: Lazy<Option<WebhookMetrics>> = Lazy::new(|| {
+static M: MetricSet<WebhookMetrics> = MetricSet::new("kafka-webhook", || {
     let m = WebhookMetrics {
         deliveries: IntCounterVec::new(
             Opts::new(
@@ -31,16 +31,14 @@ static M: Lazy<Option<WebhookMetrics>> = Lazy::new(|| {
                 "Records delivered to webhooks or dead-lettered",
             ),
             &["subscription", "outcome"],
-        )
-        .ok()?,
+        )?,
         attempts: IntCounterVec::new(
             Opts::new(
                 "sluice_webhook_attempts_total",
                 "Webhook attempts by result",
             ),
             &["subscription", "result"],
-        )
-        .ok()?,
+        )?,
         duration: HistogramVec::new(
             HistogramOpts::new(
                 "sluice_webhook_attempt_duration_seconds",
@@ -48,51 +46,45 @@ static M: Lazy<Option<WebhookMetrics>> = Lazy::new(|| {
             )
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["subscription"],
-        )
-        .ok()?,
+        )?,
         disabled: IntGaugeVec::new(
             Opts::new(
                 "sluice_webhook_target_disabled",
                 "1 when the target answered 410 Gone and is disabled",
             ),
             &["subscription"],
-        )
-        .ok()?,
+        )?,
         lag: IntGaugeVec::new(
             Opts::new(
                 "sluice_webhook_consumer_lag",
                 "Records between the committed position and the partition end",
             ),
             &["subscription", "topic", "partition"],
-        )
-        .ok()?,
+        )?,
         capped: IntCounterVec::new(
             Opts::new(
                 "sluice_webhook_retry_after_capped_total",
                 "Retry-After waits cut to max_retry_after",
             ),
             &["subscription"],
-        )
-        .ok()?,
+        )?,
     };
     let r = prometheus::default_registry();
-    r.register(Box::new(m.deliveries.clone())).ok()?;
-    r.register(Box::new(m.attempts.clone())).ok()?;
-    r.register(Box::new(m.duration.clone())).ok()?;
-    r.register(Box::new(m.disabled.clone())).ok()?;
-    r.register(Box::new(m.lag.clone())).ok()?;
-    r.register(Box::new(m.capped.clone())).ok()?;
-    Some(m)
+    r.register(Box::new(m.deliveries.clone()))?;
+    r.register(Box::new(m.attempts.clone()))?;
+    r.register(Box::new(m.duration.clone()))?;
+    r.register(Box::new(m.disabled.clone()))?;
+    r.register(Box::new(m.lag.clone()))?;
+    r.register(Box::new(m.capped.clone()))?;
+    Ok(m)
 });
 
 /// The metrics, if registered.
 pub fn webhook() -> Option<&'static WebhookMetrics> {
-    M.as_ref()
+    M.get()
 }
 
 /// Register now; the binary refuses to start if this fails.
-pub fn init() -> Result<(), String> {
-    M.as_ref()
-        .map(|_| ())
-        .ok_or_else(|| "registering webhook metrics".to_string())
+pub fn init() -> Result<(), MetricsError> {
+    M.init()
 }

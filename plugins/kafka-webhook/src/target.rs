@@ -4,6 +4,7 @@
 //! address), shared and other non-public addresses, and the client connects only to the
 //! addresses it returned — no second lookup to rebind. Redirects are never followed.
 
+use sluice_core::config::error::InvalidValue;
 use std::error::Error as StdError;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -31,9 +32,9 @@ pub struct UrlTemplate {
 
 impl UrlTemplate {
     /// Parse; the URL must be http(s).
-    pub fn parse(s: &str) -> Result<Self, String> {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         if !(s.starts_with("http://") || s.starts_with("https://")) {
-            return Err(format!("{s:?} must start with http:// or https://"));
+            return Err(format!("{s:?} must start with http:// or https://").into());
         }
         let mut parts = Vec::new();
         let mut rest = s;
@@ -53,7 +54,7 @@ impl UrlTemplate {
                 "key" => Part::Key,
                 _ => match name.strip_prefix("header.") {
                     Some(h) if !h.is_empty() => Part::Header(h.to_string()),
-                    _ => return Err(format!("unknown placeholder `{{{name}}}` (known: topic, partition, offset, key, header.NAME)")),
+                    _ => return Err(format!("unknown placeholder `{{{name}}}` (known: topic, partition, offset, key, header.NAME)").into()),
                 },
             });
             rest = &rest[end + 1..];
@@ -220,7 +221,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
 }
 
 /// The HTTP client of a subscription.
-pub fn client(allow_private: bool, timeout: Duration) -> Result<reqwest::Client, String> {
+pub fn client(allow_private: bool, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -228,7 +229,6 @@ pub fn client(allow_private: bool, timeout: Duration) -> Result<reqwest::Client,
         .user_agent(concat!("sluice/", env!("CARGO_PKG_VERSION")))
         .dns_resolver(Arc::new(GuardedResolver { allow_private }))
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
 /// Check a URL whose host is an IP literal (the resolver is not asked for those).

@@ -44,3 +44,27 @@ impl fmt::Display for ConfigErrors {
         Ok(())
     }
 }
+
+/// A configuration value that does not parse (a duration, a size, a template, a path
+/// pattern, ...): the message says why; the caller adds where (a [`super::decode::FieldError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
+impl From<String> for InvalidValue {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for InvalidValue {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl From<InvalidValue> for String {
+    fn from(e: InvalidValue) -> Self {
+        e.0
+    }
+}

@@ -1,6 +1,7 @@
 //! Reading a configuration file: YAML syntax, the position of every node (so each error
 //! can name its line and column), and `${VAR}` / `${VAR:-default}` expansion in strings.
 
+use super::error::InvalidValue;
 use std::collections::HashMap;
 
 use serde_yaml::Value;
@@ -147,8 +148,13 @@ impl MarkedEventReceiver for Recorder {
 }
 
 /// Expand `${VAR}` and `${VAR:-default}` in `s`; `$${` is a literal `${`.
-pub fn expand_env(s: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
-    expand_env_tracked(s, lookup).map(|(v, _)| v)
+pub fn expand_env(
+    s: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, InvalidValue> {
+    expand_env_tracked(s, lookup)
+        .map(|(v, _)| v)
+        .map_err(InvalidValue)
 }
 
 /// [`expand_env`], also returning the variables whose `:-default` was used (unset or
@@ -332,6 +338,7 @@ mod tests {
         assert_eq!(expand_env("cost $5", &env).unwrap(), "cost $5");
         assert!(expand_env("${NOPE}", &env)
             .unwrap_err()
+            .0
             .contains("`NOPE` is not set"));
         assert!(expand_env("${BAD-NAME}", &env).is_err());
         assert!(expand_env("${OPEN", &env).is_err());

@@ -1,6 +1,7 @@
 //! Human units in the config: durations (`250ms`, `5s`, `1m`) and byte sizes
 //! (`512KiB`, `64MiB`, `1GiB`, or a plain number of bytes).
 
+use super::error::InvalidValue;
 use std::fmt;
 use std::time::Duration;
 
@@ -34,9 +35,9 @@ impl fmt::Display for HumanDuration {
 }
 
 /// Parse `5s`, `250ms`, `1m30s`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, InvalidValue> {
     humantime::parse_duration(s.trim())
-        .map_err(|e| format!("invalid duration {s:?} ({e}); write e.g. `5s` or `250ms`"))
+        .map_err(|e| format!("invalid duration {s:?} ({e}); write e.g. `5s` or `250ms`").into())
 }
 
 /// A size in bytes: a plain integer, or a number with `B`, `KiB`, `MiB`, `GiB`
@@ -77,7 +78,7 @@ impl fmt::Display for ByteSize {
 }
 
 /// Parse `512KiB`, `64MiB`, `1GB`, `1000`.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
+pub fn parse_bytes(s: &str) -> Result<u64, InvalidValue> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -93,13 +94,13 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
         other => {
-            return Err(format!(
-                "unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB)"
-            ))
+            return Err(
+                format!("unknown size unit {other:?} in {s:?} (use B, KiB, MiB, GiB)").into(),
+            )
         }
     };
     n.checked_mul(mult)
-        .ok_or_else(|| format!("size {s:?} is too large"))
+        .ok_or_else(|| format!("size {s:?} is too large").into())
 }
 
 #[cfg(test)]

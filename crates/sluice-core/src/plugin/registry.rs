@@ -4,6 +4,7 @@
 //! `consumers[].<plugin>` credential blocks to the authentication plugins that claim
 //! them.
 
+use crate::metric_set::MetricsError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -127,7 +128,7 @@ pub trait PluginFactory: Send + Sync {
     /// not decode).
     fn effective(&self, config: &serde_yaml::Value) -> Option<serde_yaml::Value>;
     /// Register the plugin's metrics (at start, so they show before first use).
-    fn init_metrics(&self) -> Result<(), String>;
+    fn init_metrics(&self) -> Result<(), MetricsError>;
 }
 
 /// The typed side of a plugin: its name, priority, config struct and how to build an
@@ -158,7 +159,7 @@ pub trait PluginSpec: Send + Sync + 'static {
         scope: &BuildScope<'_>,
     ) -> Result<Arc<dyn Plugin>, Vec<FieldError>>;
     /// Register the plugin's own metrics, if it has any (called once at start).
-    fn init_metrics(&self) -> Result<(), String> {
+    fn init_metrics(&self) -> Result<(), MetricsError> {
         Ok(())
     }
 }
@@ -204,7 +205,7 @@ impl<S: PluginSpec> PluginFactory for S {
         serde_yaml::to_value(&typed).ok()
     }
 
-    fn init_metrics(&self) -> Result<(), String> {
+    fn init_metrics(&self) -> Result<(), MetricsError> {
         PluginSpec::init_metrics(self)
     }
 }
@@ -223,7 +224,7 @@ pub trait SubscriptionFactory: Send + Sync {
         scope: &SubscriptionScope<'_>,
     ) -> Result<Arc<dyn Subscription>, Vec<FieldError>>;
     /// Register the plugin's metrics (at start).
-    fn init_metrics(&self) -> Result<(), String>;
+    fn init_metrics(&self) -> Result<(), MetricsError>;
 }
 
 impl<S: SubscriptionSpec> SubscriptionFactory for S {
@@ -251,7 +252,7 @@ impl<S: SubscriptionSpec> SubscriptionFactory for S {
         }
     }
 
-    fn init_metrics(&self) -> Result<(), String> {
+    fn init_metrics(&self) -> Result<(), MetricsError> {
         SubscriptionSpec::init_metrics(self)
     }
 }
@@ -310,7 +311,7 @@ impl Registry {
     }
 
     /// Register every plugin's metrics.
-    pub fn init_metrics(&self) -> Result<(), String> {
+    pub fn init_metrics(&self) -> Result<(), MetricsError> {
         for f in self.plugins.values() {
             f.init_metrics()?;
         }

@@ -3,6 +3,7 @@
 //! go. A subscription plugin is added like a route plugin: a [`SubscriptionSpec`] and
 //! one registry line; core runs, reloads and stops every [`Subscription`] alike.
 
+use crate::metric_set::MetricsError;
 use std::any::Any;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -55,7 +56,7 @@ pub trait SubscriptionSpec: Send + Sync + 'static {
     /// Its typed config (`#[serde(deny_unknown_fields)]`).
     type Config: DeserializeOwned;
     /// Register the plugin's own metrics, if it has any (called once at start).
-    fn init_metrics(&self) -> Result<(), String> {
+    fn init_metrics(&self) -> Result<(), MetricsError> {
         Ok(())
     }
     /// Check what this plugin knows of the subscription's own fields (e.g. consumer
