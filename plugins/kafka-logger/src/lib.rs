@@ -10,6 +10,8 @@
 pub mod capture;
 pub mod config;
 pub mod encoder;
+#[cfg(test)]
+mod trait_tests;
 
 use std::sync::Arc;
 

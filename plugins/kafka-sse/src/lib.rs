@@ -11,6 +11,8 @@ pub mod config;
 pub mod frame;
 pub mod stream;
 pub mod token;
+#[cfg(test)]
+mod trait_tests;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -20,6 +20,8 @@ pub mod dispatch;
 pub mod metrics;
 pub mod sign;
 pub mod target;
+#[cfg(test)]
+mod trait_tests;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;

@@ -1,12 +1,14 @@
 //! A test kit for plugins: build instances from YAML as a route would
 //! ([`TestRoute`]), drive them through their trait with a fake client exchange
 //! ([`TestExchange`]) and a [`ManualClock`], and look at what happened ([`Outcome`]: the
-//! flow, who answered, the headers added, what the upstream and the client would get).
+//! flow, who answered, the headers added, what the upstream and the client would get);
+//! build a subscription plugin from YAML ([`subscription()`]).
 //! Phases run through the same per-phase lists as in the proxy ([`PluginChain`]), so a
 //! phase a plugin implements but does not declare fails its tests. For tests only: it
 //! panics on what a test should not see.
 
 mod exchange;
+mod subscription;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::plugin::{
 };
 use crate::RequestCtx;
 pub use exchange::{TestExchange, TestUpstream};
+pub use subscription::subscription;
 
 /// What a request went through.
 pub struct Outcome {
