@@ -23,6 +23,7 @@ pub mod config;
 pub mod context;
 pub mod digest;
 pub mod forwarded;
+pub mod internal_event;
 pub mod metric_set;
 pub mod metrics;
 pub mod normalize;

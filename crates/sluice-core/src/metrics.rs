@@ -2,6 +2,7 @@
 //! in the default registry that the admin listener serves. Labels are low-cardinality:
 //! the route id (never a raw path), a normalized method and the status code.
 
+use crate::internal_event::{emit, InternalEvent, LogLimiter};
 use crate::metric_set::{MetricSet, MetricsError};
 use std::sync::RwLock;
 
@@ -98,11 +99,41 @@ pub fn init() -> Result<(), MetricsError> {
     HTTP.init()
 }
 
-/// Count a request refused on `route` for `reason` (a fixed, low-cardinality word such
-/// as `invalid_credentials` or `rate_limited`).
+/// Count and log (at `debug`) a request refused on `route` for `reason` (a fixed,
+/// low-cardinality word such as `invalid_credentials` or `rate_limited`).
 pub fn reject(route: &str, reason: &str) {
-    if let Some(m) = http() {
-        m.rejections.with_label_values(&[route, reason]).inc();
+    emit(RequestRejected { route, reason });
+}
+
+/// A request refused before it reached the upstream (`sluice_http_rejections_total`).
+pub struct RequestRejected<'a> {
+    /// The route id (`_none` before routing).
+    pub route: &'a str,
+    /// Why.
+    pub reason: &'a str,
+}
+
+static REJECTED_LOG: LogLimiter = LogLimiter::new(1);
+
+impl InternalEvent for RequestRejected<'_> {
+    fn count(&self) {
+        if let Some(m) = http() {
+            m.rejections
+                .with_label_values(&[self.route, self.reason])
+                .inc();
+        }
+    }
+
+    fn message(&self) -> String {
+        format!("route `{}`: request refused ({})", self.route, self.reason)
+    }
+
+    fn level(&self) -> log::Level {
+        log::Level::Debug
+    }
+
+    fn limiter(&self) -> &'static LogLimiter {
+        &REJECTED_LOG
     }
 }
 

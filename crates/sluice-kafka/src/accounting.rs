@@ -9,7 +9,47 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use prometheus::{IntCounter, IntGauge};
 
+use sluice_core::internal_event::{emit, InternalEvent, LogLimiter};
+
 use crate::metrics::kafka;
+
+/// An event that will not reach Kafka: `failed` (the broker refused it or it timed out)
+/// or `discarded` (never handed to the producer). Counted in
+/// `sluice_kafka_events_total{route,plugin,outcome,reason}`; logged at most once every 10
+/// seconds.
+pub struct EventLost<'a> {
+    /// The route.
+    pub route: &'a str,
+    /// The plugin that produced it.
+    pub plugin: &'a str,
+    /// `failed` or `discarded`.
+    pub outcome: &'static str,
+    /// Why (`queue_full`, `msg_timed_out`, `topic_not_allowed`, ...).
+    pub reason: &'a str,
+}
+
+static LOST_LOG: LogLimiter = LogLimiter::new(10);
+
+impl InternalEvent for EventLost<'_> {
+    fn count(&self) {
+        if let Some(m) = kafka() {
+            m.outcomes
+                .with_label_values(&[self.route, self.plugin, self.outcome, self.reason])
+                .inc();
+        }
+    }
+
+    fn message(&self) -> String {
+        format!(
+            "route `{}`, {}: event {} ({}); counted in sluice_kafka_events_total",
+            self.route, self.plugin, self.outcome, self.reason
+        )
+    }
+
+    fn limiter(&self) -> &'static LogLimiter {
+        &LOST_LOG
+    }
+}
 
 /// Counters for one (route, plugin) pair. Cheap to update; shared by `Arc`.
 #[derive(Debug)]
@@ -94,14 +134,14 @@ impl EventCounters {
     /// An in-flight event failed (broker error, delivery timeout, purge).
     pub fn failed(&self, reason: &str) {
         self.failed.fetch_add(1, Ordering::Relaxed);
-        self.outcome("failed", reason);
+        self.lost("failed", reason);
         self.leave_flight();
     }
 
     /// An in-flight event was not handed to the producer after all (queue full...).
     pub fn discarded(&self, reason: &str) {
         self.discarded.fetch_add(1, Ordering::Relaxed);
-        self.outcome("discarded", reason);
+        self.lost("discarded", reason);
         self.leave_flight();
     }
 
@@ -117,6 +157,15 @@ impl EventCounters {
     pub fn discarded_unsent(&self, reason: &str) {
         self.attempted();
         self.discarded(reason);
+    }
+
+    fn lost(&self, outcome: &'static str, reason: &str) {
+        emit(EventLost {
+            route: &self.route,
+            plugin: self.plugin,
+            outcome,
+            reason,
+        });
     }
 
     fn outcome(&self, outcome: &str, reason: &str) {

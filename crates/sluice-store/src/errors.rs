@@ -1,10 +1,9 @@
 //! Store errors: a typed error whose kind is a low-cardinality metric label, and the
-//! `sluice_store_errors_total{plugin,kind}` counter.
-
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+//! `sluice_store_errors_total{plugin,kind}` counter, bumped (and logged) by the
+//! [`StoreFailed`] event.
 
 use prometheus::{IntCounterVec, Opts};
+use sluice_core::internal_event::{emit, InternalEvent, LogLimiter};
 use sluice_core::metric_set::{MetricSet, MetricsError};
 
 /// Why a store operation failed.
@@ -69,26 +68,40 @@ static ERRORS: MetricSet<IntCounterVec> = MetricSet::new("store", || {
     Ok(c)
 });
 
-/// Seconds since the Unix epoch of the last logged store error.
-static LAST_LOGGED: AtomicU64 = AtomicU64::new(0);
+/// A failed store operation of a plugin (`sluice_store_errors_total{plugin,kind}`),
+/// logged at most once every 10 seconds: an outage fails every request and the counter
+/// has them all.
+pub struct StoreFailed<'a> {
+    /// The plugin whose operation failed.
+    pub plugin: &'a str,
+    /// Why.
+    pub error: &'a StoreError,
+}
 
-/// Count a failed store operation of `plugin`, and log it: at most one line every 10
-/// seconds, since an outage fails every request and the counter has them all.
-pub fn count_error(plugin: &str, e: &StoreError) {
-    if let Some(c) = ERRORS.get() {
-        c.with_label_values(&[plugin, e.kind()]).inc();
+static FAILED_LOG: LogLimiter = LogLimiter::new(10);
+
+impl InternalEvent for StoreFailed<'_> {
+    fn count(&self) {
+        if let Some(c) = ERRORS.get() {
+            c.with_label_values(&[self.plugin, self.error.kind()]).inc();
+        }
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let last = LAST_LOGGED.load(Ordering::Relaxed);
-    if now >= last + 10
-        && LAST_LOGGED
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
-    {
-        log::warn!("{plugin}: shared store: {e} (counted in sluice_store_errors_total)");
+
+    fn message(&self) -> String {
+        format!(
+            "{}: shared store: {} (counted in sluice_store_errors_total)",
+            self.plugin, self.error
+        )
     }
+
+    fn limiter(&self) -> &'static LogLimiter {
+        &FAILED_LOG
+    }
+}
+
+/// Count and log a failed store operation of `plugin` ([`StoreFailed`]).
+pub fn count_error(plugin: &str, error: &StoreError) {
+    emit(StoreFailed { plugin, error });
 }
 
 /// Register the counter now (so that it is scraped, at zero, before the first error).

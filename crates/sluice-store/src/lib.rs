@@ -17,7 +17,7 @@ mod connection;
 mod errors;
 
 pub use client::{Redis, Stores};
-pub use errors::{count_error, init, StoreError};
+pub use errors::{count_error, init, StoreError, StoreFailed};
 pub use redis::{Script, Value};
 
 /// Where a plugin keeps its state (`policy:`).
