@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Instructions per request (valgrind callgrind: counts, not seconds, so the figure does
 # not move with whatever else the machine is doing) of bare Pingora, bare Pingora with
-# Sluice's upstream timeouts, and Sluice (one route, no plugins, no Kafka cluster), each
-# with one thread, proxying GETs over one keep-alive connection to an nginx origin. Each
+# Sluice's upstream timeouts, and Sluice (no Kafka cluster: a route without plugins, and
+# one with key-auth, consumer-restriction and limit-count), each with one thread, proxying GETs over one keep-alive connection to an nginx origin. Each
 # proxy runs twice, with N1 and N2 requests; the difference of the totals divided by
 # N2 - N1 removes start-up and shutdown. User space only (the kernel's share is not
 # counted).
@@ -30,8 +30,17 @@ cat > "$work/sluice.yaml" <<YML
 server: { listen: ["127.0.0.1:$PROXY"], threads: 1, grace_period: 0s }
 admin: { listen: "127.0.0.1:$ADMIN" }
 upstreams: { origin: { nodes: ["127.0.0.1:$ORIGIN"] } }
+consumers:
+  - { name: bench, key-auth: { key: bench-key-0123456789 } }
 routes:
   - { id: plain, match: { paths: ["/plain/*"] }, upstream: origin }
+  - id: guarded
+    match: { paths: ["/guarded/*"] }
+    upstream: origin
+    plugins:
+      key-auth: {}
+      consumer-restriction: { allow: [bench] }
+      limit-count: { count: 100000000, time_window: 60s }
 YML
 nginx -c "$work/origin.conf" -p "$work" -g 'daemon off;' & origin=$!
 trap 'kill $origin 2>/dev/null; wait 2>/dev/null' EXIT
@@ -40,8 +49,8 @@ measure() { # name path command... -> instructions per request
   local name=$1 path=$2 totals=() n v; shift 2
   for n in "$N1" "$N2"; do
     RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/$name.$n.%p" "$@" >/dev/null 2>&1 & v=$!
-    for _ in $(seq 600); do curl -sf -o /dev/null "127.0.0.1:$PROXY$path" && break; sleep 0.2; done
-    curl -s -o /dev/null "http://127.0.0.1:$PROXY$path?[1-$n]"   # one connection, n requests
+    for _ in $(seq 600); do curl -sf -o /dev/null -H "apikey: bench-key-0123456789" "127.0.0.1:$PROXY$path" && break; sleep 0.2; done
+    curl -s -o /dev/null -H "apikey: bench-key-0123456789" "http://127.0.0.1:$PROXY$path?[1-$n]"   # one connection, n requests
     kill -INT "$v"; wait "$v" || true
     totals+=("$(for f in "$work/$name.$n".*; do callgrind_annotate "$f" | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }'; done | awk '{ s += $1 } END { print s }')")
   done
@@ -50,10 +59,11 @@ measure() { # name path command... -> instructions per request
 bare=$(measure bare /api/orders target/release/bare-pingora "127.0.0.1:$PROXY" "127.0.0.1:$ORIGIN" 1)
 baret=$(measure bare-timeouts /api/orders target/release/bare-pingora --timeouts "127.0.0.1:$PROXY" "127.0.0.1:$ORIGIN" 1)
 sluice=$(measure sluice /plain/orders "$SLUICE_BIN" -c "$work/sluice.yaml")
+guarded=$(measure sluice-guarded /guarded/orders "$SLUICE_BIN" -c "$work/sluice.yaml")
 echo "# instructions per request (callgrind, user space), $(date -u +%Y-%m-%d): benches/instructions.sh $N1 $N2"
 echo "| proxy | instructions/request | / bare-pingora | / bare-pingora+timeouts |"
 echo "|---|---:|---:|---:|"
-for row in "bare-pingora $bare" "bare-pingora+timeouts $baret" "sluice $sluice"; do
+for row in "bare-pingora $bare" "bare-pingora+timeouts $baret" "sluice $sluice" "sluice+key-auth,consumer-restriction,limit-count $guarded"; do
   set -- $row
   awk -v n="$1" -v v="$2" -v b="$bare" -v t="$baret" 'BEGIN { printf "| %s | %d | %.2f | %.2f |\n", n, v, v / b, v / t }'
 done

@@ -100,3 +100,29 @@ pub enum TailError {
     #[error("{0}")]
     Consume(#[from] KafkaError),
 }
+
+/// A client stream's reader could not be opened or positioned.
+#[derive(Debug, thiserror::Error)]
+pub enum ReaderError {
+    /// The consumer could not be created.
+    #[error("cannot create a consumer: {0}")]
+    Consumer(#[source] KafkaError),
+    /// The topic's metadata could not be read.
+    #[error("metadata of `{topic}`: {source}")]
+    Metadata {
+        /// The topic.
+        topic: String,
+        /// librdkafka's reason.
+        #[source]
+        source: KafkaError,
+    },
+    /// The topic does not exist (or has no partitions).
+    #[error("topic `{0}` has no partitions")]
+    NoPartitions(String),
+    /// Looking up offsets or assigning failed.
+    #[error("{0}")]
+    Kafka(#[from] KafkaError),
+    /// The blocking positioning task did not finish.
+    #[error("the positioning task failed: {0}")]
+    Task(String),
+}

@@ -9,6 +9,8 @@
 //! - `watchdog`: replaces producers that hit a fatal error, so sends recover without a
 //!   restart.
 //! - [`tail`]: the `sluice tail` record printer.
+//! - [`reader`], [`position`]: group-less topic readers for client streams, resumable
+//!   from signed position tokens.
 //! - [`error`]: typed errors (start, refusal, tail).
 //! - `replay`, `quarantine`: deliver the disk spool, setting poison records aside.
 
@@ -20,8 +22,10 @@ pub mod dev_broker;
 pub mod error;
 pub mod event;
 pub mod metrics;
+pub mod position;
 mod producers;
 mod quarantine;
+pub mod reader;
 mod reliable;
 mod replay;
 pub mod runtime;
@@ -32,6 +36,6 @@ pub use accounting::EventCounters;
 pub use cluster::{Cluster, Profile};
 pub use context::{spool_reason, Acked, DeliveryReport};
 pub use destination::{Destination, Target};
-pub use error::{DevBrokerError, Refused, StartError, TailError};
+pub use error::{DevBrokerError, ReaderError, Refused, StartError, TailError};
 pub use event::OutgoingEvent;
 pub use runtime::KafkaRuntime;

@@ -10,7 +10,6 @@
 pub mod config;
 pub mod frame;
 pub mod stream;
-pub mod token;
 #[cfg(test)]
 mod trait_tests;
 
@@ -31,7 +30,9 @@ use sluice_core::{
 use sluice_kafka::{Cluster, KafkaRuntime};
 
 use config::KafkaSseConfig;
-use stream::{Filter, Run, Start};
+use sluice_kafka::position::Signer;
+use sluice_kafka::reader::{self, Filter, Start};
+use stream::Run;
 
 struct Metrics {
     streams: IntGaugeVec,
@@ -89,7 +90,7 @@ pub struct KafkaSsePlugin {
     key: Option<Template>,
     header: Option<(String, Template)>,
     active: Arc<AtomicUsize>,
-    signer: token::Signer,
+    signer: Signer,
 }
 
 impl PluginSpec for KafkaSse {
@@ -178,7 +179,7 @@ impl PluginSpec for KafkaSse {
             return Err(errors);
         };
         Ok(Arc::new(KafkaSsePlugin {
-            signer: token::Signer::new(&c.token_keys, scope.route_id, &c.topic),
+            signer: Signer::new(&c.token_keys, scope.route_id, &c.topic),
             cluster,
             start,
             key,
@@ -278,17 +279,17 @@ impl Plugin for KafkaSsePlugin {
                 .with_header("retry-after", "1");
             return Ok(Flow::Respond(r));
         };
-        let (consumer, positions) = match stream::open(cfg, &self.config.topic, self.start, resume)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                log::warn!("sse route `{route}`: {e}");
-                let r = HttpResponse::problem(503, "the topic is not available", &ctx.request_id)
-                    .with_header("retry-after", "1");
-                return Ok(Flow::Respond(r));
-            }
-        };
+        let (consumer, positions) =
+            match reader::open(cfg, "sluice-sse", &self.config.topic, self.start, resume).await {
+                Ok(c) => c,
+                Err(e) => {
+                    log::warn!("sse route `{route}`: {e}");
+                    let r =
+                        HttpResponse::problem(503, "the topic is not available", &ctx.request_id)
+                            .with_header("retry-after", "1");
+                    return Ok(Flow::Respond(r));
+                }
+            };
         let mut h = ResponseHeader::build(200, Some(6))?;
         h.insert_header("content-type", "text/event-stream")?;
         h.insert_header("cache-control", "no-cache")?;

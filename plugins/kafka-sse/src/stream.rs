@@ -1,75 +1,19 @@
-//! One Server-Sent Events stream: a Kafka consumer of its own (partitions assigned and
-//! seeked, no consumer group), the resume positions, and the write loop with keep-alives,
+//! One Server-Sent Events stream over a [`sluice_kafka::reader`] (a consumer of its own,
+//! partitions assigned and seeked, no consumer group): the write loop with keep-alives,
 //! a slow-client cut-off and a clean end on shutdown. Every 5 s (at a keep-alive tick) the
 //! stream looks for partitions added to its topic and reads them from their start.
 
-use sluice_core::config::error::InvalidValue;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
 use sluice_core::plugin::ResponseWriter;
 
 use crate::frame;
-use crate::token::{self, Positions};
-
-/// Where a stream without a resume token starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
-    /// New records only.
-    Latest,
-    /// From the oldest record kept.
-    Earliest,
-    /// From the first record at or after this time.
-    Time(SystemTime),
-}
-
-impl Start {
-    /// Parse `latest`, `earliest` or an RFC 3339 time.
-    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
-        match s {
-            "latest" => Ok(Start::Latest),
-            "earliest" => Ok(Start::Earliest),
-            t => humantime::parse_rfc3339_weak(t)
-                .map(Start::Time)
-                .map_err(|_| {
-                    format!("{t:?} is not `latest`, `earliest` or an RFC 3339 time").into()
-                }),
-        }
-    }
-}
-
-/// What selects the records of a stream (templates already rendered for the request).
-pub struct Filter {
-    /// Record key must equal this.
-    pub key: Option<Vec<u8>>,
-    /// Record header (name, value) must be present.
-    pub header: Option<(String, Vec<u8>)>,
-}
-
-impl Filter {
-    fn matches<M: Message>(&self, m: &M) -> bool {
-        if let Some(k) = &self.key {
-            if m.key() != Some(k.as_slice()) {
-                return false;
-            }
-        }
-        if let Some((name, value)) = &self.header {
-            let found = m.headers().is_some_and(|h| {
-                h.iter()
-                    .any(|x| x.key == name && x.value == Some(value.as_slice()))
-            });
-            if !found {
-                return false;
-            }
-        }
-        true
-    }
-}
+use sluice_kafka::position::{Positions, Signer};
+use sluice_kafka::reader::{new_partitions, Filter};
 
 /// How a stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,128 +44,6 @@ impl End {
     }
 }
 
-/// Create the stream's consumer and position it; the positions and the consumer.
-pub async fn open(
-    mut config: ClientConfig,
-    topic: &str,
-    start: Start,
-    resume: Option<Positions>,
-) -> Result<(Arc<StreamConsumer>, Positions), String> {
-    config
-        .set("group.id", "sluice-sse")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        // Bound the prefetch per stream: memory stays small whatever the client does.
-        .set("queued.max.messages.kbytes", "1024")
-        .set("fetch.wait.max.ms", "100");
-    let consumer: Arc<StreamConsumer> = Arc::new(
-        config
-            .create()
-            .map_err(|e| format!("cannot create a consumer: {e}"))?,
-    );
-    let c = consumer.clone();
-    let topic = topic.to_string();
-    let positions = tokio::task::spawn_blocking(move || resolve(&c, &topic, start, resume))
-        .await
-        .map_err(|e| e.to_string())??;
-    Ok((consumer, positions))
-}
-
-/// Resolve every partition's start offset and assign them.
-fn resolve(
-    c: &StreamConsumer,
-    topic: &str,
-    start: Start,
-    resume: Option<Positions>,
-) -> Result<Positions, String> {
-    let t = Duration::from_secs(5);
-    let md = c
-        .fetch_metadata(Some(topic), t)
-        .map_err(|e| format!("metadata of `{topic}`: {e}"))?;
-    let parts: Vec<i32> = md
-        .topics()
-        .first()
-        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
-        .unwrap_or_default();
-    if parts.is_empty() {
-        return Err(format!("topic `{topic}` has no partitions"));
-    }
-    let has_token = resume.is_some();
-    let resume = resume.unwrap_or_default();
-    let mut by_time = std::collections::HashMap::new();
-    if let Start::Time(at) = start {
-        let ms = at
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let mut tpl = TopicPartitionList::new();
-        for p in &parts {
-            tpl.add_partition_offset(topic, *p, Offset::Offset(ms))
-                .map_err(|e| e.to_string())?;
-        }
-        let found = c.offsets_for_times(tpl, t).map_err(|e| e.to_string())?;
-        for e in found.elements() {
-            if let Offset::Offset(o) = e.offset() {
-                by_time.insert(e.partition(), o);
-            }
-        }
-    }
-    let mut positions = Positions::new();
-    let mut tpl = TopicPartitionList::new();
-    for p in parts {
-        let offset = match resume.get(&p) {
-            Some(o) => *o,
-            None => {
-                let (low, high) = c.fetch_watermarks(topic, p, t).map_err(|e| e.to_string())?;
-                match start {
-                    // A partition the client's id does not name was added after the id
-                    // was issued: all of it is newer than what the client has seen.
-                    _ if has_token => low,
-                    Start::Latest => high,
-                    Start::Earliest => low,
-                    Start::Time(_) => by_time.get(&p).copied().unwrap_or(high),
-                }
-            }
-        };
-        positions.insert(p, offset);
-        tpl.add_partition_offset(topic, p, Offset::Offset(offset))
-            .map_err(|e| e.to_string())?;
-    }
-    c.assign(&tpl).map_err(|e| e.to_string())?;
-    Ok(positions)
-}
-
-/// Partitions of `topic` not in `known` (added since the stream started): assigned at
-/// their first offset, and returned with it.
-fn new_partitions(
-    c: &StreamConsumer,
-    topic: &str,
-    known: &[i32],
-) -> Result<Vec<(i32, i64)>, String> {
-    let t = Duration::from_secs(5);
-    let md = c
-        .fetch_metadata(Some(topic), t)
-        .map_err(|e| format!("metadata of `{topic}`: {e}"))?;
-    let mut added = Vec::new();
-    let mut tpl = TopicPartitionList::new();
-    for p in md.topics().iter().flat_map(|t| t.partitions()) {
-        if known.contains(&p.id()) {
-            continue;
-        }
-        let (low, _) = c
-            .fetch_watermarks(topic, p.id(), t)
-            .map_err(|e| e.to_string())?;
-        tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))
-            .map_err(|e| e.to_string())?;
-        added.push((p.id(), low));
-    }
-    if !added.is_empty() {
-        c.incremental_assign(&tpl).map_err(|e| e.to_string())?;
-    }
-    Ok(added)
-}
-
 /// How often a stream looks for partitions added to its topic.
 const REFRESH: Duration = Duration::from_secs(5);
 
@@ -246,7 +68,7 @@ pub struct Run<'a> {
     /// Called per event sent.
     pub on_event: &'a (dyn Fn() + Sync),
     /// Signs the event ids.
-    pub signer: &'a token::Signer,
+    pub signer: &'a Signer,
     /// True once the stream's cluster was retired (replaced by a reload).
     pub retired: &'a (dyn Fn() -> bool + Sync),
 }

@@ -21,7 +21,8 @@ fn route(yaml: &str) -> TestRoute {
 }
 
 fn token(route: &str, topic: &str) -> String {
-    token::Signer::new(&[KEY.to_string()], route, topic).encode(&BTreeMap::from([(0, 7)]))
+    sluice_kafka::position::Signer::new(&[KEY.to_string()], route, topic)
+        .encode(&BTreeMap::from([(0, 7)]))
 }
 
 #[test]

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use pingora_error::{Error, ErrorType, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 
-use super::exchange::{Exchange, Request, Summary};
+use super::exchange::{Exchange, Lends, Request, Summary};
 use super::{Flow, Phases, Plugin};
 use crate::context::{CredentialNames, RequestCtx};
 
@@ -51,8 +51,7 @@ pub struct PluginChain {
 struct RequestStep {
     entry: Entry,
     answers: bool,
-    reads_body: bool,
-    writes_response: bool,
+    lends: Lends,
 }
 
 fn declaring(all: &[Entry], phase: Phases, reversed: bool) -> Vec<Entry> {
@@ -84,8 +83,11 @@ impl PluginChain {
             .into_iter()
             .map(|entry| RequestStep {
                 answers: entry.plugin.answers_requests(),
-                reads_body: entry.plugin.reads_request_body(),
-                writes_response: entry.plugin.writes_response(),
+                lends: Lends {
+                    body: entry.plugin.reads_request_body(),
+                    writer: entry.plugin.writes_response(),
+                    upgrade: entry.plugin.upgrades_connection(),
+                },
                 entry,
             })
             .collect();
@@ -139,7 +141,7 @@ impl PluginChain {
                 prefetch = false;
                 self.prefetch(exchange, ctx).await?;
             }
-            let mut view = Request::new(exchange, step.reads_body, step.writes_response);
+            let mut view = Request::new(exchange, step.lends);
             match step.entry.plugin.request(&mut view, ctx).await? {
                 Flow::Continue => {}
                 answered => {

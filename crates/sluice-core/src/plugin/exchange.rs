@@ -10,6 +10,8 @@ use bytes::Bytes;
 use pingora_error::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 
+use super::upgrade::Upgrade;
+
 /// The client side of one exchange, as the proxy holds it.
 #[async_trait]
 pub trait Exchange: Send {
@@ -34,19 +36,25 @@ pub trait Exchange: Send {
 /// A request phase's view of the request, with the capabilities its plugin declared.
 pub struct Request<'a> {
     exchange: &'a mut dyn Exchange,
-    body: bool,
-    writer: bool,
+    lends: Lends,
+}
+
+/// The capabilities a request phase is lent, from the plugin's declarations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Lends {
+    /// [`BodyReader`] (`reads_request_body`).
+    pub body: bool,
+    /// [`ResponseWriter`] (`writes_response`).
+    pub writer: bool,
+    /// [`Upgrade`] (`upgrades_connection`).
+    pub upgrade: bool,
 }
 
 impl<'a> Request<'a> {
     /// A view of `exchange` lending the body reader when `body` and the response writer
     /// when `writer`.
-    pub(crate) fn new(exchange: &'a mut dyn Exchange, body: bool, writer: bool) -> Self {
-        Self {
-            exchange,
-            body,
-            writer,
-        }
+    pub(crate) fn new(exchange: &'a mut dyn Exchange, lends: Lends) -> Self {
+        Self { exchange, lends }
     }
 
     /// The request header (after path normalization).
@@ -74,13 +82,21 @@ impl<'a> Request<'a> {
 
     /// The body reader, lent to plugins that read the body themselves; `None` otherwise.
     pub fn body(&mut self) -> Option<BodyReader<'_>> {
-        self.body.then_some(BodyReader(&mut *self.exchange))
+        self.lends.body.then_some(BodyReader(&mut *self.exchange))
     }
 
     /// The response writer, lent to plugins that write their response themselves;
     /// `None` otherwise.
     pub fn writer(&mut self) -> Option<ResponseWriter<'_>> {
-        self.writer.then_some(ResponseWriter(&mut *self.exchange))
+        self.lends
+            .writer
+            .then_some(ResponseWriter(&mut *self.exchange))
+    }
+
+    /// The connection, lent to plugins that may upgrade it (WebSocket); `None`
+    /// otherwise.
+    pub fn upgrade(&mut self) -> Option<Upgrade<'_>> {
+        self.lends.upgrade.then_some(Upgrade(&mut *self.exchange))
     }
 }
 

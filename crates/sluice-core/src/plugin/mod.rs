@@ -19,6 +19,7 @@ pub mod chain;
 pub mod exchange;
 pub mod registry;
 pub mod subscription;
+pub mod upgrade;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -33,6 +34,7 @@ pub use registry::{
     BuildScope, CredentialBlock, PluginFactory, PluginSpec, Registry, SubscriptionFactory,
 };
 pub use subscription::{Subscription, SubscriptionScope, SubscriptionSpec};
+pub use upgrade::Upgrade;
 
 /// What a request phase decided.
 #[derive(Debug)]
@@ -106,6 +108,13 @@ pub trait Plugin: Send + Sync + 'static {
     /// True when the plugin writes its response itself (a stream): it is lent a
     /// [`ResponseWriter`] and returns [`Flow::Responded`].
     fn writes_response(&self) -> bool {
+        false
+    }
+
+    /// True when the plugin may take over the connection with an HTTP/1.1 upgrade
+    /// (WebSocket): it is lent an [`Upgrade`] and returns [`Flow::Responded`] once the
+    /// connection is done.
+    fn upgrades_connection(&self) -> bool {
         false
     }
 

@@ -1,6 +1,6 @@
-//! The event id: a signed token with the next offset of every partition of the stream
-//! (after the event it labels), so `Last-Event-ID` resumes exactly after it on every
-//! partition. Format: `v2.` + base64url(`partition=offset;...`) + `.` +
+//! Resume positions as a signed token (kafka-sse's event id, kafka-websocket's position
+//! token): the next offset of every partition of the stream (after the record it labels),
+//! so a client resumes exactly after it on every partition. Format: `v2.` + base64url(`partition=offset;...`) + `.` +
 //! base64url(first 16 bytes of HMAC-SHA256(key, route id, topic, positions)).
 //!
 //! Tokens from clients are untrusted: length-capped, strictly parsed, and accepted only

@@ -1,0 +1,191 @@
+//! A topic reader without a consumer group: a consumer of its own per client stream
+//! (kafka-sse, kafka-websocket), its partitions assigned and seeked to where the client
+//! starts (`latest`, `earliest`, a time, or the signed positions of a resume token),
+//! with a bounded prefetch; and the filter that selects a stream's records.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use sluice_core::config::error::InvalidValue;
+
+use crate::error::ReaderError;
+use crate::position::Positions;
+
+/// Where a stream without a resume token starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// New records only.
+    Latest,
+    /// From the oldest record kept.
+    Earliest,
+    /// From the first record at or after this time.
+    Time(SystemTime),
+}
+
+impl Start {
+    /// Parse `latest`, `earliest` or an RFC 3339 time.
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        match s {
+            "latest" => Ok(Start::Latest),
+            "earliest" => Ok(Start::Earliest),
+            t => humantime::parse_rfc3339_weak(t)
+                .map(Start::Time)
+                .map_err(|_| {
+                    format!("{t:?} is not `latest`, `earliest` or an RFC 3339 time").into()
+                }),
+        }
+    }
+}
+
+/// What selects the records of a stream (templates already rendered for the request).
+pub struct Filter {
+    /// Record key must equal this.
+    pub key: Option<Vec<u8>>,
+    /// Record header (name, value) must be present.
+    pub header: Option<(String, Vec<u8>)>,
+}
+
+impl Filter {
+    /// True when `m` is selected.
+    pub fn matches<M: Message>(&self, m: &M) -> bool {
+        if let Some(k) = &self.key {
+            if m.key() != Some(k.as_slice()) {
+                return false;
+            }
+        }
+        if let Some((name, value)) = &self.header {
+            let found = m.headers().is_some_and(|h| {
+                h.iter()
+                    .any(|x| x.key == name && x.value == Some(value.as_slice()))
+            });
+            if !found {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Create the stream's consumer and position it; the positions and the consumer.
+pub async fn open(
+    mut config: ClientConfig,
+    client: &str,
+    topic: &str,
+    start: Start,
+    resume: Option<Positions>,
+) -> Result<(Arc<StreamConsumer>, Positions), ReaderError> {
+    config
+        .set("group.id", client)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Bound the prefetch per stream: memory stays small whatever the client does.
+        .set("queued.max.messages.kbytes", "1024")
+        .set("fetch.wait.max.ms", "100");
+    let consumer: Arc<StreamConsumer> = Arc::new(config.create().map_err(ReaderError::Consumer)?);
+    let c = consumer.clone();
+    let topic = topic.to_string();
+    let positions = tokio::task::spawn_blocking(move || resolve(&c, &topic, start, resume))
+        .await
+        .map_err(|e| ReaderError::Task(e.to_string()))??;
+    Ok((consumer, positions))
+}
+
+/// Resolve every partition's start offset and assign them.
+fn resolve(
+    c: &StreamConsumer,
+    topic: &str,
+    start: Start,
+    resume: Option<Positions>,
+) -> Result<Positions, ReaderError> {
+    let t = Duration::from_secs(5);
+    let md = c
+        .fetch_metadata(Some(topic), t)
+        .map_err(|source| ReaderError::Metadata {
+            topic: topic.to_string(),
+            source,
+        })?;
+    let parts: Vec<i32> = md
+        .topics()
+        .first()
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    if parts.is_empty() {
+        return Err(ReaderError::NoPartitions(topic.to_string()));
+    }
+    let has_token = resume.is_some();
+    let resume = resume.unwrap_or_default();
+    let mut by_time = std::collections::HashMap::new();
+    if let Start::Time(at) = start {
+        let ms = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let mut tpl = TopicPartitionList::new();
+        for p in &parts {
+            tpl.add_partition_offset(topic, *p, Offset::Offset(ms))?;
+        }
+        let found = c.offsets_for_times(tpl, t)?;
+        for e in found.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                by_time.insert(e.partition(), o);
+            }
+        }
+    }
+    let mut positions = Positions::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in parts {
+        let offset = match resume.get(&p) {
+            Some(o) => *o,
+            None => {
+                let (low, high) = c.fetch_watermarks(topic, p, t)?;
+                match start {
+                    // A partition the client's id does not name was added after the id
+                    // was issued: all of it is newer than what the client has seen.
+                    _ if has_token => low,
+                    Start::Latest => high,
+                    Start::Earliest => low,
+                    Start::Time(_) => by_time.get(&p).copied().unwrap_or(high),
+                }
+            }
+        };
+        positions.insert(p, offset);
+        tpl.add_partition_offset(topic, p, Offset::Offset(offset))?;
+    }
+    c.assign(&tpl)?;
+    Ok(positions)
+}
+
+/// Partitions of `topic` not in `known` (added since the stream started): assigned at
+/// their first offset, and returned with it.
+pub fn new_partitions(
+    c: &StreamConsumer,
+    topic: &str,
+    known: &[i32],
+) -> Result<Vec<(i32, i64)>, ReaderError> {
+    let t = Duration::from_secs(5);
+    let md = c
+        .fetch_metadata(Some(topic), t)
+        .map_err(|source| ReaderError::Metadata {
+            topic: topic.to_string(),
+            source,
+        })?;
+    let mut added = Vec::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        if known.contains(&p.id()) {
+            continue;
+        }
+        let (low, _) = c.fetch_watermarks(topic, p.id(), t)?;
+        tpl.add_partition_offset(topic, p.id(), Offset::Offset(low))?;
+        added.push((p.id(), low));
+    }
+    if !added.is_empty() {
+        c.incremental_assign(&tpl)?;
+    }
+    Ok(added)
+}
