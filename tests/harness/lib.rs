@@ -17,6 +17,7 @@ pub mod origin;
 pub mod receiver;
 pub mod redis;
 pub mod sse;
+pub mod websocket;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};

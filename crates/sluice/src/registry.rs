@@ -18,6 +18,9 @@ pub fn plugins(kafka: Arc<KafkaRuntime>, stores: Arc<Stores>) -> Registry {
             stores.clone(),
         ))
         .register(sluice_plugin_kafka_sse::KafkaSse::new(kafka.clone()))
+        .register(sluice_plugin_kafka_websocket::KafkaWebsocket::new(
+            kafka.clone(),
+        ))
         .register(sluice_plugin_mocking::Mocking)
         .register(sluice_plugin_key_auth::KeyAuth)
         .register(sluice_plugin_jwt_auth::JwtAuth)

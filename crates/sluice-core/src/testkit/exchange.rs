@@ -32,6 +32,11 @@ pub struct TestExchange {
     pub shutting_down: bool,
     /// Body chunks read by plugins.
     pub body_reads: usize,
+    /// Once the body chunks are read, further reads wait forever instead of ending (a
+    /// client that keeps an upgraded connection open).
+    pub held_open: bool,
+    /// Body writes never complete (a client that stopped reading).
+    pub write_stalled: bool,
 }
 
 impl TestExchange {
@@ -51,6 +56,8 @@ impl TestExchange {
             finished: false,
             shutting_down: false,
             body_reads: 0,
+            held_open: false,
+            write_stalled: false,
         }
     }
 
@@ -104,7 +111,10 @@ impl Exchange for TestExchange {
     }
     async fn read_body(&mut self) -> Result<Option<Bytes>> {
         self.body_reads += 1;
-        Ok(self.body.pop_front())
+        match self.body.pop_front() {
+            None if self.held_open => std::future::pending().await,
+            chunk => Ok(chunk),
+        }
     }
     async fn write_header(&mut self, header: ResponseHeader, end: bool) -> Result<()> {
         assert!(
@@ -121,6 +131,9 @@ impl Exchange for TestExchange {
             "a body was written before the header"
         );
         assert!(!self.finished, "a body was written after the end");
+        if self.write_stalled && chunk.is_some() {
+            return std::future::pending().await;
+        }
         if let Some(c) = chunk {
             self.response_body.extend_from_slice(&c);
         }

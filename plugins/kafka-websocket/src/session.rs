@@ -1,0 +1,298 @@
+//! One WebSocket connection after the `101`: client bytes through the [`Socket`],
+//! published messages produced and acknowledged, records of the subscription sent with
+//! their position, pings, the idle timeout, the slow-client cut-off, and a clean close
+//! on shutdown or when a reload retired the cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::StreamConsumer;
+use serde_json::Value;
+use sluice_core::plugin::Upgrade;
+use sluice_kafka::position::{Positions, Signer};
+use sluice_kafka::reader::{new_partitions, Filter};
+use sluice_kafka::{Cluster, EventCounters, OutgoingEvent, Profile};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, Instant};
+use tungstenite::Message;
+
+use crate::config::Format;
+use crate::envelope::{self, Publish};
+use crate::metrics;
+use crate::socket::{Closing, Socket};
+
+/// The subscription side of a connection.
+pub struct Subscribed<'a> {
+    /// The connection's own reader, positioned.
+    pub consumer: Arc<StreamConsumer>,
+    /// The topic.
+    pub topic: &'a str,
+    /// Next offset per partition (what the position token says).
+    pub positions: Positions,
+    /// Record selection.
+    pub filter: Filter,
+    /// Signs the position tokens.
+    pub signer: &'a Signer,
+    /// Frame layout.
+    pub format: Format,
+}
+
+/// The publish side of a connection (templates rendered at the upgrade).
+pub struct Publisher {
+    /// Where records go.
+    pub cluster: Arc<Cluster>,
+    /// The topic.
+    pub topic: String,
+    /// The key from the route's template, if it has one (messages may not set their own).
+    pub key: Option<Option<Vec<u8>>>,
+    /// Counts every record.
+    pub counters: Arc<EventCounters>,
+    /// The producer profile (delivery timeout).
+    pub profile: Profile,
+    /// Wait for the acknowledgement at most this long.
+    pub timeout: Duration,
+    /// Messages awaiting acknowledgement at most.
+    pub max_in_flight: usize,
+    /// Message layout.
+    pub format: Format,
+}
+
+/// Timers of a connection.
+pub struct Limits {
+    /// Ping after this long.
+    pub ping: Duration,
+    /// Close after this long without a frame from the client.
+    pub idle: Duration,
+    /// Cut a client that does not take a write within this time.
+    pub slow: Duration,
+}
+
+/// An acknowledgement (or its failure) for message `id`.
+type Settled = (Value, Result<(i32, i64), (&'static str, String)>);
+
+/// Run the connection until it closes; how it closed.
+pub async fn run(
+    route: &str,
+    up: &mut Upgrade<'_>,
+    socket: &mut Socket,
+    mut sub: Option<Subscribed<'_>>,
+    publisher: Option<Publisher>,
+    limits: &Limits,
+    retired: &(dyn Fn() -> bool + Sync),
+) -> Closing {
+    let (acks_tx, mut acks) = mpsc::channel::<Settled>(1024);
+    let mut in_flight = 0usize;
+    let mut seq = 0u64;
+    let mut idle = Instant::now() + limits.idle;
+    let mut ping = tokio::time::interval(limits.ping);
+    ping.tick().await;
+    let mut refreshed = Instant::now();
+    let max_in_flight = publisher.as_ref().map_or(usize::MAX, |p| p.max_in_flight);
+    let mut out_count = 0u64;
+    let consumer = sub.as_ref().map(|s| s.consumer.clone());
+    loop {
+        if let Err(c) = flush(up, socket, limits.slow).await {
+            return c;
+        }
+        metrics::messages(route, "out", std::mem::take(&mut out_count));
+        let closing = tokio::select! {
+            bytes = up.read(), if in_flight < max_in_flight => match bytes {
+                Ok(Some(bytes)) => {
+                    idle = Instant::now() + limits.idle;
+                    socket.feed(&bytes);
+                    received(route, socket, publisher.as_ref(), &acks_tx, &mut in_flight, &mut seq, &mut out_count).err()
+                }
+                Ok(None) | Err(_) => Some(Closing::new(1006, "client gone")),
+            },
+            Some((id, settled)) = acks.recv() => {
+                in_flight -= 1;
+                let topic = publisher.as_ref().map_or("", |p| p.topic.as_str());
+                let frame = match settled {
+                    Ok((partition, offset)) => {
+                        metrics::published(route, "acked");
+                        envelope::ack(&id, topic, partition, offset)
+                    }
+                    Err((reason, detail)) => {
+                        metrics::published(route, reason);
+                        envelope::error(&id, reason, &detail)
+                    }
+                };
+                out_count += 1;
+                socket.send(frame).err()
+            }
+            m = next_record(consumer.as_deref()) => match (m, sub.as_mut()) {
+                (Ok(m), Some(s)) => {
+                    s.positions.insert(rdkafka::Message::partition(&m), rdkafka::Message::offset(&m) + 1);
+                    if s.filter.matches(&m) {
+                        out_count += 1;
+                        let position = s.signer.encode(&s.positions);
+                        socket.send(envelope::record(&m, &position, s.format)).err()
+                    } else {
+                        None
+                    }
+                }
+                (Err(e), _) => {
+                    log::warn!("websocket route `{route}`: consuming failed: {e}");
+                    Some(socket.close(Closing::new(1011, "kafka error")))
+                }
+                (Ok(_), None) => None,
+            },
+            _ = ping.tick() => {
+                if up.shutting_down() {
+                    Some(socket.close(Closing::new(1001, "going away")))
+                } else if retired() {
+                    Some(socket.close(Closing::new(1012, "configuration reloaded")))
+                } else {
+                    if let Some(s) = sub.as_mut() {
+                        refresh(s, &mut refreshed).await;
+                    }
+                    socket.send(Message::Ping(Default::default())).err()
+                }
+            }
+            _ = sleep_until(idle) => Some(socket.close(Closing::new(1001, "idle timeout"))),
+        };
+        if let Some(c) = closing {
+            let _ = flush(up, socket, limits.slow).await;
+            let _ = up.finish().await;
+            return c;
+        }
+    }
+}
+
+/// The next record of the subscription; never resolves without one.
+async fn next_record(
+    consumer: Option<&StreamConsumer>,
+) -> rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>> {
+    match consumer {
+        Some(c) => c.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Write what the socket has for the client; a client that does not take it in time is
+/// cut (`1008`).
+async fn flush(up: &mut Upgrade<'_>, socket: &mut Socket, slow: Duration) -> Result<(), Closing> {
+    let Some(bytes) = socket.output() else {
+        return Ok(());
+    };
+    match tokio::time::timeout(slow, up.write(bytes)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(Closing::new(1006, "client gone")),
+        Err(_) => Err(Closing::new(1008, "slow consumer")),
+    }
+}
+
+/// Handle every complete message the client sent.
+#[allow(clippy::too_many_arguments)]
+fn received(
+    route: &str,
+    socket: &mut Socket,
+    publisher: Option<&Publisher>,
+    acks: &mpsc::Sender<Settled>,
+    in_flight: &mut usize,
+    seq: &mut u64,
+    out_count: &mut u64,
+) -> Result<(), Closing> {
+    while let Some(m) = socket.next_message()? {
+        if !matches!(m, Message::Text(_) | Message::Binary(_)) {
+            continue;
+        }
+        metrics::messages(route, "in", 1);
+        *seq += 1;
+        let Some(p) = publisher else {
+            return Err(socket.close(Closing::new(1003, "this route does not take messages")));
+        };
+        match envelope::publish(m, *seq, p.format) {
+            Ok(msg) => match produce(p, msg, acks) {
+                Ok(()) => *in_flight += 1,
+                Err((id, reason, detail)) => {
+                    metrics::published(route, reason);
+                    *out_count += 1;
+                    socket.send(envelope::error(&id, reason, &detail))?;
+                }
+            },
+            Err((id, invalid)) => {
+                metrics::published(route, invalid.0);
+                *out_count += 1;
+                socket.send(envelope::error(&id, invalid.0, &invalid.1))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hand a message to the producer; its acknowledgement arrives on `acks`.
+fn produce(
+    p: &Publisher,
+    msg: Publish,
+    acks: &mpsc::Sender<Settled>,
+) -> Result<(), (Value, &'static str, String)> {
+    let key = match (&p.key, msg.key) {
+        (Some(_), Some(_)) => {
+            return Err((
+                msg.id,
+                "key_not_allowed",
+                "this route sets the record key".into(),
+            ))
+        }
+        (Some(route_key), None) => route_key.clone(),
+        (None, key) => key,
+    };
+    let event = OutgoingEvent {
+        topic: p.topic.clone(),
+        key,
+        value: msg.value,
+        headers: msg.headers,
+        timestamp_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_millis() as i64),
+    };
+    let rx = match p.cluster.send_acked(&event, &p.counters, Some(p.profile)) {
+        Ok(rx) => rx,
+        Err(refused) => {
+            let reason = if refused.reason == "queue_full" {
+                "queue_full"
+            } else {
+                "not_queued"
+            };
+            return Err((
+                msg.id,
+                reason,
+                format!("not queued for Kafka: {}", refused.reason),
+            ));
+        }
+    };
+    let (acks, timeout, id) = (acks.clone(), p.timeout, msg.id);
+    tokio::spawn(async move {
+        let settled = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(a))) => Ok((a.partition, a.offset)),
+            Ok(Ok(Err(e))) => Err(("broker_error", e.to_string())),
+            Ok(Err(_)) => Err(("broker_error", "no delivery report".to_string())),
+            Err(_) => Err((
+                "timeout",
+                "no acknowledgement in time; the record may still be stored".to_string(),
+            )),
+        };
+        let _ = acks.send((id, settled)).await;
+    });
+    Ok(())
+}
+
+/// How often a subscription looks for partitions added to its topic.
+const REFRESH: Duration = Duration::from_secs(5);
+
+/// Every [`REFRESH`] (at ping ticks): read partitions added to the topic from their start.
+async fn refresh(s: &mut Subscribed<'_>, last: &mut Instant) {
+    if last.elapsed() < REFRESH {
+        return;
+    }
+    *last = Instant::now();
+    let (c, topic) = (s.consumer.clone(), s.topic.to_string());
+    let known: Vec<i32> = s.positions.keys().copied().collect();
+    if let Ok(Ok(added)) =
+        tokio::task::spawn_blocking(move || new_partitions(&c, &topic, &known)).await
+    {
+        s.positions.extend(added);
+    }
+}
