@@ -21,6 +21,9 @@ pub fn plugins(kafka: Arc<KafkaRuntime>, stores: Arc<Stores>) -> Registry {
         .register(sluice_plugin_kafka_websocket::KafkaWebsocket::new(
             kafka.clone(),
         ))
+        .register(sluice_plugin_kafka_request_reply::KafkaRequestReply::new(
+            kafka.clone(),
+        ))
         .register(sluice_plugin_mocking::Mocking)
         .register(sluice_plugin_key_auth::KeyAuth)
         .register(sluice_plugin_jwt_auth::JwtAuth)

@@ -5,10 +5,9 @@
 //! and an `application/problem+json` body. `Idempotency-Key` replays the stored `202`
 //! without producing again, and derives the event id from the key.
 //!
-//! Split: [`config`] (user-facing schema), [`body`] (capped read), [`record`] (the Kafka
+//! Split: [`config`] (user-facing schema), [`record`] (the Kafka
 //! record), [`idempotency`] (the key store), [`reply`] (statuses), [`metrics`].
 
-pub mod body;
 pub mod config;
 pub mod idempotency;
 pub mod metrics;
@@ -25,7 +24,6 @@ use sluice_core::config::Acks as ClusterAcks;
 use sluice_core::{Flow, HttpResponse, Phases, Plugin, Request, RequestCtx};
 use sluice_kafka::{Destination, EventCounters, KafkaRuntime};
 
-use body::{read_capped, BodyError};
 use config::{DivertAcks, IdempotencyScope, KafkaDivertConfig};
 use idempotency::{Decision, Keys};
 use record::{RecordInput, RecordSpec};
@@ -219,9 +217,9 @@ impl Plugin for KafkaDivertPlugin {
                 "kafka-divert was not lent the request body",
             ));
         };
-        let body = match read_capped(&mut reader, self.max_body).await? {
-            Ok(b) => b,
-            Err(BodyError::TooLarge) => {
+        let body = match reader.read_capped(self.max_body).await? {
+            Some(b) => b,
+            None => {
                 // The rest of the body is not read: close the connection after answering.
                 reader.close_after_response();
                 let r = Rejection::new(

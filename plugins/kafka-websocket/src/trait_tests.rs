@@ -18,7 +18,8 @@ const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 
 fn runtime() -> Arc<KafkaRuntime> {
     let clusters: BTreeMap<String, sluice_core::config::ClusterConfig> =
-        serde_yaml::from_str("default: { brokers: ['127.0.0.1:1'], flush_timeout: 100ms }").unwrap();
+        serde_yaml::from_str("default: { brokers: ['127.0.0.1:1'], flush_timeout: 100ms }")
+            .unwrap();
     Arc::new(KafkaRuntime::new(&clusters))
 }
 

@@ -132,6 +132,32 @@ impl BodyReader<'_> {
     pub fn close_after_response(&mut self) {
         self.0.close_after_response();
     }
+
+    /// The whole body, at most `cap` bytes; `Ok(None)` when it is larger. A declared
+    /// `Content-Length` is checked before anything is read (so an `Expect: 100-continue`
+    /// client never sends an oversized body), then every chunk while streaming. After
+    /// `None` the rest of the body is unread: close the connection after answering.
+    pub async fn read_capped(&mut self, cap: usize) -> Result<Option<Bytes>> {
+        let declared = self
+            .0
+            .request()
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > cap as u64) {
+            return Ok(None);
+        }
+        self.continue_if_expected().await?;
+        let mut buf = bytes::BytesMut::with_capacity(declared.map_or(0, |n| n as usize));
+        while let Some(chunk) = self.read().await? {
+            if buf.len() + chunk.len() > cap {
+                return Ok(None);
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(Some(buf.freeze()))
+    }
 }
 
 /// Writes the response itself, for streams (a capability lent by [`Request::writer`]).

@@ -1,0 +1,389 @@
+//! The reply side of a route: its own reader of every partition of the reply topic (no
+//! consumer group, so every instance sees every reply and no rebalance can take a
+//! partition from the instance that waits), started on the first request and positioned
+//! at the partition ends before that request is produced; the table of requests waiting
+//! for a reply, bounded; and what became of replies nobody waits for here: `late` (the
+//! request timed out), `duplicate` (already answered), or `other` (another instance's).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::message::{Headers, Message};
+use sluice_kafka::reader::{self, new_partitions, Start};
+use sluice_kafka::{Cluster, ReaderError};
+use tokio::sync::oneshot;
+
+use crate::metrics;
+
+/// The header carrying the correlation id, on requests and replies.
+pub const CORRELATION: &str = "sluice-correlation-id";
+/// The header naming the reply topic, on requests.
+pub const REPLY_TO: &str = "sluice-reply-to";
+/// The header carrying the HTTP status, on replies (default `200`).
+pub const STATUS: &str = "sluice-status";
+
+/// A reply record, as the request gets it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Record headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// The value.
+    pub body: Bytes,
+}
+
+/// Ids remembered after they finished, to tell late and duplicate replies apart.
+const RECENT: usize = 100_000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Publish how many requests of `route` wait (`sluice_request_reply_pending`).
+fn pending_now(route: &str, n: usize) {
+    if let Some(m) = metrics::metrics() {
+        m.pending
+            .with_label_values(&[route])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+/// Finished ids, oldest dropped first.
+#[derive(Default)]
+struct Recent {
+    order: VecDeque<(String, bool)>,
+    ids: HashMap<String, bool>,
+}
+
+impl Recent {
+    /// Remember `id`; `answered` (else it timed out).
+    fn add(&mut self, id: String, answered: bool) {
+        if self.order.len() >= RECENT {
+            if let Some((old, _)) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        self.ids.insert(id.clone(), answered);
+        self.order.push_back((id, answered));
+    }
+}
+
+/// What a reply was matched to.
+enum Waiter {
+    /// A request waiting on its connection.
+    Sync(oneshot::Sender<Reply>),
+    /// A `respond-async` request: the reply is kept for its status URL.
+    Async,
+}
+
+/// Shared between the route and its reader task.
+struct Table {
+    route: String,
+    waiting: Mutex<HashMap<String, Waiter>>,
+    recent: Mutex<Recent>,
+    results: Mutex<Results>,
+    max_pending: usize,
+}
+
+/// Results of asynchronous requests, for their status URL: pending until the reply,
+/// kept until they expire, oldest dropped first when full.
+pub struct Results {
+    entries: HashMap<String, (Instant, Option<Reply>)>,
+    order: VecDeque<String>,
+    max: usize,
+    ttl: Duration,
+}
+
+/// What a status URL shows.
+pub enum Status {
+    /// Still waiting for the reply.
+    Pending,
+    /// The reply.
+    Done(Reply),
+    /// Unknown here, or expired.
+    Unknown,
+}
+
+impl Results {
+    fn put(&mut self, id: &str, reply: Option<Reply>) {
+        if !self.entries.contains_key(id) {
+            while self.order.len() >= self.max {
+                if let Some(old) = self.order.pop_front() {
+                    self.entries.remove(&old);
+                }
+            }
+            self.order.push_back(id.to_string());
+        }
+        self.entries
+            .insert(id.to_string(), (Instant::now() + self.ttl, reply));
+    }
+}
+
+/// The reply side of one route.
+pub struct Replies {
+    table: Arc<Table>,
+    topic: String,
+    cluster: Arc<Cluster>,
+    started: AtomicBool,
+    starting: tokio::sync::Mutex<()>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    last_expiry: Mutex<Instant>,
+}
+
+/// Why a request cannot wait for a reply.
+pub enum NotWaiting {
+    /// `max_pending` requests already wait.
+    Full,
+}
+
+impl Replies {
+    /// The reply side of `route`, reading `topic` on `cluster`.
+    pub fn new(
+        route: &str,
+        cluster: Arc<Cluster>,
+        topic: &str,
+        max_pending: usize,
+        async_ttl: Duration,
+        async_max: usize,
+    ) -> Self {
+        Self {
+            table: Arc::new(Table {
+                route: route.to_string(),
+                waiting: Mutex::default(),
+                recent: Mutex::default(),
+                results: Mutex::new(Results {
+                    entries: HashMap::new(),
+                    order: VecDeque::new(),
+                    max: async_max.max(1),
+                    ttl: async_ttl,
+                }),
+                max_pending,
+            }),
+            topic: topic.to_string(),
+            cluster,
+            started: AtomicBool::new(false),
+            starting: tokio::sync::Mutex::new(()),
+            task: Mutex::new(None),
+            last_expiry: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Start the reader if it is not running: positioned at the partition ends, so any
+    /// reply to a request produced after this returns is read.
+    pub async fn ensure_started(&self) -> Result<(), ReaderError> {
+        if self.started.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _one = self.starting.lock().await;
+        if self.started.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let cfg = self
+            .cluster
+            .consumer_config()
+            .ok_or_else(|| ReaderError::Task("the cluster is not started".into()))?;
+        let (consumer, positions) =
+            reader::open(cfg, "sluice-reply", &self.topic, Start::Latest, None).await?;
+        let known: Vec<i32> = positions.keys().copied().collect();
+        let task = tokio::spawn(read(
+            consumer,
+            self.topic.clone(),
+            known,
+            self.table.clone(),
+        ));
+        *lock(&self.task) = Some(task);
+        self.started.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Wait for the reply to `id` (registered before the request is produced).
+    pub fn wait(&self, id: &str) -> Result<oneshot::Receiver<Reply>, NotWaiting> {
+        self.expire();
+        let mut waiting = lock(&self.table.waiting);
+        if waiting.len() >= self.table.max_pending {
+            return Err(NotWaiting::Full);
+        }
+        let (tx, rx) = oneshot::channel();
+        waiting.insert(id.to_string(), Waiter::Sync(tx));
+        pending_now(&self.table.route, waiting.len());
+        Ok(rx)
+    }
+
+    /// Keep the reply to `id` for its status URL instead of waiting on the connection.
+    pub fn wait_async(&self, id: &str) -> Result<(), NotWaiting> {
+        self.expire();
+        let mut waiting = lock(&self.table.waiting);
+        if waiting.len() >= self.table.max_pending {
+            return Err(NotWaiting::Full);
+        }
+        waiting.insert(id.to_string(), Waiter::Async);
+        pending_now(&self.table.route, waiting.len());
+        lock(&self.table.results).put(id, None);
+        Ok(())
+    }
+
+    /// Stop waiting for `id` (timed out, or its request was not produced).
+    pub fn give_up(&self, id: &str) {
+        let mut waiting = lock(&self.table.waiting);
+        if waiting.remove(id).is_some() {
+            pending_now(&self.table.route, waiting.len());
+            lock(&self.table.recent).add(id.to_string(), false);
+        }
+    }
+
+    /// Drop expired results of asynchronous requests, and stop waiting for replies
+    /// whose result is gone (expired or pushed out). At most once a second.
+    fn expire(&self) {
+        let now = Instant::now();
+        {
+            let mut last = lock(&self.last_expiry);
+            if now.duration_since(*last) < Duration::from_secs(1) {
+                return;
+            }
+            *last = now;
+        }
+        // Lock order everywhere: waiting, results, recent.
+        let mut waiting = lock(&self.table.waiting);
+        let mut results = lock(&self.table.results);
+        let Results { entries, order, .. } = &mut *results;
+        entries.retain(|_, (until, _)| *until > now);
+        order.retain(|id| entries.contains_key(id));
+        let mut recent = lock(&self.table.recent);
+        waiting.retain(|id, w| {
+            let keep = !matches!(w, Waiter::Async) || entries.contains_key(id);
+            if !keep {
+                recent.add(id.clone(), false);
+            }
+            keep
+        });
+        pending_now(&self.table.route, waiting.len());
+    }
+
+    /// The status of asynchronous request `id`.
+    pub fn status(&self, id: &str) -> Status {
+        self.expire();
+        match lock(&self.table.results).entries.get(id) {
+            None => Status::Unknown,
+            Some((_, None)) => Status::Pending,
+            Some((_, Some(r))) => Status::Done(r.clone()),
+        }
+    }
+
+    /// Requests waiting now.
+    pub fn pending(&self) -> usize {
+        lock(&self.table.waiting).len()
+    }
+}
+
+impl Drop for Replies {
+    fn drop(&mut self) {
+        if let Some(t) = lock(&self.task).take() {
+            t.abort();
+        }
+    }
+}
+
+/// Match one reply record.
+fn matched<M: Message>(table: &Table, m: &M) {
+    let header = |name: &str| {
+        m.headers().and_then(|h| {
+            h.iter()
+                .find(|x| x.key == name)
+                .and_then(|x| x.value)
+                .map(<[u8]>::to_vec)
+        })
+    };
+    let Some(id) = header(CORRELATION).and_then(|v| String::from_utf8(v).ok()) else {
+        metrics::unmatched(&table.route, "no_correlation_id");
+        return;
+    };
+    let waiter = {
+        let mut waiting = lock(&table.waiting);
+        let w = waiting.remove(&id);
+        pending_now(&table.route, waiting.len());
+        w
+    };
+    let Some(waiter) = waiter else {
+        let answered = lock(&table.recent).ids.get(&id).copied();
+        let why = match answered {
+            Some(true) => "duplicate",
+            Some(false) => "late",
+            None => "other",
+        };
+        metrics::unmatched(&table.route, why);
+        return;
+    };
+    let status = header(STATUS)
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .filter(|s| (200..=599).contains(s))
+        .unwrap_or(200);
+    let headers = m
+        .headers()
+        .map(|h| {
+            h.iter()
+                .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let reply = Reply {
+        status,
+        headers,
+        body: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
+    };
+    lock(&table.recent).add(id.clone(), true);
+    match waiter {
+        Waiter::Sync(tx) => {
+            if tx.send(reply).is_err() {
+                metrics::unmatched(&table.route, "late");
+            }
+        }
+        Waiter::Async => {
+            let mut results = lock(&table.results);
+            if results.entries.contains_key(&id) {
+                results.put(&id, Some(reply));
+            }
+        }
+    }
+}
+
+/// How often the reader looks for partitions added to the reply topic.
+const REFRESH: Duration = Duration::from_secs(5);
+
+/// Read replies until aborted (when the route's plugin instance goes).
+async fn read(
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    mut known: Vec<i32>,
+    table: Arc<Table>,
+) {
+    let mut tick = tokio::time::interval(REFRESH);
+    loop {
+        tokio::select! {
+            m = consumer.recv() => match m {
+                Ok(m) => matched(&table, &m),
+                Err(e) => {
+                    log::warn!("request-reply route `{}`: reading replies: {e}", table.route);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            },
+            _ = tick.tick() => {
+                let (c, t, k) = (consumer.clone(), topic.clone(), known.clone());
+                if let Ok(Ok(added)) = tokio::task::spawn_blocking(move || new_partitions(&c, &t, &k)).await {
+                    known.extend(added.into_iter().map(|(p, _)| p));
+                }
+            }
+        }
+    }
+}
+
+/// [`matched`] on `replies`' table, for tests.
+#[cfg(test)]
+pub fn matched_for_tests<M: Message>(replies: &Replies, m: &M) {
+    matched(&replies.table, m);
+}
