@@ -19,9 +19,13 @@ use sluice_e2e::websocket::{close, connect, json, next, send, Got};
 const WAIT: Duration = Duration::from_secs(60);
 
 fn gateway(kafka: &Kafka, plugin: &str) -> Gateway {
+    gateway_with_grace(kafka, plugin, "2s")
+}
+
+fn gateway_with_grace(kafka: &Kafka, plugin: &str, grace: &str) -> Gateway {
     Gateway::start(&format!(
         r#"
-server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 2s }}
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: {grace} }}
 admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
 kafka: {{ clusters: {{ default: {{ brokers: ["{}"], delivery_timeout: 2s }} }} }}
 consumers:
@@ -240,6 +244,13 @@ fn the_upgrade_is_refused_before_anything_opens() {
         ),
         1.0
     );
+    assert_eq!(
+        s.sum(
+            "sluice_http_rejections_total",
+            &[("route", "ws"), ("reason", "too_many_connections")]
+        ),
+        1.0
+    );
     close(again);
 }
 
@@ -262,6 +273,92 @@ fn a_shutdown_closes_with_going_away() {
     );
     gw.signal(libc::SIGTERM);
     assert_eq!(next(&mut ws, WAIT), Got::Closed(1001, "going away".into()));
+    let (exited, _) = gw.wait_exit(WAIT);
+    assert!(exited);
+}
+
+#[test]
+fn a_client_that_stops_reading_is_cut_and_its_slot_freed() {
+    let kafka = Kafka::start();
+    kafka.create_topic("ws-slow", 1);
+    let gw = gateway(
+        &kafka,
+        r#"{ subscribe: { topic: ws-slow, format: raw }, slow_client_timeout: 500ms, max_connections: 1 }"#,
+    );
+    let stalled = connect(gw.port, &format!("/ws{KEY}"), &[]).unwrap();
+    // Far more than the socket buffers on both sides hold; the client reads nothing.
+    let big = "x".repeat(64 << 10);
+    let records: Vec<_> = (0..480)
+        .map(|_| (0, "k".to_string(), big.clone()))
+        .collect();
+    produce(&kafka.bootstrap, "ws-slow", &records, 16);
+    wait_sum(
+        gw.admin,
+        "sluice_websocket_closes_total",
+        &[("route", "ws"), ("code", "1008")],
+        1.0,
+    );
+    let mut again = sluice_e2e::wait_for("the slot is free", WAIT, || {
+        connect(gw.port, &format!("/ws{KEY}"), &[]).ok()
+    });
+    produce(
+        &kafka.bootstrap,
+        "ws-slow",
+        &[(0, "k".into(), "after".into())],
+        1,
+    );
+    assert_eq!(next(&mut again, WAIT), Got::Binary(b"after".to_vec()));
+    let s = wait_sum(
+        gw.admin,
+        "sluice_websocket_connections",
+        &[("route", "ws")],
+        1.0,
+    );
+    assert_eq!(
+        s.sum(
+            "sluice_websocket_closes_total",
+            &[("route", "ws"), ("code", "1008")]
+        ),
+        1.0
+    );
+    // The cut connection really ends: what was already in flight, then end of stream.
+    let mut stalled = stalled;
+    let ended = (0..1000).find_map(|_| match next(&mut stalled, WAIT) {
+        Got::Closed(code, _) => Some(code),
+        _ => None,
+    });
+    assert_eq!(
+        ended,
+        Some(1006),
+        "ended without a close frame (the client was cut)"
+    );
+}
+
+#[test]
+fn a_message_in_flight_at_shutdown_is_answered_before_the_close() {
+    let kafka = Kafka::start();
+    kafka.create_topic("ws-drain", 1);
+    // Answered within the grace period: the broker is frozen, so the answer is the
+    // error at `timeout`, sent before the close.
+    let mut gw = gateway_with_grace(
+        &kafka,
+        r#"{ publish: { topic: ws-drain, timeout: 2s } }"#,
+        "6s",
+    );
+    let mut ws = connect(gw.port, &format!("/ws{KEY}"), &[]).unwrap();
+    send(&mut ws, r#"{"id":"warm","value":"w"}"#);
+    assert_eq!(json(&mut ws, WAIT)["type"], "ack");
+    kafka.pause();
+    send(&mut ws, r#"{"id":"last","value":"x"}"#);
+    gw.signal(libc::SIGTERM);
+    let answer = json(&mut ws, WAIT);
+    assert_eq!(
+        (answer["id"].clone(), answer["type"].clone()),
+        (json!("last"), json!("error")),
+        "{answer}"
+    );
+    assert_eq!(next(&mut ws, WAIT), Got::Closed(1001, "going away".into()));
+    kafka.resume();
     let (exited, _) = gw.wait_exit(WAIT);
     assert!(exited);
 }

@@ -135,6 +135,12 @@ impl PluginSpec for KafkaWebsocket {
                 errors.push(FieldError::value(at.key(field), "is too small"));
             }
         }
+        if c.ping_interval.0 >= c.idle_timeout.0 {
+            errors.push(FieldError::value(
+                at.key("ping_interval"),
+                "must be shorter than `idle_timeout` (a client's pong keeps the connection open)",
+            ));
+        }
         if c.max_message_bytes.0 > 64 << 20 {
             errors.push(FieldError::value(
                 at.key("max_message_bytes"),

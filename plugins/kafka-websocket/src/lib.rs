@@ -81,9 +81,9 @@ impl Drop for Slot {
 }
 
 impl KafkaWebsocketPlugin {
-    fn unavailable(ctx: &RequestCtx, detail: &str) -> Flow {
+    fn unavailable(ctx: &RequestCtx, reason: &str, detail: &str) -> Flow {
         Flow::Respond(
-            HttpResponse::problem(503, detail, &ctx.request_id).with_header("retry-after", "1"),
+            HttpResponse::refusal(ctx, 503, reason, detail).with_header("retry-after", "1"),
         )
     }
 }
@@ -161,6 +161,7 @@ impl Plugin for KafkaWebsocketPlugin {
             self.open.fetch_sub(1, Ordering::AcqRel);
             return Ok(Self::unavailable(
                 ctx,
+                "too_many_connections",
                 "too many WebSocket connections on this route",
             ));
         }
@@ -169,13 +170,21 @@ impl Plugin for KafkaWebsocketPlugin {
             m.connections.with_label_values(&[&route]).inc();
         }
         if !self.cluster.is_started() {
-            return Ok(Self::unavailable(ctx, "Kafka is not available yet"));
+            return Ok(Self::unavailable(
+                ctx,
+                "kafka_unavailable",
+                "Kafka is not available yet",
+            ));
         }
         let subscribed = match &self.subscribe {
             None => None,
             Some(s) => {
                 let Some(cfg) = self.cluster.consumer_config() else {
-                    return Ok(Self::unavailable(ctx, "Kafka is not available yet"));
+                    return Ok(Self::unavailable(
+                        ctx,
+                        "kafka_unavailable",
+                        "Kafka is not available yet",
+                    ));
                 };
                 match reader::open(cfg, "sluice-websocket", &s.topic, s.start, resume).await {
                     Ok((consumer, positions)) => Some(Subscribed {
@@ -191,7 +200,11 @@ impl Plugin for KafkaWebsocketPlugin {
                     }),
                     Err(e) => {
                         log::warn!("websocket route `{route}`: {e}");
-                        return Ok(Self::unavailable(ctx, "the topic is not available"));
+                        return Ok(Self::unavailable(
+                            ctx,
+                            "topic_unavailable",
+                            "the topic is not available",
+                        ));
                     }
                 }
             }
@@ -223,9 +236,12 @@ impl Plugin for KafkaWebsocketPlugin {
         )
         .await;
         if let Some(m) = metrics::metrics() {
-            m.closes
-                .with_label_values(&[&route, &closed.code.to_string()])
-                .inc();
+            // Codes a client may choose (3000-4999) are not labels of their own.
+            let code = match closed.code {
+                1000..=1015 => closed.code.to_string(),
+                _ => "other".to_string(),
+            };
+            m.closes.with_label_values(&[&route, &code]).inc();
         }
         Ok(Flow::Responded)
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::RDKafkaErrorCode;
 use serde_json::Value;
 use sluice_core::plugin::Upgrade;
 use sluice_kafka::position::{Positions, Signer};
@@ -70,6 +71,82 @@ pub struct Limits {
 /// An acknowledgement (or its failure) for message `id`.
 type Settled = (Value, Result<(i32, i64), (&'static str, String)>);
 
+/// How the loop ends: the close frame is already queued (or cannot be sent), or is to be
+/// sent once the messages in flight are answered.
+enum Ending {
+    /// Nothing more to send.
+    Now(Closing),
+    /// Answer what is in flight first, then close.
+    AfterAcks(Closing),
+}
+
+/// The publish side's bookkeeping.
+struct Publishing<'a> {
+    route: &'a str,
+    publisher: Option<&'a Publisher>,
+    acks: mpsc::Sender<Settled>,
+    in_flight: usize,
+    max_in_flight: usize,
+    seq: u64,
+    sent: u64,
+}
+
+impl Publishing<'_> {
+    /// Handle the complete messages the client sent, up to `max_in_flight` awaiting
+    /// acknowledgement; the rest stays in the socket until acknowledgements come back.
+    fn received(&mut self, socket: &mut Socket) -> Result<(), Closing> {
+        while self.in_flight < self.max_in_flight {
+            let Some(m) = socket.next_message()? else {
+                return Ok(());
+            };
+            if !matches!(m, Message::Text(_) | Message::Binary(_)) {
+                continue;
+            }
+            metrics::messages(self.route, "in", 1);
+            self.seq += 1;
+            let Some(p) = self.publisher else {
+                return Err(socket.close(Closing::new(1003, "this route does not take messages")));
+            };
+            let failed = match envelope::publish(m, self.seq, p.format) {
+                Ok(msg) => match produce(p, msg, &self.acks) {
+                    Ok(()) => {
+                        self.in_flight += 1;
+                        None
+                    }
+                    Err(failed) => Some(failed),
+                },
+                Err((id, invalid)) => Some((id, invalid.0, invalid.1)),
+            };
+            if let Some((id, reason, detail)) = failed {
+                metrics::published(self.route, reason);
+                self.sent += 1;
+                socket.send(envelope::error(&id, reason, &detail))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The frame answering an acknowledgement.
+    fn settled(&mut self, (id, settled): Settled) -> Message {
+        self.in_flight -= 1;
+        self.sent += 1;
+        let topic = self.publisher.map_or("", |p| p.topic.as_str());
+        match settled {
+            Ok((partition, offset)) => {
+                metrics::published(self.route, "acked");
+                envelope::ack(&id, topic, partition, offset)
+            }
+            Err((reason, detail)) => {
+                metrics::published(self.route, reason);
+                envelope::error(&id, reason, &detail)
+            }
+        }
+    }
+}
+
+/// How often a shutdown is looked for.
+const SHUTDOWN_CHECK: Duration = Duration::from_secs(1);
+
 /// Run the connection until it closes; how it closed.
 pub async fn run(
     route: &str,
@@ -81,82 +158,119 @@ pub async fn run(
     retired: &(dyn Fn() -> bool + Sync),
 ) -> Closing {
     let (acks_tx, mut acks) = mpsc::channel::<Settled>(1024);
-    let mut in_flight = 0usize;
-    let mut seq = 0u64;
+    let mut p = Publishing {
+        route,
+        publisher: publisher.as_ref(),
+        acks: acks_tx,
+        in_flight: 0,
+        max_in_flight: publisher.as_ref().map_or(usize::MAX, |p| p.max_in_flight),
+        seq: 0,
+        sent: 0,
+    };
     let mut idle = Instant::now() + limits.idle;
     let mut ping = tokio::time::interval(limits.ping);
     ping.tick().await;
+    let mut check = tokio::time::interval(SHUTDOWN_CHECK.min(limits.ping));
+    check.tick().await;
     let mut refreshed = Instant::now();
-    let max_in_flight = publisher.as_ref().map_or(usize::MAX, |p| p.max_in_flight);
-    let mut out_count = 0u64;
     let consumer = sub.as_ref().map(|s| s.consumer.clone());
-    loop {
+    let ending = loop {
         if let Err(c) = flush(up, socket, limits.slow).await {
-            return c;
+            break Ending::Now(c);
         }
-        metrics::messages(route, "out", std::mem::take(&mut out_count));
-        let closing = tokio::select! {
-            bytes = up.read(), if in_flight < max_in_flight => match bytes {
+        metrics::messages(route, "out", std::mem::take(&mut p.sent));
+        let ending = tokio::select! {
+            bytes = up.read(), if p.in_flight < p.max_in_flight => match bytes {
                 Ok(Some(bytes)) => {
                     idle = Instant::now() + limits.idle;
                     socket.feed(&bytes);
-                    received(route, socket, publisher.as_ref(), &acks_tx, &mut in_flight, &mut seq, &mut out_count).err()
+                    p.received(socket).err().map(Ending::Now)
                 }
-                Ok(None) | Err(_) => Some(Closing::new(1006, "client gone")),
+                Ok(None) | Err(_) => Some(Ending::Now(Closing::new(1006, "client gone"))),
             },
-            Some((id, settled)) = acks.recv() => {
-                in_flight -= 1;
-                let topic = publisher.as_ref().map_or("", |p| p.topic.as_str());
-                let frame = match settled {
-                    Ok((partition, offset)) => {
-                        metrics::published(route, "acked");
-                        envelope::ack(&id, topic, partition, offset)
-                    }
-                    Err((reason, detail)) => {
-                        metrics::published(route, reason);
-                        envelope::error(&id, reason, &detail)
-                    }
-                };
-                out_count += 1;
-                socket.send(frame).err()
+            Some(settled) = acks.recv() => {
+                let frame = p.settled(settled);
+                idle = Instant::now() + limits.idle;
+                // Messages held back at the limit go out now.
+                match socket.send(frame).and_then(|()| p.received(socket)) {
+                    Ok(()) => None,
+                    Err(c) => Some(Ending::Now(c)),
+                }
             }
             m = next_record(consumer.as_deref()) => match (m, sub.as_mut()) {
                 (Ok(m), Some(s)) => {
                     s.positions.insert(rdkafka::Message::partition(&m), rdkafka::Message::offset(&m) + 1);
                     if s.filter.matches(&m) {
-                        out_count += 1;
+                        p.sent += 1;
                         let position = s.signer.encode(&s.positions);
-                        socket.send(envelope::record(&m, &position, s.format)).err()
+                        socket.send(envelope::record(&m, &position, s.format)).err().map(Ending::Now)
                     } else {
                         None
                     }
                 }
-                (Err(e), _) => {
+                (Err(e), _) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) => {
                     log::warn!("websocket route `{route}`: consuming failed: {e}");
-                    Some(socket.close(Closing::new(1011, "kafka error")))
+                    Some(Ending::AfterAcks(Closing::new(1011, "kafka error")))
+                }
+                (Err(e), _) => {
+                    // Transient (a broker restarting): librdkafka reconnects by itself.
+                    log::debug!("websocket route `{route}`: {e}");
+                    None
                 }
                 (Ok(_), None) => None,
             },
-            _ = ping.tick() => {
+            _ = check.tick() => {
                 if up.shutting_down() {
-                    Some(socket.close(Closing::new(1001, "going away")))
+                    Some(Ending::AfterAcks(Closing::new(1001, "going away")))
                 } else if retired() {
-                    Some(socket.close(Closing::new(1012, "configuration reloaded")))
+                    Some(Ending::AfterAcks(Closing::new(1012, "configuration reloaded")))
                 } else {
-                    if let Some(s) = sub.as_mut() {
-                        refresh(s, &mut refreshed).await;
-                    }
-                    socket.send(Message::Ping(Default::default())).err()
+                    None
                 }
             }
-            _ = sleep_until(idle) => Some(socket.close(Closing::new(1001, "idle timeout"))),
+            _ = ping.tick() => {
+                if let Some(s) = sub.as_mut() {
+                    refresh(s, &mut refreshed).await;
+                }
+                socket.send(Message::Ping(Default::default())).err().map(Ending::Now)
+            }
+            // A client waiting for acknowledgements is not idle.
+            _ = sleep_until(idle), if p.in_flight == 0 => {
+                Some(Ending::AfterAcks(Closing::new(1001, "idle timeout")))
+            }
         };
-        if let Some(c) = closing {
-            let _ = flush(up, socket, limits.slow).await;
-            let _ = up.finish().await;
-            return c;
+        if let Some(e) = ending {
+            break e;
         }
+    };
+    let closing = match ending {
+        Ending::Now(c) => c,
+        Ending::AfterAcks(c) => {
+            // Answer what is in flight (each within its own timeout), then close.
+            while p.in_flight > 0 {
+                let Some(settled) = acks.recv().await else {
+                    break;
+                };
+                let frame = p.settled(settled);
+                if socket.send(frame).is_err() || flush(up, socket, limits.slow).await.is_err() {
+                    break;
+                }
+            }
+            metrics::messages(route, "out", std::mem::take(&mut p.sent));
+            socket.close(c)
+        }
+    };
+    // The close frame, then the end; a client that does not take them is cut.
+    let ended = match flush(up, socket, limits.slow).await {
+        Ok(()) => tokio::time::timeout(limits.slow, up.finish())
+            .await
+            .is_ok_and(|r| r.is_ok()),
+        Err(_) => false,
+    };
+    if !ended {
+        up.abort();
     }
+    closing
 }
 
 /// The next record of the subscription; never resolves without one.
@@ -180,45 +294,6 @@ async fn flush(up: &mut Upgrade<'_>, socket: &mut Socket, slow: Duration) -> Res
         Ok(Err(_)) => Err(Closing::new(1006, "client gone")),
         Err(_) => Err(Closing::new(1008, "slow consumer")),
     }
-}
-
-/// Handle every complete message the client sent.
-#[allow(clippy::too_many_arguments)]
-fn received(
-    route: &str,
-    socket: &mut Socket,
-    publisher: Option<&Publisher>,
-    acks: &mpsc::Sender<Settled>,
-    in_flight: &mut usize,
-    seq: &mut u64,
-    out_count: &mut u64,
-) -> Result<(), Closing> {
-    while let Some(m) = socket.next_message()? {
-        if !matches!(m, Message::Text(_) | Message::Binary(_)) {
-            continue;
-        }
-        metrics::messages(route, "in", 1);
-        *seq += 1;
-        let Some(p) = publisher else {
-            return Err(socket.close(Closing::new(1003, "this route does not take messages")));
-        };
-        match envelope::publish(m, *seq, p.format) {
-            Ok(msg) => match produce(p, msg, acks) {
-                Ok(()) => *in_flight += 1,
-                Err((id, reason, detail)) => {
-                    metrics::published(route, reason);
-                    *out_count += 1;
-                    socket.send(envelope::error(&id, reason, &detail))?;
-                }
-            },
-            Err((id, invalid)) => {
-                metrics::published(route, invalid.0);
-                *out_count += 1;
-                socket.send(envelope::error(&id, invalid.0, &invalid.1))?;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Hand a message to the producer; its acknowledgement arrives on `acks`.

@@ -151,24 +151,37 @@ async fn started(yaml: &str) -> (Arc<KafkaRuntime>, TestRoute) {
 }
 
 #[tokio::test]
-async fn at_max_in_flight_the_client_is_not_read() {
-    let (kafka, r) =
-        started("{ publish: { topic: t, timeout: 10s, max_in_flight: 1 }, idle_timeout: 300ms }")
-            .await;
-    let one = client_frames(&[Message::text(r#"{"id":1,"value":"a"}"#)]);
-    let two = client_frames(&[Message::text(r#"{"id":2,"value":"b"}"#)]);
-    let mut req = handshake("/ws").chunks([one, two]);
+async fn at_max_in_flight_the_rest_waits_even_within_one_read() {
+    let (kafka, r) = started(
+        "{ publish: { topic: t, timeout: 300ms, max_in_flight: 1 }, ping_interval: 100ms, idle_timeout: 300ms }",
+    )
+    .await;
+    // Three messages in one read: one at a time is produced, each after the previous
+    // one was answered (here: timed out, the broker never answers).
+    let mut req = handshake("/ws").chunks([client_frames(&[
+        Message::text(r#"{"id":1,"value":"a"}"#),
+        Message::text(r#"{"id":2,"value":"b"}"#),
+        Message::text(r#"{"id":3,"value":"c"}"#),
+    ])]);
     req.held_open = true;
+    let started = std::time::Instant::now();
     r.exchange_in(&mut req, r.ctx(), None).await;
-    assert_eq!(
-        req.body_reads, 1,
-        "the second message waits in the client's socket"
-    );
-    let frames = server_frames(&req.response_body);
+    // In parallel: 300 ms, then the idle 300 ms; one at a time: 3 x 300 ms, then 300 ms.
     assert!(
-        matches!(frames.as_slice(), [Message::Close(Some(f))] if u16::from(f.code) == 1001),
-        "no answer before the ack: {frames:?}"
+        started.elapsed() >= std::time::Duration::from_millis(1150),
+        "one at a time: {:?}",
+        started.elapsed()
     );
+    let answers: Vec<serde_json::Value> = server_frames(&req.response_body)
+        .iter()
+        .filter_map(|m| match m {
+            Message::Text(t) => serde_json::from_str(t.as_str()).ok(),
+            _ => None,
+        })
+        .collect();
+    let ids: Vec<i64> = answers.iter().filter_map(|a| a["id"].as_i64()).collect();
+    assert_eq!(ids, [1, 2, 3], "every message answered, in turn");
+    assert!(answers.iter().all(|a| a["reason"] == "timeout"));
     kafka.shutdown();
 }
 

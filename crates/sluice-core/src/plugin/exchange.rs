@@ -31,6 +31,10 @@ pub trait Exchange: Send {
     async fn write_body(&mut self, chunk: Option<Bytes>, end_of_stream: bool) -> Result<()>;
     /// True once the process is shutting down (a stream should say goodbye).
     fn shutting_down(&self) -> bool;
+
+    /// Cut the connection now, unsent bytes dropped (a client that stopped reading must
+    /// not hold the connection). Default: nothing (the connection ends when dropped).
+    fn abort(&mut self) {}
 }
 
 /// A request phase's view of the request, with the capabilities its plugin declared.

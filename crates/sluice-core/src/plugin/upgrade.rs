@@ -58,6 +58,11 @@ impl Upgrade<'_> {
         self.0.write_body(None, true).await
     }
 
+    /// Cut the connection at once, dropping what is unsent (a client that does not read).
+    pub fn abort(&mut self) {
+        self.0.abort();
+    }
+
     /// True once Sluice is shutting down gracefully.
     pub fn shutting_down(&self) -> bool {
         self.0.shutting_down()

@@ -34,6 +34,11 @@ impl Exchange for SessionExchange<'_> {
     }
 
     async fn write_header(&mut self, header: ResponseHeader, end_of_stream: bool) -> Result<()> {
+        if header.status == 101 {
+            // An upgraded connection is idle as long as its plugin allows, not Pingora's
+            // 60 s body read timeout.
+            self.0.set_read_timeout(None);
+        }
         self.0
             .write_response_header(Box::new(header), end_of_stream)
             .await
@@ -45,5 +50,25 @@ impl Exchange for SessionExchange<'_> {
 
     fn shutting_down(&self) -> bool {
         self.0.is_process_shutting_down()
+    }
+
+    /// Shut the socket down both ways: pending and later writes fail at once, so
+    /// Pingora's final flush cannot wait on a client that stopped reading. Plain TCP
+    /// only; a TLS connection ends when its session is dropped.
+    fn abort(&mut self) {
+        use std::os::unix::io::AsRawFd;
+        let Some(stream) = self.0.as_downstream().stream() else {
+            return;
+        };
+        if let Some(tcp) = stream
+            .as_any()
+            .downcast_ref::<pingora_core::protocols::l4::stream::Stream>()
+        {
+            // SAFETY: shutdown(2) on the connection's own descriptor, which stays open
+            // (and owned by the stream) until the session is dropped.
+            unsafe {
+                libc::shutdown(tcp.as_raw_fd(), libc::SHUT_RDWR);
+            }
+        }
     }
 }
