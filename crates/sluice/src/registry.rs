@@ -24,6 +24,7 @@ pub fn plugins(kafka: Arc<KafkaRuntime>, stores: Arc<Stores>) -> Registry {
         .register(sluice_plugin_kafka_request_reply::KafkaRequestReply::new(
             kafka.clone(),
         ))
+        .register(sluice_plugin_kafka_cache::KafkaCache::new(kafka.clone()))
         .register(sluice_plugin_mocking::Mocking)
         .register(sluice_plugin_key_auth::KeyAuth)
         .register(sluice_plugin_jwt_auth::JwtAuth)

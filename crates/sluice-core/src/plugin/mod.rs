@@ -118,6 +118,13 @@ pub trait Plugin: Send + Sync + 'static {
         false
     }
 
+    /// Why the instance cannot serve yet (e.g. a view still catching up with its topic),
+    /// or `None` when it can. `/readyz` answers `503` while any plugin of any route
+    /// gives a reason.
+    fn not_ready(&self) -> Option<String> {
+        None
+    }
+
     /// Header and query parameter names that carry credentials this plugin checks
     /// (authentication plugins). Loggers redact them on every request of the route,
     /// whether this plugin ran, refused or accepted the request.

@@ -70,7 +70,20 @@ impl AdminApp {
             .iter()
             .all(|l| accepting(l));
         let reloadable = self.live.reloadable.load(Ordering::Acquire);
-        let ready = kafka.is_started() && listening && reloadable;
+        let state = self.live.state.load();
+        let waiting: Vec<serde_json::Value> = state
+            .router
+            .routes()
+            .iter()
+            .flat_map(|r| {
+                r.chain.entries().iter().filter_map(|e| {
+                    e.plugin
+                        .not_ready()
+                        .map(|why| json!({ "route": &*r.id, "plugin": e.name, "waiting": why }))
+                })
+            })
+            .collect();
+        let ready = kafka.is_started() && listening && reloadable && waiting.is_empty();
         // The shared store does not decide readiness (each plugin's on_store_error
         // does what an outage means), but it is reported.
         let config = self.live.config.load();
@@ -91,6 +104,7 @@ impl AdminApp {
             "ready": ready,
             "listening": listening,
             "reloadable": reloadable,
+            "plugins_waiting": waiting,
             "clusters": clusters,
             "redis": redis,
         });

@@ -1,0 +1,225 @@
+//! Feeding the view: a thread per plugin instance that waits until the cluster's
+//! producers exist (librdkafka clients are only created once Pingora runs), then reads
+//! every partition of the topic from its beginning with a plain consumer (no consumer
+//! group) and applies each record. The partition ends seen at start are the catch-up
+//! target: until every partition's position reached its end, the view is not served and
+//! `/readyz` waits. Partitions added later are read from their beginning (checked every
+//! 5 s). The thread ends when the plugin instance is dropped (a reload that replaced it).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use sluice_kafka::Cluster;
+
+use crate::metrics;
+use crate::view::View;
+
+/// What the route and the feeding thread share.
+pub struct Shared {
+    /// The view.
+    pub view: RwLock<View>,
+    caught_up: AtomicBool,
+    progress: Mutex<String>,
+    stop: AtomicBool,
+    route: String,
+    topic: String,
+}
+
+impl Shared {
+    /// True once the view reached the partition ends seen at start.
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::Acquire)
+    }
+
+    /// Where catching up stands.
+    pub fn progress(&self) -> String {
+        self.progress.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    fn say(&self, what: String) {
+        if let Ok(mut p) = self.progress.lock() {
+            *p = what;
+        }
+    }
+}
+
+/// The feeding thread of one instance; stops it when dropped.
+pub struct Feed {
+    /// Shared with the thread.
+    pub shared: Arc<Shared>,
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+    }
+}
+
+impl Feed {
+    /// Start feeding a view of `max_bytes` from `topic` on `cluster`.
+    pub fn start(route: &str, cluster: Arc<Cluster>, topic: &str, max_bytes: usize) -> Self {
+        let shared = Arc::new(Shared {
+            view: RwLock::new(View::new(max_bytes)),
+            caught_up: AtomicBool::new(false),
+            progress: Mutex::new(format!("waiting for cluster `{}`", cluster.name())),
+            stop: AtomicBool::new(false),
+            route: route.to_string(),
+            topic: topic.to_string(),
+        });
+        let s = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sluice-cache".into())
+            .spawn(move || run(&cluster, &s));
+        if let Err(e) = spawned {
+            log::error!("kafka-cache route `{route}`: cannot start its thread: {e}");
+        }
+        Self { shared }
+    }
+}
+
+fn stopped(s: &Shared) -> bool {
+    s.stop.load(Ordering::Acquire)
+}
+
+/// Wait for the cluster, then read until stopped.
+fn run(cluster: &Cluster, s: &Shared) {
+    while !cluster.is_started() {
+        if stopped(s) || cluster.is_closed() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    while !stopped(s) {
+        match consumer(cluster) {
+            Some(c) => {
+                read(&c, s);
+                return;
+            }
+            None => std::thread::sleep(Duration::from_secs(1)),
+        }
+    }
+}
+
+fn consumer(cluster: &Cluster) -> Option<BaseConsumer> {
+    let mut cfg = cluster.consumer_config()?;
+    cfg.set("group.id", "sluice-cache")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest");
+    cfg.create()
+        .map_err(|e| log::warn!("kafka-cache: cannot create a consumer: {e}"))
+        .ok()
+}
+
+/// Assign the partitions not in `known` from their beginning; their ends now.
+fn assign_new(
+    c: &BaseConsumer,
+    topic: &str,
+    known: &BTreeMap<i32, i64>,
+) -> Option<BTreeMap<i32, i64>> {
+    let t = Duration::from_secs(5);
+    let md = c.fetch_metadata(Some(topic), t).ok()?;
+    let mut ends = BTreeMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in md.topics().iter().flat_map(|t| t.partitions()) {
+        if known.contains_key(&p.id()) {
+            continue;
+        }
+        let (_, high) = c.fetch_watermarks(topic, p.id(), t).ok()?;
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .ok()?;
+        ends.insert(p.id(), high);
+    }
+    if !ends.is_empty() {
+        c.incremental_assign(&tpl).ok()?;
+    }
+    Some(ends)
+}
+
+/// True when every partition's position reached its end at start.
+fn reached(c: &BaseConsumer, topic: &str, targets: &BTreeMap<i32, i64>) -> bool {
+    let Ok(pos) = c.position() else {
+        return false;
+    };
+    targets.iter().all(|(p, end)| {
+        *end == 0
+            || pos
+                .find_partition(topic, *p)
+                .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
+    })
+}
+
+fn read(c: &BaseConsumer, s: &Shared) {
+    let mut targets = BTreeMap::new();
+    while targets.is_empty() {
+        if stopped(s) {
+            return;
+        }
+        match assign_new(c, &s.topic, &targets) {
+            Some(ends) if !ends.is_empty() => targets = ends,
+            _ => {
+                s.say(format!("topic `{}` has no partitions yet", s.topic));
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+    s.say(format!(
+        "reading topic `{}` up to its ends at start",
+        s.topic
+    ));
+    let mut refreshed = Instant::now();
+    let mut published = Instant::now();
+    while !stopped(s) {
+        match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => apply(s, &m),
+            Some(Err(e)) => log::debug!("kafka-cache route `{}`: {e}", s.route),
+            None => {}
+        }
+        if !s.caught_up() && reached(c, &s.topic, &targets) {
+            s.caught_up.store(true, Ordering::Release);
+            s.say(String::new());
+            log::info!(
+                "kafka-cache route `{}`: caught up with `{}`",
+                s.route,
+                s.topic
+            );
+        }
+        if refreshed.elapsed() >= Duration::from_secs(5) {
+            refreshed = Instant::now();
+            if let Some(added) = assign_new(c, &s.topic, &targets) {
+                targets.extend(added.into_keys().map(|p| (p, 0)));
+            }
+        }
+        if published.elapsed() >= Duration::from_millis(500) {
+            published = Instant::now();
+            metrics::view(&s.route, s);
+        }
+    }
+}
+
+fn apply<M: Message>(s: &Shared, m: &M) {
+    let Some(key) = m.key() else {
+        return; // a record without a key has no place in a view by key
+    };
+    let content_type = m.headers().and_then(|h| {
+        h.iter()
+            .find(|x| x.key.eq_ignore_ascii_case("content-type"))
+            .and_then(|x| x.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .map(str::to_string)
+    });
+    let value = m.payload().map(Bytes::copy_from_slice);
+    let kept = match s.view.write() {
+        Ok(mut v) => v.apply(key, value, content_type, m.partition(), m.offset()),
+        Err(_) => false,
+    };
+    if !kept {
+        metrics::dropped(&s.route);
+    }
+}

@@ -1,0 +1,221 @@
+//! kafka-cache end to end: the real binary, Apache Kafka, records written and read back
+//! with plain librdkafka. The view holds the latest record per key (the topic is read
+//! from its beginning), the `ETag` is the record's position (read back independently)
+//! and `If-None-Match` gives `304`; updates and tombstones arrive live; lists page by
+//! prefix; `/readyz` and reads wait until the view caught up; over `max_bytes` a read
+//! gets `507`, never a stale or wrong answer.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use sluice_e2e::client::{get, request};
+use sluice_e2e::gateway::Gateway;
+use sluice_e2e::kafka::{read_topic, Kafka};
+use sluice_e2e::metrics::wait_sum;
+use sluice_e2e::wait_for;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Write `(key, value)` records (`None`: a tombstone) to `partition`.
+fn write(bootstrap: &str, topic: &str, partition: i32, records: &[(&str, Option<&str>)]) {
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for (k, v) in records {
+        let mut r = BaseRecord::<str, str>::to(topic)
+            .partition(partition)
+            .key(*k);
+        if let Some(v) = v {
+            r = r.payload(*v);
+        }
+        p.send(r).map_err(|(e, _)| e).unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+}
+
+fn gateway(kafka: &Kafka, topic: &str, extra: &str, wait: bool) -> Gateway {
+    Gateway::spawn(
+        &format!(
+            r#"
+server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 0s }}
+admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
+kafka: {{ clusters: {{ default: {{ brokers: ["{}"] }} }} }}
+routes:
+  - id: items
+    match: {{ paths: ["/items/*"] }}
+    plugins:
+      kafka-cache: {{ topic: {topic}, key: "{{path.1}}"{extra} }}
+"#,
+            kafka.bootstrap
+        ),
+        wait,
+    )
+}
+
+#[test]
+fn the_latest_record_per_key_with_its_position_live_updates_and_pages() {
+    let kafka = Kafka::start();
+    kafka.create_topic("items", 2);
+    write(
+        &kafka.bootstrap,
+        "items",
+        0,
+        &[
+            ("a", Some("a1")),
+            ("b", Some("b1")),
+            ("a", Some("a2")),
+            ("c", Some("c1")),
+            ("c", None),
+        ],
+    );
+    write(
+        &kafka.bootstrap,
+        "items",
+        1,
+        &[
+            ("user:1", Some("u1")),
+            ("user:2", Some("u2")),
+            ("user:3", Some("u3")),
+        ],
+    );
+    let gw = gateway(&kafka, "items", "", true);
+    let a = get(gw.port, "/items/a");
+    assert_eq!((a.status, a.text()), (200, "a2".to_string()));
+    // The ETag is where the record is: partition 0, offset 2 (read back independently).
+    let records = read_topic(&kafka.bootstrap, "items", 8, Duration::ZERO, WAIT);
+    let latest_a = records
+        .iter()
+        .rfind(|r| r.key.as_deref() == Some(&b"a"[..]))
+        .unwrap();
+    assert_eq!(
+        a.header("etag"),
+        Some(format!("\"{}-{}\"", latest_a.partition, latest_a.offset).as_str())
+    );
+    let etag = a.header("etag").unwrap().to_string();
+    let same = request(gw.port, "GET", "/items/a", &[("if-none-match", &etag)], b"");
+    assert_eq!(same.status, 304);
+    assert_eq!(get(gw.port, "/items/c").status, 404, "a tombstone deletes");
+    assert_eq!(get(gw.port, "/items/zzz").status, 404);
+
+    // Live: an update and a tombstone.
+    write(
+        &kafka.bootstrap,
+        "items",
+        0,
+        &[("a", Some("a3")), ("b", None)],
+    );
+    wait_for("the update", WAIT, || {
+        (get(gw.port, "/items/a").text() == "a3").then_some(())
+    });
+    wait_for("the tombstone", WAIT, || {
+        (get(gw.port, "/items/b").status == 404).then_some(())
+    });
+    let changed = request(gw.port, "GET", "/items/a", &[("if-none-match", &etag)], b"");
+    assert_eq!(changed.status, 200, "a new position, a new ETag");
+
+    // Pages by prefix.
+    let first = get(gw.port, "/items/?prefix=user:&limit=2").json();
+    let keys: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["user:1", "user:2"]);
+    assert_eq!(first["next"], "user:2");
+    let rest = get(gw.port, "/items/?prefix=user:&limit=2&after=user:2").json();
+    assert_eq!(rest["items"][0]["value"], "u3");
+    assert!(rest["next"].is_null());
+    assert_eq!(request(gw.port, "POST", "/items/a", &[], b"x").status, 405);
+    let s = wait_sum(
+        gw.admin,
+        "sluice_cache_reads_total",
+        &[("route", "items"), ("result", "not_modified")],
+        1.0,
+    );
+    assert!(
+        s.sum(
+            "sluice_cache_reads_total",
+            &[("route", "items"), ("result", "hit")]
+        ) >= 2.0
+    );
+}
+
+#[test]
+fn reads_and_readiness_wait_until_the_view_caught_up() {
+    let kafka = Kafka::start();
+    let gw = gateway(&kafka, "later", "", false);
+    // The topic does not exist yet: not ready, and reads are refused, never answered 404.
+    let waiting = wait_for("/readyz names the waiting plugin", WAIT, || {
+        std::net::TcpStream::connect(("127.0.0.1", gw.admin)).ok()?;
+        let r = get(gw.admin, "/readyz");
+        let t = r.text();
+        (r.status == 503 && t.contains("kafka-cache") && t.contains("\"listening\":true"))
+            .then_some(r)
+    });
+    assert!(
+        waiting.text().contains("\"route\":\"items\""),
+        "{}",
+        waiting.text()
+    );
+    assert_eq!(get(gw.port, "/items/x").status, 503);
+    kafka.create_topic("later", 1);
+    write(&kafka.bootstrap, "later", 0, &[("x", Some("here"))]);
+    wait_for("ready", WAIT, || {
+        (get(gw.admin, "/readyz").status == 200).then_some(())
+    });
+    let x = wait_for("the record", WAIT, || {
+        let r = get(gw.port, "/items/x");
+        (r.status == 200).then_some(r)
+    });
+    assert_eq!(x.text(), "here");
+}
+
+#[test]
+fn over_max_bytes_reads_get_507_not_a_wrong_answer() {
+    let kafka = Kafka::start();
+    kafka.create_topic("big", 1);
+    let value = "v".repeat(600);
+    write(
+        &kafka.bootstrap,
+        "big",
+        0,
+        &[
+            ("small", Some("s")),
+            ("large-1", Some(&value)),
+            ("large-2", Some(&value)),
+        ],
+    );
+    let gw = gateway(&kafka, "big", ", max_bytes: 1KiB", true);
+    assert_eq!(get(gw.port, "/items/small").text(), "s");
+    assert_eq!(
+        get(gw.port, "/items/large-1").status,
+        200,
+        "the first large value fits"
+    );
+    assert_eq!(
+        get(gw.port, "/items/large-2").status,
+        507,
+        "its value was not kept"
+    );
+    assert_eq!(
+        get(gw.port, "/items/unknown").status,
+        507,
+        "it may exist: not a 404"
+    );
+    assert_eq!(
+        get(gw.port, "/items/?prefix=").status,
+        507,
+        "a list would be incomplete"
+    );
+    let s = wait_sum(
+        gw.admin,
+        "sluice_cache_dropped_total",
+        &[("route", "items")],
+        1.0,
+    );
+    assert!(s.sum("sluice_cache_bytes", &[("route", "items")]) <= 1024.0);
+}
