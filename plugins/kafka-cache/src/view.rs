@@ -122,12 +122,7 @@ impl View {
 
     /// Up to `limit` items whose key starts with `prefix`, after key `after`; and whether
     /// more follow. `None` when the view cannot list completely.
-    pub fn list(
-        &self,
-        prefix: &[u8],
-        after: Option<&[u8]>,
-        limit: usize,
-    ) -> Option<Page<'_>> {
+    pub fn list(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Option<Page<'_>> {
         if self.dropped > 0 {
             return None;
         }
