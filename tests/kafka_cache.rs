@@ -36,10 +36,9 @@ fn write(bootstrap: &str, topic: &str, partition: i32, records: &[(&str, Option<
     p.flush(Duration::from_secs(30)).unwrap();
 }
 
-fn gateway(kafka: &Kafka, topic: &str, extra: &str, wait: bool) -> Gateway {
-    Gateway::spawn(
-        &format!(
-            r#"
+fn config(kafka: &Kafka, topic: &str, extra: &str) -> String {
+    format!(
+        r#"
 server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 0s }}
 admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
 kafka: {{ clusters: {{ default: {{ brokers: ["{}"] }} }} }}
@@ -49,10 +48,12 @@ routes:
     plugins:
       kafka-cache: {{ topic: {topic}, key: "{{path.1}}"{extra} }}
 "#,
-            kafka.bootstrap
-        ),
-        wait,
+        kafka.bootstrap
     )
+}
+
+fn gateway(kafka: &Kafka, topic: &str, extra: &str, wait: bool) -> Gateway {
+    Gateway::spawn(&config(kafka, topic, extra), wait)
 }
 
 #[test]
@@ -125,11 +126,24 @@ fn the_latest_record_per_key_with_its_position_live_updates_and_pages() {
         .map(|i| i["key"].as_str().unwrap())
         .collect();
     assert_eq!(keys, ["user:1", "user:2"]);
-    assert_eq!(first["next"], "user:2");
-    let rest = get(gw.port, "/items/?prefix=user:&limit=2&after=user:2").json();
+    let next = first["next"].as_str().unwrap().to_string();
+    let rest = get(
+        gw.port,
+        &format!("/items/?prefix=user:&limit=2&after={next}"),
+    )
+    .json();
     assert_eq!(rest["items"][0]["value"], "u3");
     assert!(rest["next"].is_null());
     assert_eq!(request(gw.port, "POST", "/items/a", &[], b"x").status, 405);
+    // A reload that keeps the view's settings keeps the view: served at once, ready.
+    let more = config(&kafka, "items", "") + "  - { id: other, match: { paths: [\"/other\"] }, plugins: { mocking: { status: 204 } } }\n";
+    gw.reload(&more, 1.0);
+    assert_eq!(
+        get(gw.port, "/items/a").text(),
+        "a3",
+        "no 503 while a new view reads"
+    );
+    assert_eq!(get(gw.admin, "/readyz").status, 200);
     let s = wait_sum(
         gw.admin,
         "sluice_cache_reads_total",
@@ -203,8 +217,8 @@ fn over_max_bytes_reads_get_507_not_a_wrong_answer() {
     );
     assert_eq!(
         get(gw.port, "/items/unknown").status,
-        507,
-        "it may exist: not a 404"
+        404,
+        "every key is still known: a real miss"
     );
     assert_eq!(
         get(gw.port, "/items/?prefix=").status,

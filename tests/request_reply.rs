@@ -144,6 +144,10 @@ routes:
     match: {{ paths: ["/quote"], methods: [GET, POST] }}
     plugins:
       kafka-request-reply: {{ topic: rr-requests, reply_topic: rr-replies, timeout: 1500ms, forward_headers: [x-tenant] }}
+  - id: no-replies
+    match: {{ paths: ["/nowhere"], methods: [POST] }}
+    plugins:
+      kafka-request-reply: {{ topic: rr-requests, reply_topic: rr-missing, timeout: 1500ms }}
 "#,
         kafka.bootstrap
     )
@@ -247,6 +251,37 @@ fn respond_async_gives_a_status_url_that_turns_into_the_reply() {
     assert_eq!(pending.header("retry-after"), Some("1"));
     let unknown = request(gw.port, "GET", "/quote?reply_id=nope", &[], b"");
     assert_eq!(unknown.status, 404);
+
+    // A pending asynchronous request survives a reload (the route keeps its table).
+    let slow = request(
+        gw.port,
+        "POST",
+        "/quote",
+        &[("prefer", "respond-async")],
+        b"late:reload",
+    );
+    let location = slow.header("location").unwrap().to_string();
+    let more = config(&kafka) + "  - { id: other, match: { paths: [\"/other\"] }, plugins: { mocking: { status: 204 } } }\n";
+    gw.reload(&more, 1.0);
+    let done = wait_for("the reply after the reload", WAIT, || {
+        let r = request(gw.port, "GET", &location, &[], b"");
+        (r.status != 202).then_some(r)
+    });
+    assert_eq!(done.status, 201, "{}", done.text());
+
+    // A reply topic that cannot be read: 503 at once, and again at once (no new attempt).
+    for _ in 0..2 {
+        let r = request(gw.port, "POST", "/nowhere", &[], b"echo:x");
+        assert_eq!(r.status, 503);
+    }
+    let s = sluice_e2e::metrics::scrape(gw.admin);
+    assert_eq!(
+        s.sum(
+            "sluice_http_rejections_total",
+            &[("route", "no-replies"), ("reason", "replies_unavailable")]
+        ),
+        2.0
+    );
 }
 
 #[test]

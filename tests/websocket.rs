@@ -244,12 +244,12 @@ fn the_upgrade_is_refused_before_anything_opens() {
         ),
         1.0
     );
-    assert_eq!(
+    // At least the one above (the wait for the slot may have been refused too).
+    assert!(
         s.sum(
             "sluice_http_rejections_total",
             &[("route", "ws"), ("reason", "too_many_connections")]
-        ),
-        1.0
+        ) >= 1.0
     );
     close(again);
 }

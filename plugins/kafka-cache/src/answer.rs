@@ -1,14 +1,14 @@
 //! Answers from the view: an item (`200` with its `ETag`, `304` when `If-None-Match`
 //! matches, `404`, `507`) and a list page (`?prefix=`, `?after=`, `?limit=`).
 
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use pingora_http::RequestHeader;
 use serde_json::{json, Map, Value};
 use sluice_core::template::query_arg;
 use sluice_core::HttpResponse;
 
-use crate::view::{Lookup, View};
+use crate::view::{Item, Lookup, View};
 
 /// A response and the read's metric result; or a refusal (status, reason, detail) to be
 /// counted as a rejection.
@@ -86,41 +86,71 @@ fn text_or_base64(out: &mut Map<String, Value>, name: &str, bytes: &[u8]) {
     };
 }
 
-/// A page of items whose keys start with `?prefix=`, after `?after=`.
-pub fn list(view: &View, req: &RequestHeader, page: usize, max_page: usize) -> Answer {
+/// A page to answer: copies of its items (values are shared, not copied), taken under
+/// the view's lock and turned into JSON after it is released.
+pub struct Page {
+    items: Vec<(Vec<u8>, Item)>,
+    next: Option<String>,
+}
+
+/// The page of items whose keys start with `?prefix=`, after the opaque `?after=` cursor
+/// (the previous page's `next`: the last key in base64url), or a refusal.
+pub fn page(
+    view: &View,
+    req: &RequestHeader,
+    page: usize,
+    max_page: usize,
+) -> Result<Page, Answer> {
     let q = req.uri.query().unwrap_or("");
     let prefix = query_arg(q, "prefix").unwrap_or_default();
-    let after = query_arg(q, "after");
+    let after = match query_arg(q, "after").map(|a| URL_SAFE_NO_PAD.decode(a.trim())) {
+        None => None,
+        Some(Ok(a)) => Some(a),
+        Some(Err(_)) => {
+            return Err(refused(
+                "invalid",
+                400,
+                "invalid_cursor",
+                "`after` must be a `next` of an earlier page",
+            ))
+        }
+    };
     let limit = match query_arg(q, "limit").map(|l| l.parse::<usize>()) {
         None => page,
         Some(Ok(l)) if (1..=max_page).contains(&l) => l,
         Some(_) => {
-            return refused(
+            return Err(refused(
                 "invalid",
                 400,
                 "invalid_limit",
                 "`limit` must be between 1 and max_page_size",
-            )
+            ))
         }
     };
-    let Some((items, more)) = view.list(
-        prefix.as_bytes(),
-        after.as_deref().map(str::as_bytes),
-        limit,
-    ) else {
-        return refused(
+    let Some((items, more)) = view.list(prefix.as_bytes(), after.as_deref(), limit) else {
+        return Err(refused(
             "over_capacity",
             507,
             "over_capacity",
             "the view is over its max_bytes and cannot list completely",
-        );
+        ));
     };
-    let next = more.then(|| {
-        items
-            .last()
-            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
-    });
-    let items: Vec<Value> = items
+    let next = more
+        .then(|| items.last().map(|(k, _)| URL_SAFE_NO_PAD.encode(k)))
+        .flatten();
+    Ok(Page {
+        items: items
+            .into_iter()
+            .map(|(k, i)| (k.to_vec(), i.clone()))
+            .collect(),
+        next,
+    })
+}
+
+/// The JSON of a page.
+pub fn list(page: Page) -> Answer {
+    let items: Vec<Value> = page
+        .items
         .iter()
         .map(|(k, i)| {
             let mut o = Map::new();
@@ -131,7 +161,7 @@ pub fn list(view: &View, req: &RequestHeader, page: usize, max_page: usize) -> A
         })
         .collect();
     Answer {
-        response: HttpResponse::json(200, &json!({ "items": items, "next": next.flatten() })),
+        response: HttpResponse::json(200, &json!({ "items": items, "next": page.next })),
         result: "list",
         refusal: None,
     }

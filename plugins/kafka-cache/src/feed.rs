@@ -49,10 +49,36 @@ impl Shared {
     }
 }
 
-/// The feeding thread of one instance; stops it when dropped.
+/// The feeding thread of a route's view; stops it when dropped (when no plugin instance
+/// uses it any more).
 pub struct Feed {
     /// Shared with the thread.
     pub shared: Arc<Shared>,
+    cluster: Arc<Cluster>,
+}
+
+/// The views of the process, by (route, topic, max_bytes): a reload that keeps a route's
+/// view settings and cluster keeps its view (it goes on serving, caught up), instead of
+/// reading the topic again behind a `503`.
+type FeedKey = (String, String, usize);
+static FEEDS: Mutex<Vec<(FeedKey, std::sync::Weak<Feed>)>> = Mutex::new(Vec::new());
+
+/// The running view for these settings, or a new one.
+pub fn feed_for(route: &str, cluster: Arc<Cluster>, topic: &str, max_bytes: usize) -> Arc<Feed> {
+    let key = (route.to_string(), topic.to_string(), max_bytes);
+    let mut feeds = FEEDS.lock().unwrap_or_else(|p| p.into_inner());
+    feeds.retain(|(_, f)| f.strong_count() > 0);
+    let kept = feeds
+        .iter()
+        .filter(|(k, _)| *k == key)
+        .find_map(|(_, f)| f.upgrade())
+        .filter(|f| Arc::ptr_eq(&f.cluster, &cluster));
+    if let Some(f) = kept {
+        return f;
+    }
+    let f = Arc::new(Feed::start(route, cluster, topic, max_bytes));
+    feeds.push((key, Arc::downgrade(&f)));
+    f
 }
 
 impl Drop for Feed {
@@ -72,14 +98,14 @@ impl Feed {
             route: route.to_string(),
             topic: topic.to_string(),
         });
-        let s = shared.clone();
+        let (s, c) = (shared.clone(), cluster.clone());
         let spawned = std::thread::Builder::new()
             .name("sluice-cache".into())
-            .spawn(move || run(&cluster, &s));
+            .spawn(move || run(&c, &s));
         if let Err(e) = spawned {
             log::error!("kafka-cache route `{route}`: cannot start its thread: {e}");
         }
-        Self { shared }
+        Self { shared, cluster }
     }
 }
 
@@ -131,10 +157,12 @@ fn assign_new(
         if known.contains_key(&p.id()) {
             continue;
         }
-        let (_, high) = c.fetch_watermarks(topic, p.id(), t).ok()?;
+        let (low, high) = c.fetch_watermarks(topic, p.id(), t).ok()?;
         tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
             .ok()?;
-        ends.insert(p.id(), high);
+        // An empty partition (never written, or every record deleted) has nothing to
+        // catch up with: librdkafka reports no position for it until a record comes.
+        ends.insert(p.id(), if low >= high { 0 } else { high });
     }
     if !ends.is_empty() {
         c.incremental_assign(&tpl).ok()?;
@@ -175,13 +203,25 @@ fn read(c: &BaseConsumer, s: &Shared) {
     ));
     let mut refreshed = Instant::now();
     let mut published = Instant::now();
+    let mut checked = Instant::now();
     while !stopped(s) {
-        match c.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => apply(s, &m),
-            Some(Err(e)) => log::debug!("kafka-cache route `{}`: {e}", s.route),
-            None => {}
+        let idle = match c.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                apply(s, &m);
+                false
+            }
+            Some(Err(e)) => {
+                log::debug!("kafka-cache route `{}`: {e}", s.route);
+                true
+            }
+            None => true,
+        };
+        // The positions are looked at when idle, or every 50 ms while reading.
+        let look = !s.caught_up() && (idle || checked.elapsed() >= Duration::from_millis(50));
+        if look {
+            checked = Instant::now();
         }
-        if !s.caught_up() && reached(c, &s.topic, &targets) {
+        if look && reached(c, &s.topic, &targets) {
             s.caught_up.store(true, Ordering::Release);
             s.say(String::new());
             log::info!(
@@ -207,16 +247,26 @@ fn apply<M: Message>(s: &Shared, m: &M) {
     let Some(key) = m.key() else {
         return; // a record without a key has no place in a view by key
     };
+    // A content type that is a valid, short header value (others are not kept).
     let content_type = m.headers().and_then(|h| {
         h.iter()
             .find(|x| x.key.eq_ignore_ascii_case("content-type"))
             .and_then(|x| x.value)
+            .filter(|v| v.len() <= 256 && http::HeaderValue::from_bytes(v).is_ok())
             .and_then(|v| std::str::from_utf8(v).ok())
             .map(str::to_string)
     });
     let value = m.payload().map(Bytes::copy_from_slice);
+    let timestamp = m.timestamp().to_millis().unwrap_or(0);
     let kept = match s.view.write() {
-        Ok(mut v) => v.apply(key, value, content_type, m.partition(), m.offset()),
+        Ok(mut v) => v.apply(
+            key,
+            value,
+            content_type,
+            m.partition(),
+            m.offset(),
+            timestamp,
+        ),
         Err(_) => false,
     };
     if !kept {

@@ -48,7 +48,7 @@ impl KafkaCache {
 
 /// One configured instance (one route) and its view.
 pub struct KafkaCachePlugin {
-    feed: Feed,
+    feed: Arc<Feed>,
     key: Template,
     page_size: usize,
     max_page_size: usize,
@@ -106,7 +106,7 @@ impl PluginSpec for KafkaCache {
             return Err(errors);
         };
         Ok(Arc::new(KafkaCachePlugin {
-            feed: Feed::start(scope.route_id, cluster, &c.topic, c.max_bytes.0 as usize),
+            feed: feed::feed_for(scope.route_id, cluster, &c.topic, c.max_bytes.0 as usize),
             key,
             page_size: c.page_size,
             max_page_size: c.max_page_size,
@@ -159,11 +159,12 @@ impl Plugin for KafkaCachePlugin {
             )));
         };
         let answer = if key.is_empty() {
-            answer::list(&view, head, self.page_size, self.max_page_size)
+            let page = answer::page(&view, head, self.page_size, self.max_page_size);
+            drop(view);
+            page.map_or_else(|refused| refused, answer::list)
         } else {
             answer::item(&view, key.as_bytes(), head)
         };
-        drop(view);
         metrics::read(&route, answer.result);
         Ok(Flow::Respond(match answer.refusal {
             Some((status, reason, detail)) => HttpResponse::refusal(ctx, status, reason, detail),

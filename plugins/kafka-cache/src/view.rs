@@ -13,6 +13,10 @@ use bytes::Bytes;
 /// Bookkeeping counted per entry besides its key and value.
 pub const ENTRY_OVERHEAD: usize = 96;
 
+/// Keys and values of one list page, about at most (a page ends after the item that
+/// crosses it).
+pub const MAX_PAGE_BYTES: usize = 1 << 20;
+
 /// One kept record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
@@ -24,6 +28,8 @@ pub struct Item {
     pub partition: i32,
     /// Its offset.
     pub offset: i64,
+    /// Its timestamp (ms), to order records of one key found in two partitions.
+    pub timestamp: i64,
 }
 
 impl Item {
@@ -54,10 +60,14 @@ pub struct View {
     bytes: usize,
     max_bytes: usize,
     dropped: u64,
+    /// Keys held without their value (answer `507`).
+    placeholders: usize,
+    /// Keys not even held: from then on a miss may be wrong, so misses answer `507`.
+    unknown: bool,
 }
 
-fn cost(key: &[u8], value: Option<&Bytes>) -> usize {
-    key.len() + value.map_or(0, Bytes::len) + ENTRY_OVERHEAD
+fn cost(key: &[u8], value: Option<&Bytes>, content_type: Option<&String>) -> usize {
+    key.len() + value.map_or(0, Bytes::len) + content_type.map_or(0, String::len) + ENTRY_OVERHEAD
 }
 
 impl View {
@@ -68,11 +78,15 @@ impl View {
             bytes: 0,
             max_bytes,
             dropped: 0,
+            placeholders: 0,
+            unknown: false,
         }
     }
 
-    /// Apply a record: a value sets the key, `None` (a tombstone) removes it. Returns
-    /// false when the value could not be kept.
+    /// Apply a record: a value sets the key, `None` (a tombstone) removes it. A record
+    /// older (by timestamp) than the one held from another partition is ignored (a key
+    /// found in two partitions after partitions were added). Returns false when the value
+    /// could not be kept.
     pub fn apply(
         &mut self,
         key: &[u8],
@@ -80,23 +94,35 @@ impl View {
         content_type: Option<String>,
         partition: i32,
         offset: i64,
+        timestamp: i64,
     ) -> bool {
+        if let Some(old) = self.items.get(key) {
+            if old.partition != partition && old.timestamp > timestamp {
+                return true;
+            }
+        }
         if let Some(old) = self.items.remove(key) {
-            self.bytes -= cost(key, old.value.as_ref());
+            self.bytes -= cost(key, old.value.as_ref(), old.content_type.as_ref());
+            if old.value.is_none() {
+                self.placeholders -= 1;
+            }
         }
         let Some(value) = value else {
             return true;
         };
-        let fits = self.bytes + cost(key, Some(&value)) <= self.max_bytes;
+        let fits = self.bytes + cost(key, Some(&value), content_type.as_ref()) <= self.max_bytes;
         let kept = fits.then_some(value);
+        let content_type = if fits { content_type } else { None };
         if kept.is_none() {
             self.dropped += 1;
-            if self.bytes + cost(key, None) > self.max_bytes {
-                // Not even the key fits: it is simply unknown (misses are 507 now).
+            if self.bytes + cost(key, None, None) > self.max_bytes {
+                // Not even the key fits: it is unknown, so misses answer 507 from now on.
+                self.unknown = true;
                 return false;
             }
+            self.placeholders += 1;
         }
-        self.bytes += cost(key, kept.as_ref());
+        self.bytes += cost(key, kept.as_ref(), content_type.as_ref());
         let stored = kept.is_some();
         self.items.insert(
             key.to_vec(),
@@ -105,6 +131,7 @@ impl View {
                 content_type,
                 partition,
                 offset,
+                timestamp,
             },
         );
         stored
@@ -115,15 +142,16 @@ impl View {
         match self.items.get(key) {
             Some(i) if i.value.is_some() => Lookup::Found(i),
             Some(_) => Lookup::OverCapacity,
-            None if self.dropped > 0 => Lookup::OverCapacity,
+            None if self.unknown => Lookup::OverCapacity,
             None => Lookup::Missing,
         }
     }
 
-    /// Up to `limit` items whose key starts with `prefix`, after key `after`; and whether
-    /// more follow. `None` when the view cannot list completely.
+    /// Up to `limit` items (and about `max_page_bytes` of values) whose key starts with
+    /// `prefix`, after key `after`; and whether more follow. `None` when the view cannot
+    /// list completely.
     pub fn list(&self, prefix: &[u8], after: Option<&[u8]>, limit: usize) -> Option<Page<'_>> {
-        if self.dropped > 0 {
+        if self.unknown || self.placeholders > 0 {
             return None;
         }
         let start = match after {
@@ -132,14 +160,16 @@ impl View {
         };
         let mut out = Vec::new();
         let mut more = false;
+        let mut size = 0;
         for (k, v) in self.items.range((start, Bound::Unbounded)) {
             if !k.starts_with(prefix) {
                 break;
             }
-            if out.len() == limit {
+            if out.len() == limit || (size >= MAX_PAGE_BYTES && !out.is_empty()) {
                 more = true;
                 break;
             }
+            size += k.len() + v.value.as_ref().map_or(0, Bytes::len);
             out.push((k.as_slice(), v));
         }
         Some((out, more))
@@ -176,6 +206,7 @@ mod tests {
             val.map(|s| Bytes::from(s.to_string())),
             None,
             0,
+            off,
             off,
         )
     }
@@ -223,9 +254,17 @@ mod tests {
         // An update that does not fit: the old value goes, the key answers 507.
         assert!(!put(&mut v, "a", Some("123456"), 2));
         assert_eq!(v.get(b"a"), Lookup::OverCapacity);
-        // A key never seen: since something was dropped, it may exist.
-        assert_eq!(v.get(b"zzz"), Lookup::OverCapacity);
+        // Every key is still known: a miss is a real miss; a list would lack `a`.
+        assert_eq!(v.get(b"zzz"), Lookup::Missing);
         assert!(v.list(b"", None, 10).is_none());
+        // Freed room: a tombstone for `a` ends its placeholder; lists work again.
+        assert!(put(&mut v, "a", None, 3));
+        assert!(v.list(b"", None, 10).is_some());
+        // A key that cannot even be held: misses can no longer be trusted.
+        let mut tiny = View::new(ENTRY_OVERHEAD + 4);
+        assert!(put(&mut tiny, "k", Some("1"), 0));
+        assert!(!put(&mut tiny, "other-key", Some("1"), 1));
+        assert_eq!(tiny.get(b"zzz"), Lookup::OverCapacity);
         assert!(v.bytes() <= 2 * (ENTRY_OVERHEAD + 4));
         // A million distinct keys stay within the bound.
         let mut big = View::new(1 << 20);
@@ -235,5 +274,16 @@ mod tests {
         assert!(big.bytes() <= 1 << 20);
         assert!(big.len() < 10_000);
         assert!(big.dropped() > 990_000);
+    }
+
+    #[test]
+    fn a_key_in_two_partitions_keeps_the_newer_record() {
+        let mut v = View::new(1 << 20);
+        v.apply(b"k", Some(Bytes::from_static(b"new")), None, 1, 0, 200);
+        v.apply(b"k", Some(Bytes::from_static(b"old")), None, 0, 5, 100);
+        match v.get(b"k") {
+            Lookup::Found(i) => assert_eq!(i.value.as_deref(), Some(&b"new"[..])),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -11,7 +11,7 @@ use sluice_core::{BuildScope, Plugin, PluginSpec};
 use sluice_kafka::{Destination, EventCounters, KafkaRuntime, Profile};
 
 use crate::config::RequestReplyConfig;
-use crate::replies::Replies;
+use crate::replies::replies_for;
 use crate::RequestReplyPlugin;
 
 /// The plugin factory; holds the Kafka runtime whose clusters requests use.
@@ -85,7 +85,7 @@ impl PluginSpec for KafkaRequestReply {
         };
         dest.cluster.register_profile(profile);
         Ok(Arc::new(RequestReplyPlugin {
-            replies: Replies::new(
+            replies: replies_for(
                 scope.route_id,
                 dest.cluster.clone(),
                 &c.reply_topic,

@@ -86,8 +86,12 @@ pub fn response(reply: &Reply, id: &str) -> HttpResponse {
         .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
     for (name, value) in &reply.headers {
         let lower = name.to_ascii_lowercase();
+        let repeated =
+            lower == "content-type" && r.headers.iter().any(|(n, _)| n == "content-type");
         if lower.starts_with("sluice-")
             || lower.starts_with(':')
+            || lower == "x-correlation-id"
+            || repeated
             || HOP_BY_HOP.contains(&lower.as_str())
         {
             continue;

@@ -38,12 +38,28 @@ pub const STATUS_PARAM: &str = "reply_id";
 pub struct RequestReplyPlugin {
     dest: Destination,
     reply_topic: String,
-    replies: Replies,
+    replies: Arc<Replies>,
     counters: Arc<EventCounters>,
     profile: Profile,
     timeout: Duration,
     max_body: usize,
     forward: Vec<HeaderName>,
+}
+
+/// Stops waiting for a reply when the request ends without one (timed out, refused, or
+/// the client went away and the request was dropped), unless kept for a status URL.
+struct Pending<'a> {
+    replies: &'a Replies,
+    id: &'a str,
+    keep: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if !self.keep {
+            self.replies.give_up(self.id);
+        }
+    }
 }
 
 /// `Prefer: respond-async` (RFC 7240).
@@ -69,7 +85,7 @@ impl RequestReplyPlugin {
 
     /// `GET ...?reply_id=ID`: the result of an asynchronous request.
     fn status(&self, ctx: &RequestCtx, id: &str, path: &str) -> Flow {
-        match self.replies.status(id) {
+        match self.replies.status(id, ctx.consumer_name()) {
             Status::Pending => Flow::Respond(
                 HttpResponse::json(202, &serde_json::json!({"id": id, "status": "pending"}))
                     .with_header("retry-after", "1")
@@ -117,7 +133,7 @@ impl Plugin for RequestReplyPlugin {
                 "Kafka is not available yet",
             ));
         }
-        if let Err(e) = self.replies.ensure_started().await {
+        if let Err(e) = self.replies.ensure_started(self.timeout).await {
             log::warn!(
                 "request-reply route `{route}`: reply topic `{}`: {e}",
                 self.reply_topic
@@ -155,7 +171,8 @@ impl Plugin for RequestReplyPlugin {
         let id = uuid::Uuid::now_v7().to_string();
         let asynchronous = prefers_async(&head);
         let waiting = if asynchronous {
-            self.replies.wait_async(&id).map(|()| None)
+            let owner = ctx.consumer_name().map(str::to_string);
+            self.replies.wait_async(&id, owner).map(|()| None)
         } else {
             self.replies.wait(&id).map(Some)
         };
@@ -166,6 +183,12 @@ impl Plugin for RequestReplyPlugin {
                 "too_many_pending",
                 "too many requests wait for replies",
             ));
+        };
+        // If this request ends early (the client went away), nobody waits any more.
+        let mut pending = Pending {
+            replies: &self.replies,
+            id: &id,
+            keep: false,
         };
         let event = request_record(RequestRecord {
             topic,
@@ -215,6 +238,7 @@ impl Plugin for RequestReplyPlugin {
         }
         let sent = Instant::now();
         let Some(rx) = waiting else {
+            pending.keep = true;
             metrics::request(&route, "accepted");
             let location = format!("{}?{STATUS_PARAM}={id}", head.uri.path());
             return Ok(Flow::Respond(

@@ -93,7 +93,8 @@ struct Table {
 /// Results of asynchronous requests, for their status URL: pending until the reply,
 /// kept until they expire, oldest dropped first when full.
 pub struct Results {
-    entries: HashMap<String, (Instant, Option<Reply>)>,
+    /// id → (expiry, the reply once it came, the consumer who asked).
+    entries: HashMap<String, (Instant, Option<Reply>, Option<String>)>,
     order: VecDeque<String>,
     max: usize,
     ttl: Duration,
@@ -110,7 +111,7 @@ pub enum Status {
 }
 
 impl Results {
-    fn put(&mut self, id: &str, reply: Option<Reply>) {
+    fn put(&mut self, id: &str, reply: Option<Reply>, owner: Option<String>) {
         if !self.entries.contains_key(id) {
             while self.order.len() >= self.max {
                 if let Some(old) = self.order.pop_front() {
@@ -120,7 +121,7 @@ impl Results {
             self.order.push_back(id.to_string());
         }
         self.entries
-            .insert(id.to_string(), (Instant::now() + self.ttl, reply));
+            .insert(id.to_string(), (Instant::now() + self.ttl, reply, owner));
     }
 }
 
@@ -133,7 +134,11 @@ pub struct Replies {
     starting: tokio::sync::Mutex<()>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     last_expiry: Mutex<Instant>,
+    failed_at: Mutex<Option<Instant>>,
 }
+
+/// How long after a failed start of the reply reader requests are refused at once.
+pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(2);
 
 /// Why a request cannot wait for a reply.
 pub enum NotWaiting {
@@ -170,25 +175,55 @@ impl Replies {
             starting: tokio::sync::Mutex::new(()),
             task: Mutex::new(None),
             last_expiry: Mutex::new(Instant::now()),
+            failed_at: Mutex::new(None),
         }
     }
 
     /// Start the reader if it is not running: positioned at the partition ends, so any
     /// reply to a request produced after this returns is read.
-    pub async fn ensure_started(&self) -> Result<(), ReaderError> {
+    /// One attempt at a time, bounded by `limit`; after a failure, requests are refused
+    /// at once for [`RETRY_AFTER_FAILURE`] instead of each trying again.
+    pub async fn ensure_started(&self, limit: Duration) -> Result<(), ReaderError> {
         if self.started.load(Ordering::Acquire) {
             return Ok(());
         }
-        let _one = self.starting.lock().await;
+        let failed_recently =
+            |at: &Option<Instant>| at.is_some_and(|t| t.elapsed() < RETRY_AFTER_FAILURE);
+        if failed_recently(&lock(&self.failed_at)) {
+            return Err(ReaderError::Task(
+                "the reply reader failed to start moments ago".into(),
+            ));
+        }
+        let Ok(_one) = tokio::time::timeout(limit, self.starting.lock()).await else {
+            return Err(ReaderError::Task(
+                "the reply reader is still starting".into(),
+            ));
+        };
         if self.started.load(Ordering::Acquire) {
             return Ok(());
+        }
+        if failed_recently(&lock(&self.failed_at)) {
+            return Err(ReaderError::Task(
+                "the reply reader failed to start moments ago".into(),
+            ));
         }
         let cfg = self
             .cluster
             .consumer_config()
             .ok_or_else(|| ReaderError::Task("the cluster is not started".into()))?;
-        let (consumer, positions) =
-            reader::open(cfg, "sluice-reply", &self.topic, Start::Latest, None).await?;
+        let opened = tokio::time::timeout(
+            limit,
+            reader::open(cfg, "sluice-reply", &self.topic, Start::Latest, None),
+        )
+        .await
+        .unwrap_or_else(|_| Err(ReaderError::Task("positioning took too long".into())));
+        let (consumer, positions) = match opened {
+            Ok(o) => o,
+            Err(e) => {
+                *lock(&self.failed_at) = Some(Instant::now());
+                return Err(e);
+            }
+        };
         let known: Vec<i32> = positions.keys().copied().collect();
         let task = tokio::spawn(read(
             consumer,
@@ -215,7 +250,7 @@ impl Replies {
     }
 
     /// Keep the reply to `id` for its status URL instead of waiting on the connection.
-    pub fn wait_async(&self, id: &str) -> Result<(), NotWaiting> {
+    pub fn wait_async(&self, id: &str, owner: Option<String>) -> Result<(), NotWaiting> {
         self.expire();
         let mut waiting = lock(&self.table.waiting);
         if waiting.len() >= self.table.max_pending {
@@ -223,7 +258,7 @@ impl Replies {
         }
         waiting.insert(id.to_string(), Waiter::Async);
         pending_now(&self.table.route, waiting.len());
-        lock(&self.table.results).put(id, None);
+        lock(&self.table.results).put(id, None, owner);
         Ok(())
     }
 
@@ -251,7 +286,7 @@ impl Replies {
         let mut waiting = lock(&self.table.waiting);
         let mut results = lock(&self.table.results);
         let Results { entries, order, .. } = &mut *results;
-        entries.retain(|_, (until, _)| *until > now);
+        entries.retain(|_, (until, _, _)| *until > now);
         order.retain(|id| entries.contains_key(id));
         let mut recent = lock(&self.table.recent);
         waiting.retain(|id, w| {
@@ -264,13 +299,15 @@ impl Replies {
         pending_now(&self.table.route, waiting.len());
     }
 
-    /// The status of asynchronous request `id`.
-    pub fn status(&self, id: &str) -> Status {
+    /// The status of asynchronous request `id`, for `owner` (the consumer who asked, on
+    /// an authenticated route): another consumer's request is unknown to it.
+    pub fn status(&self, id: &str, owner: Option<&str>) -> Status {
         self.expire();
         match lock(&self.table.results).entries.get(id) {
+            Some((_, _, o)) if o.as_deref() != owner => Status::Unknown,
             None => Status::Unknown,
-            Some((_, None)) => Status::Pending,
-            Some((_, Some(r))) => Status::Done(r.clone()),
+            Some((_, None, _)) => Status::Pending,
+            Some((_, Some(r), _)) => Status::Done(r.clone()),
         }
     }
 
@@ -345,8 +382,8 @@ fn matched<M: Message>(table: &Table, m: &M) {
         }
         Waiter::Async => {
             let mut results = lock(&table.results);
-            if results.entries.contains_key(&id) {
-                results.put(&id, Some(reply));
+            if let Some(owner) = results.entries.get(&id).map(|e| e.2.clone()) {
+                results.put(&id, Some(reply), owner);
             }
         }
     }
@@ -386,4 +423,48 @@ async fn read(
 #[cfg(test)]
 pub fn matched_for_tests<M: Message>(replies: &Replies, m: &M) {
     matched(&replies.table, m);
+}
+
+/// The replies of the process, by route and settings: a reload that keeps a route's reply
+/// topic, bounds and cluster keeps its table (pending and asynchronous requests carry on)
+/// and its running reader.
+type Key = (String, String, usize, Duration, usize);
+static TABLES: Mutex<Vec<(Key, std::sync::Weak<Replies>)>> = Mutex::new(Vec::new());
+
+/// The reply side for these settings: the running one, or a new one.
+pub fn replies_for(
+    route: &str,
+    cluster: Arc<Cluster>,
+    topic: &str,
+    max_pending: usize,
+    async_ttl: Duration,
+    async_max: usize,
+) -> Arc<Replies> {
+    let key = (
+        route.to_string(),
+        topic.to_string(),
+        max_pending,
+        async_ttl,
+        async_max,
+    );
+    let mut tables = lock(&TABLES);
+    tables.retain(|(_, r)| r.strong_count() > 0);
+    let kept = tables
+        .iter()
+        .filter(|(k, _)| *k == key)
+        .find_map(|(_, r)| r.upgrade())
+        .filter(|r| Arc::ptr_eq(&r.cluster, &cluster));
+    if let Some(r) = kept {
+        return r;
+    }
+    let r = Arc::new(Replies::new(
+        route,
+        cluster,
+        topic,
+        max_pending,
+        async_ttl,
+        async_max,
+    ));
+    tables.push((key, Arc::downgrade(&r)));
+    r
 }

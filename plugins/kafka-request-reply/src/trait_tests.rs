@@ -95,10 +95,28 @@ async fn replies_are_matched_or_counted_and_waiting_is_bounded() {
     assert_eq!(unmatched("rr-unit", "other"), 1);
     assert_eq!(replies.pending(), 0);
 
-    replies.wait_async("later").ok().unwrap();
-    assert!(matches!(replies.status("later"), replies::Status::Pending));
+    replies
+        .wait_async("mine", Some("alice".into()))
+        .ok()
+        .unwrap();
+    assert!(
+        matches!(
+            replies.status("mine", Some("bob")),
+            replies::Status::Unknown
+        ),
+        "another consumer's request"
+    );
+    assert!(matches!(
+        replies.status("mine", Some("alice")),
+        replies::Status::Pending
+    ));
+    replies.wait_async("later", None).ok().unwrap();
+    assert!(matches!(
+        replies.status("later", None),
+        replies::Status::Pending
+    ));
     matched_for_tests(&replies, &reply("later", "not-a-status"));
-    match replies.status("later") {
+    match replies.status("later", None) {
         replies::Status::Done(r) => assert_eq!(r.status, 200, "an invalid status is 200"),
         _ => panic!("the reply is kept for the status URL"),
     }
