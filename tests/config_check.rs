@@ -404,3 +404,53 @@ fn redis_section_and_policy_errors_have_positions() {
         "{stderr}"
     );
 }
+
+/// The translators' semantic errors, each with its position (one plugin per route).
+#[test]
+fn translator_plugin_errors_have_positions() {
+    let yaml = r#"kafka:
+  clusters:
+    default: { brokers: ["127.0.0.1:9092"] }
+routes:
+  - id: ws
+    match: { paths: ["/ws"] }
+    plugins:
+      kafka-websocket: { subscribe: { topic: "bad topic!", token_keys: [short] }, ping_interval: 90s }
+  - id: ws-empty
+    match: { paths: ["/ws2"] }
+    plugins:
+      kafka-websocket: { cluster: nope }
+  - id: rr
+    match: { paths: ["/rr"] }
+    plugins:
+      kafka-request-reply: { topic: "r.{path.1}", reply_topic: "bad topic!", max_pending: 0 }
+  - id: cache
+    match: { paths: ["/c/*"] }
+    plugins:
+      kafka-cache: { topic: items, key: "{nope}", page_size: 0 }
+"#;
+    let (ok, stderr, _) = check(yaml);
+    assert!(!ok);
+    let expected = [
+        "FILE:8:46: routes[0].plugins.kafka-websocket.subscribe.topic: \"bad topic!\" is not a valid Kafka topic name",
+        "FILE:8:73: routes[0].plugins.kafka-websocket.subscribe.token_keys[0]: a token key needs at least 16 bytes",
+        "FILE:8:98: routes[0].plugins.kafka-websocket.ping_interval: must be shorter than `idle_timeout`",
+        "FILE:12:35: routes[1].plugins.kafka-websocket.cluster: unknown cluster `nope`",
+        "FILE:12:24: routes[1].plugins.kafka-websocket: needs `subscribe`, `publish` or both",
+        "FILE:16:37: routes[2].plugins.kafka-request-reply.topic: a topic rendered from request data needs `topics_allowed`",
+        "FILE:16:64: routes[2].plugins.kafka-request-reply.reply_topic: \"bad topic!\" is not a valid Kafka topic name",
+        "FILE:16:91: routes[2].plugins.kafka-request-reply.max_pending: must be greater than 0",
+        "FILE:20:41: routes[3].plugins.kafka-cache.key: unknown placeholder `{nope}`",
+        "FILE:20:62: routes[3].plugins.kafka-cache.page_size: must be between 1 and `max_page_size`",
+    ];
+    for e in expected {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(e)),
+            "missing: {e}\nstderr:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains(&format!("{} error(s)", expected.len())),
+        "{stderr}"
+    );
+}

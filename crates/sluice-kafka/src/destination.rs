@@ -112,13 +112,7 @@ impl Destination {
             key,
         } = target;
         let before = errors.len();
-        let found = kafka.cluster(cluster);
-        if found.is_none() && !scope.declared_clusters.contains(cluster) {
-            errors.push(FieldError::value(
-                at.key("cluster"),
-                format!("unknown cluster `{cluster}` (define it under kafka.clusters)"),
-            ));
-        }
+        let found = cluster_at(kafka, cluster, at, scope, errors);
         let topic = Template::parse(topic)
             .map_err(|e| errors.push(FieldError::value(at.key("topic"), e)))
             .ok();
@@ -202,5 +196,35 @@ impl Destination {
             .map(|k| k.render(data))
             .filter(|k| !k.is_empty())
             .map(String::into_bytes)
+    }
+}
+
+/// The cluster `name` of a plugin config at `at` (its `cluster` field); an error when no
+/// cluster of that name is declared. `None` also when it is declared but has errors of
+/// its own (already reported).
+pub fn cluster_at(
+    kafka: &KafkaRuntime,
+    name: &str,
+    at: &FieldPath,
+    scope: &BuildScope<'_>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Arc<Cluster>> {
+    let found = kafka.cluster(name);
+    if found.is_none() && !scope.declared_clusters.contains(name) {
+        errors.push(FieldError::value(
+            at.key("cluster"),
+            format!("unknown cluster `{name}` (define it under kafka.clusters)"),
+        ));
+    }
+    found
+}
+
+/// Check a literal topic name at `at.field`.
+pub fn check_topic(topic: &str, at: &FieldPath, field: &str, errors: &mut Vec<FieldError>) {
+    if !valid_topic(topic) {
+        errors.push(FieldError::value(
+            at.key(field),
+            format!("{topic:?} is not a valid Kafka topic name ([a-zA-Z0-9._-], 1-249 chars)"),
+        ));
     }
 }

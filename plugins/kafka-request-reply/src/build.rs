@@ -8,6 +8,7 @@ use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
 use sluice_core::metric_set::MetricsError;
 use sluice_core::{BuildScope, Plugin, PluginSpec};
+use sluice_kafka::destination::check_topic;
 use sluice_kafka::{Destination, EventCounters, KafkaRuntime, Profile};
 
 use crate::config::RequestReplyConfig;
@@ -44,12 +45,7 @@ impl PluginSpec for KafkaRequestReply {
     ) -> Result<Arc<dyn Plugin>, Vec<FieldError>> {
         let mut errors = Vec::new();
         let dest = Destination::build(&self.kafka, c.target(), at, scope, &mut errors);
-        if !sluice_kafka::event::valid_topic(&c.reply_topic) {
-            errors.push(FieldError::value(
-                at.key("reply_topic"),
-                format!("{:?} is not a valid Kafka topic name", c.reply_topic),
-            ));
-        }
+        check_topic(&c.reply_topic, at, "reply_topic", &mut errors);
         let mut forward = Vec::new();
         for (i, h) in c.forward_headers.iter().enumerate() {
             match HeaderName::from_bytes(h.as_bytes()) {

@@ -27,6 +27,7 @@ use sluice_core::template::{query_arg, Template};
 use sluice_core::{
     BuildScope, Flow, HttpResponse, Phases, Plugin, PluginSpec, Request, RequestCtx,
 };
+use sluice_kafka::destination::{check_topic, cluster_at};
 use sluice_kafka::{Cluster, KafkaRuntime};
 
 use config::KafkaSseConfig;
@@ -110,22 +111,8 @@ impl PluginSpec for KafkaSse {
         scope: &BuildScope<'_>,
     ) -> std::result::Result<Arc<dyn Plugin>, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let cluster = self.kafka.cluster(&c.cluster);
-        if cluster.is_none() && !scope.declared_clusters.contains(&c.cluster) {
-            errors.push(FieldError::value(
-                at.key("cluster"),
-                format!(
-                    "unknown cluster `{}` (define it under kafka.clusters)",
-                    c.cluster
-                ),
-            ));
-        }
-        if !sluice_kafka::event::valid_topic(&c.topic) {
-            errors.push(FieldError::value(
-                at.key("topic"),
-                format!("{:?} is not a valid Kafka topic name", c.topic),
-            ));
-        }
+        let cluster = cluster_at(&self.kafka, &c.cluster, at, scope, &mut errors);
+        check_topic(&c.topic, at, "topic", &mut errors);
         let start = Start::parse(&c.start)
             .map_err(|e| errors.push(FieldError::value(at.key("start"), e)))
             .ok();

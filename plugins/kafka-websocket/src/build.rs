@@ -9,6 +9,7 @@ use sluice_core::config::path::FieldPath;
 use sluice_core::metric_set::MetricsError;
 use sluice_core::template::Template;
 use sluice_core::{BuildScope, Plugin, PluginSpec};
+use sluice_kafka::destination::{check_topic, cluster_at};
 use sluice_kafka::position::Signer;
 use sluice_kafka::reader::Start;
 use sluice_kafka::{Destination, EventCounters, KafkaRuntime, Profile};
@@ -36,12 +37,7 @@ fn subscribe_side(
 ) -> Option<SubscribeSide> {
     let s = c.subscribe.as_ref()?;
     let at = at.key("subscribe");
-    if !sluice_kafka::event::valid_topic(&s.topic) {
-        errors.push(FieldError::value(
-            at.key("topic"),
-            format!("{:?} is not a valid Kafka topic name", s.topic),
-        ));
-    }
+    check_topic(&s.topic, &at, "topic", errors);
     let start = Start::parse(&s.start)
         .map_err(|e| errors.push(FieldError::value(at.key("start"), e)))
         .ok();
@@ -94,16 +90,7 @@ impl PluginSpec for KafkaWebsocket {
                 "needs `subscribe`, `publish` or both",
             ));
         }
-        let cluster = self.kafka.cluster(&c.cluster);
-        if cluster.is_none() && !scope.declared_clusters.contains(&c.cluster) {
-            errors.push(FieldError::value(
-                at.key("cluster"),
-                format!(
-                    "unknown cluster `{}` (define it under kafka.clusters)",
-                    c.cluster
-                ),
-            ));
-        }
+        let cluster = cluster_at(&self.kafka, &c.cluster, at, scope, &mut errors);
         let subscribe = subscribe_side(&c, at, scope, &mut errors);
         let publish = c.publish.as_ref().and_then(|p| {
             let at = at.key("publish");
