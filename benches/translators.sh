@@ -41,7 +41,8 @@ admin: { listen: "127.0.0.1:$ADMIN" }
 kafka: { clusters: { default: { brokers: ["127.0.0.1:$KAFKA"] } } }
 upstreams: { origin: { nodes: ["127.0.0.1:$ORIGIN"] } }
 routes:
-  - { id: ws, match: { paths: ["/ws"] }, plugins: { kafka-websocket: { subscribe: { topic: ws-bench, start: earliest }, publish: { topic: ws-bench, max_in_flight: 64 } } } }
+  - { id: ws-pub, match: { paths: ["/ws-pub"] }, plugins: { kafka-websocket: { publish: { topic: ws-bench, max_in_flight: 64 } } } }
+  - { id: ws-sub, match: { paths: ["/ws-sub"] }, plugins: { kafka-websocket: { subscribe: { topic: ws-bench, start: earliest } } } }
   - { id: rr, match: { paths: ["/rr"] }, plugins: { kafka-request-reply: { topic: rr-requests, reply_topic: rr-replies, timeout: 10s } } }
   - { id: cache, match: { paths: ["/cache/*"] }, plugins: { kafka-cache: { topic: cache-bench, key: "{path.1}" } } }
   - { id: proxied, match: { paths: ["/proxied/*"] }, upstream: origin }
@@ -77,8 +78,8 @@ echo "# Sluice translator benchmark — $(date -u +%Y-%m-%d), $(nproc) cores ($c
 echo
 echo "| what | count | rate | notes |"
 echo "|---|---:|---:|---|"
-target/release/translate-load ws-publish "$PORT" /ws "$N" 64
-target/release/translate-load ws-subscribe "$PORT" /ws "$N"
+target/release/translate-load ws-publish "$PORT" /ws-pub "$N" 64
+target/release/translate-load ws-subscribe "$PORT" /ws-sub "$N"
 target/release/translate-load request-reply "$PORT" /rr "127.0.0.1:$KAFKA" rr-requests "$C" "$S"
 wrk_row "kafka-cache, one 1 KiB item (wrk, 32 connections)" /cache/item
 wrk_row "the same GET proxied to nginx (wrk, 32 connections)" /proxied/item

@@ -144,6 +144,28 @@ impl Publishing<'_> {
     }
 }
 
+/// Record frames written together at most (bytes, roughly).
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// Advance the positions past `m` and queue its frame when it passes the filter.
+fn record<M: rdkafka::Message>(
+    s: &mut Subscribed<'_>,
+    m: &M,
+    socket: &mut Socket,
+    sent: &mut u64,
+) -> Option<Ending> {
+    s.positions.insert(m.partition(), m.offset() + 1);
+    if !s.filter.matches(m) {
+        return None;
+    }
+    *sent += 1;
+    let position = s.signer.encode(&s.positions);
+    socket
+        .send(envelope::record(m, &position, s.format))
+        .err()
+        .map(Ending::Now)
+}
+
 /// How often a shutdown is looked for.
 const SHUTDOWN_CHECK: Duration = Duration::from_secs(1);
 
@@ -199,14 +221,19 @@ pub async fn run(
             }
             m = next_record(consumer.as_deref()) => match (m, sub.as_mut()) {
                 (Ok(m), Some(s)) => {
-                    s.positions.insert(rdkafka::Message::partition(&m), rdkafka::Message::offset(&m) + 1);
-                    if s.filter.matches(&m) {
-                        p.sent += 1;
-                        let position = s.signer.encode(&s.positions);
-                        socket.send(envelope::record(&m, &position, s.format)).err().map(Ending::Now)
-                    } else {
-                        None
+                    let mut ending = record(s, &m, socket, &mut p.sent);
+                    // Records already fetched go out in the same write (a zero timeout
+                    // polls once).
+                    while let (None, Some(c)) = (&ending, consumer.as_deref()) {
+                        if socket.pending() >= BATCH_BYTES {
+                            break;
+                        }
+                        match tokio::time::timeout(Duration::ZERO, c.recv()).await {
+                            Ok(Ok(m)) => ending = record(s, &m, socket, &mut p.sent),
+                            _ => break,
+                        }
                     }
+                    ending
                 }
                 (Err(e), _) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) => {
                     log::warn!("websocket route `{route}`: consuming failed: {e}");

@@ -122,6 +122,11 @@ impl Socket {
         closing
     }
 
+    /// Bytes waiting to be written to the client.
+    pub fn pending(&self) -> usize {
+        self.pipe.outbound.len()
+    }
+
     /// What is to be written to the client, if anything.
     pub fn output(&mut self) -> Option<Bytes> {
         (!self.pipe.outbound.is_empty())
