@@ -85,7 +85,10 @@ pub async fn open(
         .set("auto.offset.reset", "earliest")
         // Bound the prefetch per stream: memory stays small whatever the client does.
         .set("queued.max.messages.kbytes", "1024")
-        .set("fetch.wait.max.ms", "100");
+        .set("fetch.wait.max.ms", "100")
+        // When the bounded prefetch queue is full, librdkafka waits this long before the
+        // next fetch (default 1 s): a stream faster than one queue per second would stall.
+        .set("fetch.queue.backoff.ms", "10");
     let consumer: Arc<StreamConsumer> = Arc::new(config.create().map_err(ReaderError::Consumer)?);
     let c = consumer.clone();
     let topic = topic.to_string();

@@ -137,7 +137,9 @@ fn consumer(cluster: &Cluster) -> Option<BaseConsumer> {
     cfg.set("group.id", "sluice-cache")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest");
+        .set("auto.offset.reset", "earliest")
+        // Catching up reads as fast as it applies: no 1 s pause when the queue is full.
+        .set("fetch.queue.backoff.ms", "10");
     cfg.create()
         .map_err(|e| log::warn!("kafka-cache: cannot create a consumer: {e}"))
         .ok()

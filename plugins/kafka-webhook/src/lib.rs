@@ -95,9 +95,12 @@ impl Subscription {
         // holds at most 1000 records anyway. A property can raise it.
         // A topic created after the subscription started is noticed at the next
         // metadata refresh (librdkafka's default: 5 minutes).
+        // librdkafka waits `fetch.queue.backoff.ms` (1 s by default) before fetching again
+        // once that queue is full: a subscription draining it faster would stall.
         for (k, v) in [
             ("queued.max.messages.kbytes", "8192"),
             ("topic.metadata.refresh.interval.ms", "5000"),
+            ("fetch.queue.backoff.ms", "10"),
         ] {
             if cfg.get(k).is_none() {
                 cfg.set(k, v);
