@@ -24,6 +24,7 @@ pub mod context;
 pub mod digest;
 pub mod forwarded;
 pub mod internal_event;
+pub mod kept;
 pub mod metric_set;
 pub mod metrics;
 pub mod normalize;

@@ -192,3 +192,16 @@ pub fn new_partitions(
     }
     Ok(added)
 }
+
+/// [`new_partitions`] off the async workers (its metadata and watermark requests block):
+/// the partitions of `topic` not in `known`, now assigned from their first offset.
+pub async fn added_partitions(
+    consumer: &Arc<StreamConsumer>,
+    topic: &str,
+    known: Vec<i32>,
+) -> Result<Vec<(i32, i64)>, ReaderError> {
+    let (c, t) = (consumer.clone(), topic.to_string());
+    tokio::task::spawn_blocking(move || new_partitions(&c, &t, &known))
+        .await
+        .map_err(|e| ReaderError::Task(e.to_string()))?
+}

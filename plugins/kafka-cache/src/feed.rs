@@ -15,6 +15,7 @@ use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
+use sluice_core::kept::Kept;
 use sluice_kafka::Cluster;
 
 use crate::metrics;
@@ -60,25 +61,16 @@ pub struct Feed {
 /// The views of the process, by (route, topic, max_bytes): a reload that keeps a route's
 /// view settings and cluster keeps its view (it goes on serving, caught up), instead of
 /// reading the topic again behind a `503`.
-type FeedKey = (String, String, usize);
-static FEEDS: Mutex<Vec<(FeedKey, std::sync::Weak<Feed>)>> = Mutex::new(Vec::new());
+static FEEDS: Kept<(String, String, usize), Feed> = Kept::new();
 
-/// The running view for these settings, or a new one.
+/// The running view for these settings (and the same cluster), or a new one.
 pub fn feed_for(route: &str, cluster: Arc<Cluster>, topic: &str, max_bytes: usize) -> Arc<Feed> {
     let key = (route.to_string(), topic.to_string(), max_bytes);
-    let mut feeds = FEEDS.lock().unwrap_or_else(|p| p.into_inner());
-    feeds.retain(|(_, f)| f.strong_count() > 0);
-    let kept = feeds
-        .iter()
-        .filter(|(k, _)| *k == key)
-        .find_map(|(_, f)| f.upgrade())
-        .filter(|f| Arc::ptr_eq(&f.cluster, &cluster));
-    if let Some(f) = kept {
-        return f;
-    }
-    let f = Arc::new(Feed::start(route, cluster, topic, max_bytes));
-    feeds.push((key, Arc::downgrade(&f)));
-    f
+    FEEDS.get_or_start(
+        key,
+        |f| Arc::ptr_eq(&f.cluster, &cluster),
+        || Feed::start(route, cluster.clone(), topic, max_bytes),
+    )
 }
 
 impl Drop for Feed {

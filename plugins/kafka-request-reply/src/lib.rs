@@ -7,13 +7,16 @@
 //! with `GET`.
 //!
 //! Split: [`config`], [`build`](KafkaRequestReply), [`exchange`] (request record, reply
-//! response), [`replies`] (the reply reader and the waiting table), [`metrics`].
+//! response), [`replies`] (the reply reader and the waiting table), [`results`] (recent
+//! ids, asynchronous results), [`metrics`].
 
 mod build;
 pub mod config;
 pub mod exchange;
+mod matching;
 pub mod metrics;
 pub mod replies;
+pub mod results;
 #[cfg(test)]
 mod trait_tests;
 

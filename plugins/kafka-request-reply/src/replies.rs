@@ -5,19 +5,22 @@
 //! for a reply, bounded; and what became of replies nobody waits for here: `late` (the
 //! request timed out), `duplicate` (already answered), or `other` (another instance's).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rdkafka::consumer::StreamConsumer;
-use rdkafka::message::{Headers, Message};
-use sluice_kafka::reader::{self, new_partitions, Start};
+use sluice_kafka::reader::{self, Start};
 use sluice_kafka::{Cluster, ReaderError};
 use tokio::sync::oneshot;
 
+use sluice_core::kept::Kept;
+
+use crate::matching::read;
 use crate::metrics;
+pub use crate::results::Status;
+use crate::results::{Recent, Results};
 
 /// The header carrying the correlation id, on requests and replies.
 pub const CORRELATION: &str = "sluice-correlation-id";
@@ -37,15 +40,12 @@ pub struct Reply {
     pub body: Bytes,
 }
 
-/// Ids remembered after they finished, to tell late and duplicate replies apart.
-const RECENT: usize = 100_000;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Publish how many requests of `route` wait (`sluice_request_reply_pending`).
-fn pending_now(route: &str, n: usize) {
+pub(crate) fn pending_now(route: &str, n: usize) {
     if let Some(m) = metrics::metrics() {
         m.pending
             .with_label_values(&[route])
@@ -53,28 +53,8 @@ fn pending_now(route: &str, n: usize) {
     }
 }
 
-/// Finished ids, oldest dropped first.
-#[derive(Default)]
-struct Recent {
-    order: VecDeque<(String, bool)>,
-    ids: HashMap<String, bool>,
-}
-
-impl Recent {
-    /// Remember `id`; `answered` (else it timed out).
-    fn add(&mut self, id: String, answered: bool) {
-        if self.order.len() >= RECENT {
-            if let Some((old, _)) = self.order.pop_front() {
-                self.ids.remove(&old);
-            }
-        }
-        self.ids.insert(id.clone(), answered);
-        self.order.push_back((id, answered));
-    }
-}
-
 /// What a reply was matched to.
-enum Waiter {
+pub(crate) enum Waiter {
     /// A request waiting on its connection.
     Sync(oneshot::Sender<Reply>),
     /// A `respond-async` request: the reply is kept for its status URL.
@@ -82,52 +62,17 @@ enum Waiter {
 }
 
 /// Shared between the route and its reader task.
-struct Table {
-    route: String,
-    waiting: Mutex<HashMap<String, Waiter>>,
-    recent: Mutex<Recent>,
-    results: Mutex<Results>,
+pub(crate) struct Table {
+    pub(crate) route: String,
+    pub(crate) waiting: Mutex<HashMap<String, Waiter>>,
+    pub(crate) recent: Mutex<Recent>,
+    pub(crate) results: Mutex<Results>,
     max_pending: usize,
-}
-
-/// Results of asynchronous requests, for their status URL: pending until the reply,
-/// kept until they expire, oldest dropped first when full.
-pub struct Results {
-    /// id → (expiry, the reply once it came, the consumer who asked).
-    entries: HashMap<String, (Instant, Option<Reply>, Option<String>)>,
-    order: VecDeque<String>,
-    max: usize,
-    ttl: Duration,
-}
-
-/// What a status URL shows.
-pub enum Status {
-    /// Still waiting for the reply.
-    Pending,
-    /// The reply.
-    Done(Reply),
-    /// Unknown here, or expired.
-    Unknown,
-}
-
-impl Results {
-    fn put(&mut self, id: &str, reply: Option<Reply>, owner: Option<String>) {
-        if !self.entries.contains_key(id) {
-            while self.order.len() >= self.max {
-                if let Some(old) = self.order.pop_front() {
-                    self.entries.remove(&old);
-                }
-            }
-            self.order.push_back(id.to_string());
-        }
-        self.entries
-            .insert(id.to_string(), (Instant::now() + self.ttl, reply, owner));
-    }
 }
 
 /// The reply side of one route.
 pub struct Replies {
-    table: Arc<Table>,
+    pub(crate) table: Arc<Table>,
     topic: String,
     cluster: Arc<Cluster>,
     started: AtomicBool,
@@ -161,12 +106,7 @@ impl Replies {
                 route: route.to_string(),
                 waiting: Mutex::default(),
                 recent: Mutex::default(),
-                results: Mutex::new(Results {
-                    entries: HashMap::new(),
-                    order: VecDeque::new(),
-                    max: async_max.max(1),
-                    ttl: async_ttl,
-                }),
+                results: Mutex::new(Results::new(async_max, async_ttl)),
                 max_pending,
             }),
             topic: topic.to_string(),
@@ -325,113 +265,13 @@ impl Drop for Replies {
     }
 }
 
-/// Match one reply record.
-fn matched<M: Message>(table: &Table, m: &M) {
-    let header = |name: &str| {
-        m.headers().and_then(|h| {
-            h.iter()
-                .find(|x| x.key == name)
-                .and_then(|x| x.value)
-                .map(<[u8]>::to_vec)
-        })
-    };
-    let Some(id) = header(CORRELATION).and_then(|v| String::from_utf8(v).ok()) else {
-        metrics::unmatched(&table.route, "no_correlation_id");
-        return;
-    };
-    let waiter = {
-        let mut waiting = lock(&table.waiting);
-        let w = waiting.remove(&id);
-        pending_now(&table.route, waiting.len());
-        w
-    };
-    let Some(waiter) = waiter else {
-        let answered = lock(&table.recent).ids.get(&id).copied();
-        let why = match answered {
-            Some(true) => "duplicate",
-            Some(false) => "late",
-            None => "other",
-        };
-        metrics::unmatched(&table.route, why);
-        return;
-    };
-    let status = header(STATUS)
-        .and_then(|v| String::from_utf8(v).ok())
-        .and_then(|s| s.trim().parse::<u16>().ok())
-        .filter(|s| (200..=599).contains(s))
-        .unwrap_or(200);
-    let headers = m
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let reply = Reply {
-        status,
-        headers,
-        body: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
-    };
-    lock(&table.recent).add(id.clone(), true);
-    match waiter {
-        Waiter::Sync(tx) => {
-            if tx.send(reply).is_err() {
-                metrics::unmatched(&table.route, "late");
-            }
-        }
-        Waiter::Async => {
-            let mut results = lock(&table.results);
-            if let Some(owner) = results.entries.get(&id).map(|e| e.2.clone()) {
-                results.put(&id, Some(reply), owner);
-            }
-        }
-    }
-}
-
-/// How often the reader looks for partitions added to the reply topic.
-const REFRESH: Duration = Duration::from_secs(5);
-
-/// Read replies until aborted (when the route's plugin instance goes).
-async fn read(
-    consumer: Arc<StreamConsumer>,
-    topic: String,
-    mut known: Vec<i32>,
-    table: Arc<Table>,
-) {
-    let mut tick = tokio::time::interval(REFRESH);
-    loop {
-        tokio::select! {
-            m = consumer.recv() => match m {
-                Ok(m) => matched(&table, &m),
-                Err(e) => {
-                    log::warn!("request-reply route `{}`: reading replies: {e}", table.route);
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            },
-            _ = tick.tick() => {
-                let (c, t, k) = (consumer.clone(), topic.clone(), known.clone());
-                if let Ok(Ok(added)) = tokio::task::spawn_blocking(move || new_partitions(&c, &t, &k)).await {
-                    known.extend(added.into_iter().map(|(p, _)| p));
-                }
-            }
-        }
-    }
-}
-
-/// [`matched`] on `replies`' table, for tests.
-#[cfg(test)]
-pub fn matched_for_tests<M: Message>(replies: &Replies, m: &M) {
-    matched(&replies.table, m);
-}
-
 /// The replies of the process, by route and settings: a reload that keeps a route's reply
 /// topic, bounds and cluster keeps its table (pending and asynchronous requests carry on)
 /// and its running reader.
-type Key = (String, String, usize, Duration, usize);
-static TABLES: Mutex<Vec<(Key, std::sync::Weak<Replies>)>> = Mutex::new(Vec::new());
+static TABLES: Kept<(String, String, usize, Duration, usize), Replies> = Kept::new();
 
-/// The reply side for these settings: the running one, or a new one.
+/// The reply side for these settings (and the same cluster): the running one, or a new
+/// one.
 pub fn replies_for(
     route: &str,
     cluster: Arc<Cluster>,
@@ -447,24 +287,24 @@ pub fn replies_for(
         async_ttl,
         async_max,
     );
-    let mut tables = lock(&TABLES);
-    tables.retain(|(_, r)| r.strong_count() > 0);
-    let kept = tables
-        .iter()
-        .filter(|(k, _)| *k == key)
-        .find_map(|(_, r)| r.upgrade())
-        .filter(|r| Arc::ptr_eq(&r.cluster, &cluster));
-    if let Some(r) = kept {
-        return r;
-    }
-    let r = Arc::new(Replies::new(
-        route,
-        cluster,
-        topic,
-        max_pending,
-        async_ttl,
-        async_max,
-    ));
-    tables.push((key, Arc::downgrade(&r)));
-    r
+    TABLES.get_or_start(
+        key,
+        |r| Arc::ptr_eq(&r.cluster, &cluster),
+        || {
+            Replies::new(
+                route,
+                cluster.clone(),
+                topic,
+                max_pending,
+                async_ttl,
+                async_max,
+            )
+        },
+    )
+}
+
+/// Match `m` on `replies`' table, for tests.
+#[cfg(test)]
+pub fn matched_for_tests<M: rdkafka::message::Message>(replies: &Replies, m: &M) {
+    crate::matching::matched(&replies.table, m);
 }

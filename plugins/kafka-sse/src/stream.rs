@@ -13,7 +13,7 @@ use sluice_core::plugin::ResponseWriter;
 
 use crate::frame;
 use sluice_kafka::position::{Positions, Signer};
-use sluice_kafka::reader::{new_partitions, Filter};
+use sluice_kafka::reader::{added_partitions, Filter};
 
 /// How a stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,11 +100,9 @@ impl Run<'_> {
             return;
         }
         *last = std::time::Instant::now();
-        let (c, topic) = (self.consumer.clone(), self.topic.to_string());
         let known: Vec<i32> = self.positions.keys().copied().collect();
-        match tokio::task::spawn_blocking(move || new_partitions(&c, &topic, &known)).await {
-            Ok(Ok(added)) => self.positions.extend(added),
-            Ok(Err(e)) => log::debug!("sse: looking for new partitions: {e}"),
+        match added_partitions(self.consumer, self.topic, known).await {
+            Ok(added) => self.positions.extend(added),
             Err(e) => log::debug!("sse: looking for new partitions: {e}"),
         }
     }

@@ -11,7 +11,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use serde_json::Value;
 use sluice_core::plugin::Upgrade;
 use sluice_kafka::position::{Positions, Signer};
-use sluice_kafka::reader::{new_partitions, Filter};
+use sluice_kafka::reader::{added_partitions, Filter};
 use sluice_kafka::{Cluster, EventCounters, OutgoingEvent, Profile};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -390,11 +390,8 @@ async fn refresh(s: &mut Subscribed<'_>, last: &mut Instant) {
         return;
     }
     *last = Instant::now();
-    let (c, topic) = (s.consumer.clone(), s.topic.to_string());
     let known: Vec<i32> = s.positions.keys().copied().collect();
-    if let Ok(Ok(added)) =
-        tokio::task::spawn_blocking(move || new_partitions(&c, &topic, &known)).await
-    {
+    if let Ok(added) = added_partitions(&s.consumer, s.topic, known).await {
         s.positions.extend(added);
     }
 }
