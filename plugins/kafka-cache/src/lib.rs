@@ -53,6 +53,7 @@ pub struct KafkaCachePlugin {
     key: Template,
     page_size: usize,
     max_page_size: usize,
+    reads: metrics::Reads,
 }
 
 impl PluginSpec for KafkaCache {
@@ -97,6 +98,7 @@ impl PluginSpec for KafkaCache {
             key,
             page_size: c.page_size,
             max_page_size: c.max_page_size,
+            reads: metrics::Reads::of(scope.route_id),
         }))
     }
 }
@@ -116,7 +118,6 @@ impl Plugin for KafkaCachePlugin {
     }
 
     async fn request(&self, req: &mut Request<'_>, ctx: &mut RequestCtx) -> Result<Flow> {
-        let route = ctx.route_id().to_string();
         let head = req.header();
         if head.method != http::Method::GET {
             let r = HttpResponse::refusal(
@@ -128,7 +129,7 @@ impl Plugin for KafkaCachePlugin {
             return Ok(Flow::Respond(r.with_header("allow", "GET")));
         }
         if !self.feed.shared.caught_up() {
-            metrics::read(&route, "warming_up");
+            self.reads.count("warming_up");
             let r = HttpResponse::refusal(
                 ctx,
                 503,
@@ -152,7 +153,7 @@ impl Plugin for KafkaCachePlugin {
         } else {
             answer::item(&view, key.as_bytes(), head)
         };
-        metrics::read(&route, answer.result);
+        self.reads.count(answer.result);
         Ok(Flow::Respond(match answer.refusal {
             Some((status, reason, detail)) => HttpResponse::refusal(ctx, status, reason, detail),
             None => answer.response,

@@ -9,7 +9,7 @@ use crate::feed::Shared;
 /// The plugin's metrics.
 pub struct CacheMetrics {
     /// `sluice_cache_reads_total{route,result}`: `hit`, `not_modified`, `miss`, `list`,
-    /// `over_capacity`, `warming_up`.
+    /// `over_capacity`, `warming_up`, `invalid`.
     pub reads: IntCounterVec,
     /// `sluice_cache_entries{route}` / `sluice_cache_bytes{route}`: the view's size.
     pub entries: IntGaugeVec,
@@ -63,10 +63,41 @@ pub fn init() -> Result<(), MetricsError> {
     METRICS.init()
 }
 
-/// Count a read.
-pub fn read(route: &str, result: &str) {
-    if let Some(m) = METRICS.get() {
-        m.reads.with_label_values(&[route, result]).inc();
+/// Results a read is counted under.
+const RESULTS: [&str; 7] = [
+    "hit",
+    "not_modified",
+    "miss",
+    "list",
+    "over_capacity",
+    "warming_up",
+    "invalid",
+];
+
+/// A route's read counters, looked up once (not per request).
+pub struct Reads(Vec<(&'static str, prometheus::IntCounter)>);
+
+impl Reads {
+    /// The counters of `route`.
+    pub fn of(route: &str) -> Self {
+        Self(
+            METRICS
+                .get()
+                .map(|m| {
+                    RESULTS
+                        .iter()
+                        .map(|r| (*r, m.reads.with_label_values(&[route, r])))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Count a read with `result`.
+    pub fn count(&self, result: &str) {
+        if let Some((_, c)) = self.0.iter().find(|(r, _)| *r == result) {
+            c.inc();
+        }
     }
 }
 
