@@ -4,6 +4,7 @@
 //! for a partition that another member owns.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -23,6 +24,8 @@ pub type PartitionId = (String, i32);
 #[derive(Debug, Default)]
 pub struct Assignment {
     inner: Mutex<(u64, HashMap<PartitionId, u64>)>,
+    /// How many times partitions were given up (revoked, or all lost).
+    losses: AtomicU64,
 }
 
 impl Assignment {
@@ -47,6 +50,13 @@ impl Assignment {
         for (topic, p) in partitions {
             g.1.remove(&(topic.to_string(), p));
         }
+        self.losses.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many times partitions were given up so far: when it changes, work queued for
+    /// them can be dropped.
+    pub fn losses(&self) -> u64 {
+        self.losses.load(Ordering::Acquire)
     }
 
     /// The partitions owned now, sorted.
@@ -59,6 +69,7 @@ impl Assignment {
     /// Nothing is owned any more (an error in the group: librdkafka unassigns all).
     pub fn clear(&self) {
         self.lock().1.clear();
+        self.losses.fetch_add(1, Ordering::Release);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (u64, HashMap<PartitionId, u64>)> {

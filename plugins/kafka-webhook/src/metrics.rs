@@ -1,5 +1,5 @@
 //! Webhook metrics: deliveries by outcome, attempts by result, attempt latency, disabled
-//! targets and consumer lag, per subscription.
+//! targets, consumer lag and the read buffer, per subscription.
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts};
 use sluice_core::metric_set::{MetricSet, MetricsError};
@@ -21,6 +21,12 @@ pub struct WebhookMetrics {
     /// `sluice_webhook_retry_after_capped_total{subscription}`: `Retry-After` waits cut
     /// to `max_retry_after`.
     pub capped: IntCounterVec,
+    /// `sluice_webhook_buffered{subscription}`: records read and not finished (delivering,
+    /// waiting behind their key or for a slot); at most 1000.
+    pub buffered: IntGaugeVec,
+    /// `sluice_webhook_paused{subscription}`: 1 while reading is paused because the buffer
+    /// stayed full with no delivery ending.
+    pub paused: IntGaugeVec,
 }
 
 static M: MetricSet<WebhookMetrics> = MetricSet::new("kafka-webhook", || {
@@ -68,6 +74,20 @@ static M: MetricSet<WebhookMetrics> = MetricSet::new("kafka-webhook", || {
             ),
             &["subscription"],
         )?,
+        buffered: IntGaugeVec::new(
+            Opts::new(
+                "sluice_webhook_buffered",
+                "Records read and not finished (delivering, waiting behind their key or for a slot)",
+            ),
+            &["subscription"],
+        )?,
+        paused: IntGaugeVec::new(
+            Opts::new(
+                "sluice_webhook_paused",
+                "1 while reading is paused: the buffer stayed full with no delivery ending",
+            ),
+            &["subscription"],
+        )?,
     };
     let r = prometheus::default_registry();
     r.register(Box::new(m.deliveries.clone()))?;
@@ -76,6 +96,8 @@ static M: MetricSet<WebhookMetrics> = MetricSet::new("kafka-webhook", || {
     r.register(Box::new(m.disabled.clone()))?;
     r.register(Box::new(m.lag.clone()))?;
     r.register(Box::new(m.capped.clone()))?;
+    r.register(Box::new(m.buffered.clone()))?;
+    r.register(Box::new(m.paused.clone()))?;
     Ok(m)
 });
 

@@ -4,16 +4,15 @@
 //! every earlier offset of its partition are done (delivered, or acknowledged by the
 //! dead-letter topic), so a crash redelivers instead of skipping.
 //!
-//! The consumer is polled all the time, also while every delivery slot is busy (records
-//! read then wait in a backlog; past [`MAX_BUFFERED`] the assigned partitions are paused),
-//! so rebalance callbacks are served at once and a member whose deliveries are all in
-//! retry does not hold up its group.
+//! Flow control (the bound on records read and not finished) is in [`flow`].
 //!
 //! Rebalances: work is tied to the epoch of its partition's assignment
 //! ([`Assignment`]). After a partition is revoked nothing more is committed for it and
 //! its queued records are dropped (the new owner delivers them from the committed
 //! offset); deliveries already in flight finish, and may be delivered again by the new
 //! owner (at least once). A partition assigned again starts from a clean state.
+
+mod flow;
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -24,12 +23,12 @@ use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::context::{Assignment, PartitionId, SubscriptionContext};
 use crate::Subscription;
 
-/// Records read but not yet finished, at most (memory bound).
-const MAX_BUFFERED: usize = 1000;
+use flow::{MAX_BUFFERED, STUCK};
 
 type KeyId = (String, i32, Vec<u8>);
 /// A record and the assignment epoch it was read under (`None`: read while not owned,
@@ -70,8 +69,14 @@ struct Dispatcher {
     running: HashMap<tokio::task::Id, (KeyId, i64, Option<u64>)>,
     /// Records read and not finished (running, waiting or in the backlog).
     buffered: usize,
-    /// Whether the assigned partitions are paused (too much buffered).
+    /// Whether the assigned partitions are paused (too much buffered for too long).
     paused: bool,
+    /// Since when the buffer is full with no delivery ending (meaningful while full).
+    full_since: Instant,
+    /// `sluice_webhook_buffered` and `sluice_webhook_paused` of this subscription.
+    gauges: Option<(prometheus::IntGauge, prometheus::IntGauge)>,
+    /// [`Assignment::losses`] when queued work was last checked against it.
+    losses: u64,
 }
 
 /// Consume and deliver until `stop` is set.
@@ -91,22 +96,49 @@ pub async fn run(
         running: HashMap::new(),
         buffered: 0,
         paused: false,
+        full_since: Instant::now(),
+        gauges: None,
+        losses: 0,
     };
+    d.gauges = crate::metrics::webhook().map(|w| {
+        (
+            w.buffered.with_label_values(&[&d.sub.id]),
+            w.paused.with_label_values(&[&d.sub.id]),
+        )
+    });
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // Rebalance callbacks run inside `recv`, which goes on waiting: a revocation is
+        // seen here, at the latest after the next tick.
+        d.drop_revoked();
+        d.resume_if_drained();
+        // Full and not paused: the consumer rests until a delivery ends, or pauses the
+        // partitions when none ended for `STUCK`.
+        let holding = d.buffered >= MAX_BUFFERED && !d.paused;
         tokio::select! {
             biased;
             _ = crate::stopped(&stop) => break,
             _ = tick.tick() => d.retry_failed_commits(),
             Some(done) = d.tasks.join_next_with_id(), if !d.tasks.is_empty() => {
                 d.ended(done, &stop);
+                d.full_since = Instant::now();
+                d.resume_if_drained();
             }
-            m = d.consumer.recv() => {
+            _ = tokio::time::sleep_until(d.full_since + STUCK), if holding => d.pause(),
+            m = d.consumer.recv(), if !holding => {
                 match m {
                     Ok(m) => {
                         let m = m.detach();
                         d.read(m, &stop);
+                        if d.buffered >= MAX_BUFFERED {
+                            if d.paused {
+                                // A partition assigned meanwhile (resumed by the context).
+                                d.pause();
+                            } else if d.buffered == MAX_BUFFERED {
+                                d.full_since = Instant::now();
+                            }
+                        }
                     }
                     Err(e) => {
                         log::warn!("webhook subscription `{}`: consuming failed: {e}", d.sub.id);
@@ -115,7 +147,7 @@ pub async fn run(
                 }
             }
         }
-        d.flow_control();
+        d.report();
     }
     // Stopping: deliveries in retry give up at once (and are redelivered later);
     // whatever finishes is committed (librdkafka waits for outstanding commits when the
@@ -127,6 +159,9 @@ pub async fn run(
             }
         }
     }
+    d.buffered = 0;
+    d.paused = false;
+    d.report();
     let left: usize = d.partitions.values().map(|p| p.pending.len()).sum();
     log::info!(
         "webhook subscription `{}`: stopped ({left} unfinished record(s) will be redelivered)",
@@ -198,32 +233,6 @@ impl Dispatcher {
         let offset = m.offset();
         let handle = self.tasks.spawn(async move { sub.handle(&m, &stop).await });
         self.running.insert(handle.id(), (key, offset, epoch));
-    }
-
-    /// Pause the assigned partitions while too much is buffered (again after every read:
-    /// newly assigned partitions are resumed by the context), resume below half of it.
-    /// The consumer is polled either way (rebalances, errors).
-    fn flow_control(&mut self) {
-        let pause = self.buffered >= MAX_BUFFERED;
-        let resume = self.paused && self.buffered < MAX_BUFFERED / 2;
-        if !pause && !resume {
-            return;
-        }
-        let Ok(assigned) = self.consumer.assignment() else {
-            return;
-        };
-        let r = if pause {
-            self.consumer.pause(&assigned)
-        } else {
-            self.consumer.resume(&assigned)
-        };
-        match r {
-            Ok(()) => self.paused = pause,
-            Err(e) => log::warn!(
-                "webhook subscription `{}`: pause/resume failed: {e}",
-                self.sub.id
-            ),
-        }
     }
 
     /// A delivery task ended: settle its record if it finished (a task that panicked
