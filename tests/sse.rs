@@ -204,3 +204,56 @@ fn keepalives_filters_bad_tokens_and_the_stream_cap() {
     release.store(true, Ordering::Release);
     let _ = (a.join(), b.join());
 }
+
+/// A broker killed and started again under an open stream: the stream stays open (the
+/// consumer reconnects by itself) and goes on from where it was, every record once in
+/// partition order, and no stream ends with `kafka_error`.
+#[test]
+fn an_open_stream_rides_out_a_broker_restart() {
+    let mut kafka = Kafka::start();
+    kafka.create_topic("orders", 3);
+    let all = records();
+    let (before, after) = all.split_at(M / 2);
+    produce(&kafka.bootstrap, "orders", before, 10_000);
+    let gw = gateway(&kafka.bootstrap);
+    let port = gw.port;
+    let reader = std::thread::spawn(move || {
+        read_until(
+            port,
+            "/streams/orders",
+            None,
+            Duration::from_secs(180),
+            |r| r.events.len() >= M,
+        )
+    });
+    sluice_e2e::wait_for("the first half streamed", WAIT, || {
+        (scrape(gw.admin).sum("sluice_sse_events_total", &[("route", "stream")]) >= (M / 2) as f64)
+            .then_some(())
+    });
+    kafka.kill();
+    // Down long enough for the consumer to notice (keep-alives go on meanwhile).
+    sluice_e2e::wait_for("the consumer noticed", WAIT, || {
+        gw.logs().contains("Connection refused").then_some(())
+    });
+    kafka.restart();
+    produce(&kafka.bootstrap, "orders", after, 10_000);
+    let r = reader.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.events.len(), M, "one connection, every record");
+    let mut per_partition: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for e in &r.events {
+        let (p, s) = e.data.lines().next().unwrap().split_once(' ').unwrap();
+        per_partition
+            .entry(p.to_string())
+            .or_default()
+            .push(s.trim_start_matches('s').parse().unwrap());
+    }
+    for (p, seqs) in &per_partition {
+        assert_eq!(seqs, &(0..M / 3).collect::<Vec<_>>(), "partition {p}");
+    }
+    let m = scrape(gw.admin);
+    assert_eq!(
+        m.sum("sluice_sse_disconnects_total", &[("reason", "kafka_error")]),
+        0.0
+    );
+}

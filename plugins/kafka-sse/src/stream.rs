@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use sluice_core::plugin::ResponseWriter;
 
@@ -154,9 +155,15 @@ pub async fn run(out: &mut ResponseWriter<'_>, mut r: Run<'_>) -> End {
                 while let Some(m) = next.take() {
                     let m = match m {
                         Ok(m) => m,
-                        Err(e) => {
+                        Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) => {
                             log::warn!("sse: consuming failed: {e}");
                             return End::KafkaError;
+                        }
+                        Err(e) => {
+                            // Transient (a broker restarting): librdkafka reconnects by
+                            // itself and goes on from the position it had.
+                            log::debug!("sse: {e}");
+                            break;
                         }
                     };
                     if r.add(&m, &mut batch) {
