@@ -285,7 +285,7 @@ fn respond_async_gives_a_status_url_that_turns_into_the_reply() {
 }
 
 #[test]
-fn two_instances_each_get_their_own_replies() {
+fn two_instances_each_get_their_own_replies_and_answer_each_others_status_urls() {
     let (kafka, _responder) = setup();
     let a = Gateway::start(&config(&kafka));
     let b = Gateway::start(&config(&kafka));
@@ -307,4 +307,44 @@ fn two_instances_each_get_their_own_replies() {
             other,
         );
     }
+
+    // An asynchronous request taken by a: its status URL answers on b (pending, then the
+    // reply b read), and on an instance started after the reply came (it reads back).
+    let slow = request(
+        a.port,
+        "POST",
+        "/quote",
+        &[("prefer", "respond-async")],
+        b"late:shared",
+    );
+    assert_eq!(slow.status, 202, "{}", slow.text());
+    let location = slow.header("location").unwrap().to_string();
+    let pending = request(b.port, "GET", &location, &[], b"");
+    assert_eq!(pending.status, 202, "pending on b: {}", pending.text());
+    let done = wait_for("the reply on b", WAIT, || {
+        let r = request(b.port, "GET", &location, &[], b"");
+        (r.status != 202).then_some(r)
+    });
+    assert_eq!(done.status, 201, "{}", done.text());
+    assert_eq!(done.json()["echo"], "late:shared");
+    let on_a = request(a.port, "GET", &location, &[], b"");
+    assert_eq!((on_a.status, on_a.body.clone()), (201, done.body.clone()));
+    let c = Gateway::start(&config(&kafka));
+    let done = wait_for("the reply on an instance started after it", WAIT, || {
+        let r = request(c.port, "GET", &location, &[], b"");
+        (r.status != 202).then_some(r)
+    });
+    assert_eq!(done.status, 201, "{}", done.text());
+    assert_eq!(done.json()["echo"], "late:shared");
+    // Replies read back at c's start are not counted as anyone's; an unknown id is 404.
+    let s = sluice_e2e::metrics::scrape(c.admin);
+    assert_eq!(
+        s.sum(
+            "sluice_request_reply_unmatched_total",
+            &[("route", "rr"), ("reason", "other")]
+        ),
+        0.0
+    );
+    let unknown = request(c.port, "GET", "/quote?reply_id=nope", &[], b"");
+    assert_eq!(unknown.status, 404);
 }

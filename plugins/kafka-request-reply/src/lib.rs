@@ -10,6 +10,7 @@
 //! response), [`replies`] (the reply reader and the waiting table), [`results`] (recent
 //! ids, asynchronous results), [`metrics`].
 
+pub mod async_id;
 mod build;
 pub mod config;
 pub mod exchange;
@@ -86,9 +87,26 @@ impl RequestReplyPlugin {
         })
     }
 
-    /// `GET ...?reply_id=ID`: the result of an asynchronous request.
-    fn status(&self, ctx: &RequestCtx, id: &str, path: &str) -> Flow {
-        match self.replies.status(id, ctx.consumer_name()) {
+    /// `GET ...?reply_id=ID`: the result of an asynchronous request. Its reply may
+    /// reach this instance only through its own reader (another instance took the
+    /// request, or this one restarted): the reader is started first, reading back
+    /// `async_ttl`.
+    async fn status(&self, ctx: &RequestCtx, id: &str, path: &str) -> Flow {
+        let mut status = self.replies.status(id, ctx.consumer_name());
+        if !matches!(status, Status::Done(_)) && async_id::parse(id).is_some() {
+            let reading = self.dest.cluster.is_started()
+                && self.replies.ensure_started(self.timeout).await.is_ok();
+            if !reading {
+                return Self::refuse(
+                    ctx,
+                    503,
+                    "replies_unavailable",
+                    "the reply topic cannot be read",
+                );
+            }
+            status = self.replies.status(id, ctx.consumer_name());
+        }
+        match status {
             Status::Pending => Flow::Respond(
                 HttpResponse::json(202, &serde_json::json!({"id": id, "status": "pending"}))
                     .with_header("retry-after", "1")
@@ -125,7 +143,7 @@ impl Plugin for RequestReplyPlugin {
         let route = ctx.route_id().to_string();
         if head.method == http::Method::GET {
             if let Some(id) = head.uri.query().and_then(|q| query_arg(q, STATUS_PARAM)) {
-                return Ok(self.status(ctx, &id, head.uri.path()));
+                return Ok(self.status(ctx, &id, head.uri.path()).await);
             }
         }
         if !self.dest.cluster.is_started() {
@@ -171,10 +189,14 @@ impl Plugin for RequestReplyPlugin {
                 ))
             }
         };
-        let id = uuid::Uuid::now_v7().to_string();
         let asynchronous = prefers_async(&head);
+        let id = if asynchronous {
+            async_id::new_id(ctx.consumer_name(), self.replies.async_ttl())
+        } else {
+            uuid::Uuid::now_v7().to_string()
+        };
         let waiting = if asynchronous {
-            let owner = ctx.consumer_name().map(str::to_string);
+            let owner = async_id::owner_tag(ctx.consumer_name());
             self.replies.wait_async(&id, owner).map(|()| None)
         } else {
             self.replies.wait(&id).map(Some)

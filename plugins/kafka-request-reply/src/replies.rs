@@ -1,14 +1,15 @@
 //! The reply side of a route: its own reader of every partition of the reply topic (no
 //! consumer group, so every instance sees every reply and no rebalance can take a
 //! partition from the instance that waits), started on the first request and positioned
-//! at the partition ends before that request is produced; the table of requests waiting
+//! `async_ttl` back (replies to asynchronous requests still kept) before that request is
+//! produced; the table of requests waiting
 //! for a reply, bounded; and what became of replies nobody waits for here: `late` (the
 //! request timed out), `duplicate` (already answered), or `other` (another instance's).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use sluice_kafka::reader::{self, Start};
@@ -17,6 +18,7 @@ use tokio::sync::oneshot;
 
 use sluice_core::kept::Kept;
 
+use crate::async_id;
 use crate::matching::read;
 use crate::metrics;
 pub use crate::results::Status;
@@ -151,9 +153,14 @@ impl Replies {
             .cluster
             .consumer_config()
             .ok_or_else(|| ReaderError::Task("the cluster is not started".into()))?;
+        // From `async_ttl` back: replies to asynchronous requests still kept, whichever
+        // instance took them (this one restarted, or has not read this topic before).
+        let now = SystemTime::now();
+        let ttl = lock(&self.table.results).ttl();
+        let from = Start::Time(now.checked_sub(ttl).unwrap_or(now));
         let opened = tokio::time::timeout(
             limit,
-            reader::open(cfg, "sluice-reply", &self.topic, Start::Latest, None),
+            reader::open(cfg, "sluice-reply", &self.topic, from, None),
         )
         .await
         .unwrap_or_else(|_| Err(ReaderError::Task("positioning took too long".into())));
@@ -165,11 +172,13 @@ impl Replies {
             }
         };
         let known: Vec<i32> = positions.keys().copied().collect();
+        let since_ms = i64::try_from(async_id::now_ms()).unwrap_or(i64::MAX);
         let task = tokio::spawn(read(
             consumer,
             self.topic.clone(),
             known,
             self.table.clone(),
+            since_ms,
         ));
         *lock(&self.task) = Some(task);
         self.started.store(true, Ordering::Release);
@@ -189,8 +198,9 @@ impl Replies {
         Ok(rx)
     }
 
-    /// Keep the reply to `id` for its status URL instead of waiting on the connection.
-    pub fn wait_async(&self, id: &str, owner: Option<String>) -> Result<(), NotWaiting> {
+    /// Keep the reply to `id` (an [`async_id`]) for its status URL instead of waiting on
+    /// the connection; `owner` is the [`async_id::owner_tag`] of the consumer who asked.
+    pub fn wait_async(&self, id: &str, owner: String) -> Result<(), NotWaiting> {
         self.expire();
         let mut waiting = lock(&self.table.waiting);
         if waiting.len() >= self.table.max_pending {
@@ -198,7 +208,12 @@ impl Replies {
         }
         waiting.insert(id.to_string(), Waiter::Async);
         pending_now(&self.table.route, waiting.len());
-        lock(&self.table.results).put(id, None, owner);
+        let mut results = lock(&self.table.results);
+        let ttl = results.ttl();
+        let until = async_id::parse(id)
+            .and_then(|a| a.expires(ttl))
+            .unwrap_or_else(|| Instant::now() + ttl);
+        results.put(id, None, owner, until);
         Ok(())
     }
 
@@ -239,16 +254,29 @@ impl Replies {
         pending_now(&self.table.route, waiting.len());
     }
 
-    /// The status of asynchronous request `id`, for `owner` (the consumer who asked, on
-    /// an authenticated route): another consumer's request is unknown to it.
-    pub fn status(&self, id: &str, owner: Option<&str>) -> Status {
+    /// The status of asynchronous request `id`, for `consumer` (on an authenticated
+    /// route): another consumer's request is unknown to it. A request another instance
+    /// took is pending here until its reply is read (every instance reads every reply).
+    pub fn status(&self, id: &str, consumer: Option<&str>) -> Status {
         self.expire();
-        match lock(&self.table.results).entries.get(id) {
-            Some((_, _, o)) if o.as_deref() != owner => Status::Unknown,
-            None => Status::Unknown,
+        let owner = async_id::owner_tag(consumer);
+        let results = lock(&self.table.results);
+        match results.entries.get(id) {
+            Some((_, _, o)) if *o != owner => Status::Unknown,
             Some((_, None, _)) => Status::Pending,
             Some((_, Some(r), _)) => Status::Done(r.clone()),
+            None => match async_id::parse(id) {
+                Some(a) if a.owner == owner && a.expires(results.ttl()).is_some() => {
+                    Status::Pending
+                }
+                _ => Status::Unknown,
+            },
         }
+    }
+
+    /// How long asynchronous results are kept.
+    pub fn async_ttl(&self) -> Duration {
+        lock(&self.table.results).ttl()
     }
 
     /// Requests waiting now.
@@ -306,5 +334,5 @@ pub fn replies_for(
 /// Match `m` on `replies`' table, for tests.
 #[cfg(test)]
 pub fn matched_for_tests<M: rdkafka::message::Message>(replies: &Replies, m: &M) {
-    crate::matching::matched(&replies.table, m);
+    crate::matching::matched(&replies.table, m, 0);
 }

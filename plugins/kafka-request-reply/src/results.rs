@@ -33,8 +33,11 @@ impl Recent {
 /// Results of asynchronous requests, for their status URL: pending until the reply,
 /// kept until they expire, oldest dropped first when full.
 pub struct Results {
-    /// id → (expiry, the reply once it came, the consumer who asked).
-    pub(crate) entries: HashMap<String, (Instant, Option<Reply>, Option<String>)>,
+    /// id → (expiry, the reply once it came, the [`owner_tag`] of the consumer who
+    /// asked).
+    ///
+    /// [`owner_tag`]: crate::async_id::owner_tag
+    pub(crate) entries: HashMap<String, (Instant, Option<Reply>, String)>,
     pub(crate) order: VecDeque<String>,
     max: usize,
     ttl: Duration,
@@ -61,7 +64,13 @@ impl Results {
         }
     }
 
-    pub(crate) fn put(&mut self, id: &str, reply: Option<Reply>, owner: Option<String>) {
+    /// How long a result is kept at most.
+    pub(crate) fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Keep `reply` (`None`: pending) for `id` until `until`.
+    pub(crate) fn put(&mut self, id: &str, reply: Option<Reply>, owner: String, until: Instant) {
         if !self.entries.contains_key(id) {
             while self.order.len() >= self.max {
                 if let Some(old) = self.order.pop_front() {
@@ -70,7 +79,6 @@ impl Results {
             }
             self.order.push_back(id.to_string());
         }
-        self.entries
-            .insert(id.to_string(), (Instant::now() + self.ttl, reply, owner));
+        self.entries.insert(id.to_string(), (until, reply, owner));
     }
 }

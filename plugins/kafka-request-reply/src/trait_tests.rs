@@ -1,7 +1,7 @@
 //! kafka-request-reply through its trait and its reply table: refusals before anything
 //! is produced, the status URL of an unknown request, and how replies are matched —
 //! to the waiting request, or counted `late`, `duplicate` or `other` — with the waiting
-//! table bounded.
+//! table bounded; and another instance's asynchronous requests, answered here too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -96,7 +96,7 @@ async fn replies_are_matched_or_counted_and_waiting_is_bounded() {
     assert_eq!(replies.pending(), 0);
 
     replies
-        .wait_async("mine", Some("alice".into()))
+        .wait_async("mine", async_id::owner_tag(Some("alice")))
         .ok()
         .unwrap();
     assert!(
@@ -110,7 +110,10 @@ async fn replies_are_matched_or_counted_and_waiting_is_bounded() {
         replies.status("mine", Some("alice")),
         replies::Status::Pending
     ));
-    replies.wait_async("later", None).ok().unwrap();
+    replies
+        .wait_async("later", async_id::owner_tag(None))
+        .ok()
+        .unwrap();
     assert!(matches!(
         replies.status("later", None),
         replies::Status::Pending
@@ -120,4 +123,64 @@ async fn replies_are_matched_or_counted_and_waiting_is_bounded() {
         replies::Status::Done(r) => assert_eq!(r.status, 200, "an invalid status is 200"),
         _ => panic!("the reply is kept for the status URL"),
     }
+}
+
+#[tokio::test]
+async fn another_instances_asynchronous_request_is_answered_here_too() {
+    let kafka = runtime();
+    let cluster = kafka.cluster("default").unwrap();
+    let replies = Replies::new(
+        "rr-other",
+        cluster,
+        "replies",
+        2,
+        Duration::from_secs(60),
+        10,
+    );
+    let ttl = Duration::from_secs(60);
+    // Taken by another instance for alice: pending for her here, unknown to others.
+    let id = async_id::new_id(Some("alice"), ttl);
+    assert!(matches!(
+        replies.status(&id, Some("alice")),
+        Status::Pending
+    ));
+    assert!(matches!(replies.status(&id, Some("bob")), Status::Unknown));
+    assert!(matches!(replies.status(&id, None), Status::Unknown));
+    // Its reply, read by this instance's reader, is kept for the status URL.
+    matched_for_tests(&replies, &reply(&id, "201"));
+    match replies.status(&id, Some("alice")) {
+        Status::Done(r) => assert_eq!((r.status, r.body.as_ref()), (201, &b"answer"[..])),
+        _ => panic!("the other instance's reply is kept here"),
+    }
+    assert!(matches!(replies.status(&id, Some("bob")), Status::Unknown));
+    matched_for_tests(&replies, &reply(&id, "500"));
+    assert_eq!(unmatched("rr-other", "duplicate"), 1);
+    match replies.status(&id, Some("alice")) {
+        Status::Done(r) => assert_eq!(r.status, 201, "the first reply stays"),
+        _ => panic!("kept"),
+    }
+    // Expired: unknown, and a reply to it is late.
+    let old = format!("a1.{}.-.{}", async_id::now_ms() - 1, uuid::Uuid::now_v7());
+    assert!(matches!(replies.status(&old, None), Status::Unknown));
+    matched_for_tests(&replies, &reply(&old, "200"));
+    assert_eq!(unmatched("rr-other", "late"), 1);
+    // A synchronous reply read back from before the reader started is nobody's here and
+    // is not counted; one after it is another instance's.
+    let earlier = OwnedMessage::new(
+        Some(b"x".to_vec()),
+        None,
+        "replies".into(),
+        Timestamp::CreateTime(1_000),
+        0,
+        1,
+        Some(OwnedHeaders::new().insert(Header {
+            key: CORRELATION,
+            value: Some("sync-id"),
+        })),
+    );
+    crate::matching::matched(&replies.table, &earlier, 2_000);
+    assert_eq!(unmatched("rr-other", "other"), 0);
+    crate::matching::matched(&replies.table, &earlier, 500);
+    assert_eq!(unmatched("rr-other", "other"), 1);
+    assert_eq!(replies.pending(), 0);
 }
