@@ -24,7 +24,11 @@ const M: usize = 240;
 const WAIT: Duration = Duration::from_secs(60);
 
 fn gateway(bootstrap: &str) -> Gateway {
-    Gateway::start(&format!(
+    Gateway::start(&config(bootstrap))
+}
+
+fn config(bootstrap: &str) -> String {
+    format!(
         r#"
 server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: 0s }}
 admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
@@ -44,7 +48,7 @@ routes:
       kafka-sse: {{ topic: orders, start: earliest, key: "{{path.2}}", keepalive: 300ms }}
 "#,
         bootstrap
-    ))
+    )
 }
 
 /// Record i: partition i % 3, per-partition sequence i / 3; the value has newlines and
@@ -201,8 +205,24 @@ fn keepalives_filters_bad_tokens_and_the_stream_cap() {
     });
     let r = read(gw.port, "/streams/capped", None, 1, WAIT);
     assert_eq!(r.status, 503);
+    // The cap is the route's: a reload (the streams stay open on the unchanged cluster)
+    // does not lift it.
+    let more = config(&kafka.bootstrap)
+        + "  - { id: other, match: { paths: [\"/other\"] }, plugins: { mocking: { status: 204 } } }\n";
+    gw.reload(&more, 1.0);
+    let r = read(gw.port, "/streams/capped", None, 1, WAIT);
+    assert_eq!(r.status, 503, "still two open streams after the reload");
+    assert_eq!(
+        scrape(gw.admin).sum("sluice_sse_streams", &[("route", "capped")]),
+        2.0
+    );
     release.store(true, Ordering::Release);
     let _ = (a.join(), b.join());
+    sluice_e2e::wait_for("the streams closed", WAIT, || {
+        (scrape(gw.admin).sum("sluice_sse_streams", &[("route", "capped")]) == 0.0).then_some(())
+    });
+    let r = read(gw.port, "/streams/capped", None, 1, WAIT);
+    assert_eq!(r.status, 200, "room again");
 }
 
 /// A broker killed and started again under an open stream: the stream stays open (the

@@ -23,7 +23,11 @@ fn gateway(kafka: &Kafka, plugin: &str) -> Gateway {
 }
 
 fn gateway_with_grace(kafka: &Kafka, plugin: &str, grace: &str) -> Gateway {
-    Gateway::start(&format!(
+    Gateway::start(&config(kafka, plugin, grace))
+}
+
+fn config(kafka: &Kafka, plugin: &str, grace: &str) -> String {
+    format!(
         r#"
 server: {{ listen: ["127.0.0.1:{{PORT}}"], grace_period: {grace} }}
 admin: {{ listen: "127.0.0.1:{{ADMIN}}" }}
@@ -38,7 +42,7 @@ routes:
       kafka-websocket: {plugin}
 "#,
         kafka.bootstrap
-    ))
+    )
 }
 
 const KEY: &str = "?apikey=app-key-0123456789";
@@ -181,10 +185,8 @@ fn messages_become_records_acknowledged_after_the_broker_did() {
 fn the_upgrade_is_refused_before_anything_opens() {
     let kafka = Kafka::start();
     kafka.create_topic("ws-lim", 1);
-    let gw = gateway(
-        &kafka,
-        r#"{ subscribe: { topic: ws-lim }, publish: { topic: ws-lim }, max_connections: 1, max_message_bytes: 1KiB, allowed_origins: ["https://app.example"] }"#,
-    );
+    let plugin = r#"{ subscribe: { topic: ws-lim }, publish: { topic: ws-lim }, max_connections: 1, max_message_bytes: 1KiB, allowed_origins: ["https://app.example"] }"#;
+    let gw = gateway(&kafka, plugin);
     let origin = [("origin", "https://app.example")];
     assert_eq!(
         connect(gw.port, "/ws", &origin).err(),
@@ -213,6 +215,16 @@ fn the_upgrade_is_refused_before_anything_opens() {
         connect(gw.port, &format!("/ws{KEY}"), &origin).err(),
         Some(503),
         "over the cap"
+    );
+    // The cap is the route's: a reload (the connection stays open on the unchanged
+    // cluster) does not lift it.
+    let more = config(&kafka, plugin, "2s")
+        + "  - { id: other, match: { paths: [\"/other\"] }, plugins: { mocking: { status: 204 } } }\n";
+    gw.reload(&more, 1.0);
+    assert_eq!(
+        connect(gw.port, &format!("/ws{KEY}"), &origin).err(),
+        Some(503),
+        "over the cap after a reload"
     );
     // A message over the limit closes the connection with 1009, and frees the slot.
     send(&mut ws, &"x".repeat(2048));

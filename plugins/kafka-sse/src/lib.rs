@@ -22,6 +22,7 @@ use pingora_http::{RequestHeader, ResponseHeader};
 use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
+use sluice_core::kept::OpenCounts;
 use sluice_core::metric_set::{MetricSet, MetricsError};
 use sluice_core::template::{query_arg, Template};
 use sluice_core::{
@@ -171,11 +172,15 @@ impl PluginSpec for KafkaSse {
             start,
             key,
             header,
-            active: Arc::new(AtomicUsize::new(0)),
+            active: OPEN.for_route(scope.route_id),
             config: c,
         }))
     }
 }
+
+/// Open streams per route, across reloads (`max_streams` is per route, not per
+/// configuration).
+static OPEN: OpenCounts = OpenCounts::new();
 
 /// Decrements the open-stream count when the stream ends, however it ends.
 struct Slot(Arc<AtomicUsize>, String);

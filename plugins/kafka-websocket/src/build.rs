@@ -1,11 +1,11 @@
 //! The plugin's spec: its name and priority, and the checks that turn a config into an
 //! instance (every error with its path).
 
-use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use sluice_core::config::decode::FieldError;
 use sluice_core::config::path::FieldPath;
+use sluice_core::kept::OpenCounts;
 use sluice_core::metric_set::MetricsError;
 use sluice_core::template::Template;
 use sluice_core::{BuildScope, Plugin, PluginSpec};
@@ -15,6 +15,10 @@ use sluice_kafka::reader::Start;
 use sluice_kafka::{Destination, EventCounters, KafkaRuntime, Profile};
 
 use crate::config::KafkaWebsocketConfig;
+
+/// Open connections per route, across reloads (`max_connections` is per route, not per
+/// configuration).
+static OPEN: OpenCounts = OpenCounts::new();
 use crate::{KafkaWebsocketPlugin, PublishSide, SubscribeSide};
 
 /// The plugin factory; holds the Kafka runtime whose clusters connections use.
@@ -142,7 +146,7 @@ impl PluginSpec for KafkaWebsocket {
             subscribe,
             publish,
             config: c,
-            open: Arc::new(AtomicUsize::new(0)),
+            open: OPEN.for_route(scope.route_id),
         }))
     }
 }
