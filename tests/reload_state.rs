@@ -3,7 +3,8 @@
 //! from the store, not produced again), and starts empty, saying so, when the store's
 //! settings changed. A Server-Sent Events stream whose cluster a reload replaced ends
 //! after the grace period (with a `retry:` hint), instead of keeping the retired cluster
-//! alive.
+//! alive. Reloads that change a divert route's timeout ten times leave one producer per
+//! timeout in use, not one per timeout ever configured (the process's thread count).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -127,4 +128,51 @@ routes:
         ) == 1.0)
             .then_some(())
     });
+}
+
+/// Threads of process `pid` (every librdkafka producer has several).
+fn threads(pid: i32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn reloads_that_change_a_timeout_do_not_pile_up_producers() {
+    let kafka = Kafka::start();
+    kafka.create_topic("orders", 1);
+    let config = |timeout_ms: u64| {
+        yaml(&kafka.bootstrap, "1h").replace(
+            "kafka-divert: {",
+            &format!("kafka-divert: {{ timeout: {timeout_ms}ms,"),
+        )
+    };
+    let gw = Gateway::start(&config(3000));
+    let accepted = |gw: &Gateway| {
+        let r = request(gw.port, "POST", "/orders", &[], br#"{"id":1}"#);
+        assert_eq!(r.status, 202, "{}", r.text());
+    };
+    accepted(&gw);
+    let before = threads(gw.pid());
+    for i in 1..=10u64 {
+        gw.reload(&config(3000 + i * 100), i as f64);
+        accepted(&gw);
+    }
+    // The old profiles' producers are retired once their routes' instances are gone.
+    let settled = wait_for("old producers retired", Duration::from_secs(60), || {
+        let n = threads(gw.pid());
+        (n <= before + 4).then_some(n)
+    });
+    assert!(
+        gw.logs()
+            .matches("retired: nothing uses it any more")
+            .count()
+            >= 10,
+        "{}",
+        gw.logs()
+    );
+    eprintln!("threads: {before} before the reloads, {settled} after");
 }

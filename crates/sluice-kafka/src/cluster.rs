@@ -1,20 +1,18 @@
 //! One Kafka cluster: its producers (shared by every route and plugin that names the
 //! cluster, see [`crate::producers`]), its optional disk spool, the non-blocking enqueue
-//! plugins call, and the shutdown flush.
+//! plugins call (the shutdown flush is in [`crate::shutdown`]).
 //!
 //! Each producer queue is bounded in bytes and messages from the config, so memory is
 //! bounded: when a queue is full an event is discarded and counted (or spooled, for
 //! at-least-once routes), never waited for.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, PurgeConfig};
+use rdkafka::producer::BaseRecord;
 use sluice_core::config::{ClusterConfig, SpoolSync};
 use sluice_spool::{Spool, SpoolOptions, SyncPolicy};
 use tokio::sync::oneshot;
@@ -26,31 +24,21 @@ use crate::error::{DevBrokerError, Refused, StartError};
 use crate::event::{reason, OutgoingEvent};
 pub use crate::producers::{producer_config, Profile};
 use crate::producers::{Producers, Sender};
+use crate::profile_use::{ProfileUse, ProfileUses};
+pub use crate::shutdown::FlushOutcome;
 
 /// A configured cluster and, once started, its producers and spool.
 pub struct Cluster {
     name: String,
     config: ClusterConfig,
-    profiles: Mutex<BTreeSet<Profile>>,
+    pub(crate) uses: ProfileUses,
     pub(crate) producers: OnceLock<Producers>,
     pub(crate) spool: OnceLock<Arc<Spool>>,
     bootstrap: OnceLock<String>,
     pub(crate) health: Arc<ClusterHealth>,
     dev: Mutex<Option<DevBroker>>,
     pub(crate) tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    closed: AtomicBool,
-}
-
-/// What a shutdown flush did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct FlushOutcome {
-    /// Events queued when the flush started.
-    pub queued: u64,
-    /// Events still queued after the flush timeout (purged: spooled when the cluster has a
-    /// spool, else counted as failed).
-    pub purged: u64,
-    /// Whether purged events went to the spool.
-    pub spooled: bool,
+    pub(crate) closed: AtomicBool,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -76,7 +64,7 @@ impl Cluster {
         Self {
             name: name.to_string(),
             config,
-            profiles: Mutex::new(BTreeSet::new()),
+            uses: ProfileUses::default(),
             producers: OnceLock::new(),
             spool: OnceLock::new(),
             bootstrap: OnceLock::new(),
@@ -120,18 +108,22 @@ impl Cluster {
         }
     }
 
-    /// Make sure a producer with `profile` exists (now if started, else at start).
-    pub fn register_profile(&self, profile: Profile) {
-        match self.producers.get() {
-            Some(p) => {
-                if let Err(e) = p.get(Some(profile)) {
-                    log::error!("{e}");
-                }
-            }
-            None => {
-                lock(&self.profiles).insert(profile);
+    /// Make sure a producer with `profile` exists (now if started, else at start) while
+    /// the returned use is held (it is retired after the last one goes).
+    #[must_use = "the profile's producer is retired once no use is held"]
+    pub fn register_profile(&self, profile: Profile) -> ProfileUse {
+        let held = self.uses.take(profile);
+        if let Some(p) = self.producers.get() {
+            if let Err(e) = p.get(Some(profile)) {
+                log::error!("{e}");
             }
         }
+        held
+    }
+
+    /// Producers running now (the default one and one per profile in use).
+    pub fn producer_count(&self) -> usize {
+        self.producers.get().map_or(0, |p| p.all().len())
     }
 
     /// Events handed to this cluster's producers and not yet acknowledged or failed.
@@ -236,8 +228,8 @@ impl Cluster {
             spool.clone(),
             self.default_profile(),
         )?;
-        for p in lock(&self.profiles).iter() {
-            let _ = producers.get(Some(*p))?;
+        for p in self.uses.in_use() {
+            let _ = producers.get(Some(p))?;
         }
         let _ = self.producers.set(producers);
         let _ = self.bootstrap.set(bootstrap);
@@ -341,61 +333,5 @@ impl Cluster {
                 Err(refused(&reason(&e)))
             }
         }
-    }
-
-    /// Stop accepting events, wait up to the cluster's `flush_timeout` for queued events,
-    /// then purge what is left: into the spool when there is one (counted as spooled),
-    /// else counted as failed. Finally sync and close the spool.
-    pub fn shutdown(&self) -> FlushOutcome {
-        self.closed.store(true, Ordering::Release);
-        for t in lock(&self.tasks).drain(..) {
-            t.abort();
-        }
-        let spool = self.spool.get();
-        // From now on every failed event goes to the spool, if there is one.
-        self.health
-            .spool_everything
-            .store(spool.is_some(), Ordering::Release);
-        let Some(producers) = self.producers.get() else {
-            return FlushOutcome::default();
-        };
-        let all = producers.all();
-        let queued = || self.health.in_flight.load(Ordering::Acquire);
-        let before = queued();
-        let deadline = Instant::now() + self.config.flush_timeout.0;
-        let flushed = all.iter().all(|p| {
-            p.flush(deadline.saturating_duration_since(Instant::now()))
-                .is_ok()
-        });
-        let mut outcome = FlushOutcome {
-            queued: before,
-            purged: 0,
-            spooled: spool.is_some(),
-        };
-        if !flushed {
-            outcome.purged = queued();
-            log::warn!(
-                "kafka cluster `{}`: {} events still queued after {:.1}s; {}",
-                self.name,
-                outcome.purged,
-                self.config.flush_timeout.0.as_secs_f64(),
-                if spool.is_some() {
-                    "moving them to the spool"
-                } else {
-                    "purging them (counted as failed)"
-                }
-            );
-            for p in &all {
-                p.purge(PurgeConfig::default().queue().inflight());
-            }
-            // Serve the purge reports so every event is counted (or spooled) before exit.
-            for p in &all {
-                let _ = p.flush(Duration::from_secs(2));
-            }
-        }
-        if let Some(s) = spool {
-            s.close();
-        }
-        outcome
     }
 }

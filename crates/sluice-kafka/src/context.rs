@@ -80,6 +80,15 @@ pub(crate) struct SluiceContext {
 }
 
 impl ClusterHealth {
+    /// Forget the statistics of a producer that was dropped (its queue and broker
+    /// connections no longer count); the next report publishes the totals.
+    pub(crate) fn forget(&self, slot: usize) {
+        let mut all = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = all.get_mut(slot) {
+            *s = ProducerStats::default();
+        }
+    }
+
     /// Record one producer's statistics and publish the cluster's totals.
     fn publish(&self, cluster: &str, slot: usize, s: ProducerStats) {
         let mut all = self.stats.lock().unwrap_or_else(|p| p.into_inner());

@@ -10,6 +10,7 @@
 //! librdkafka bumps the epoch itself.)
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,6 +49,19 @@ pub struct Producers {
     by_profile: ArcSwap<BTreeMap<Profile, (usize, Sender)>>,
     /// Held while `by_profile` is being changed, so changes do not undo each other.
     changing: Mutex<()>,
+    /// The statistics slot of the next producer made (slots are never reused: a retired
+    /// producer may report once more while it is flushed).
+    next_slot: AtomicUsize,
+}
+
+/// A producer whose profile no longer has a user, taken out of the cluster.
+pub struct Retired {
+    /// Its profile.
+    pub profile: Profile,
+    /// Its statistics slot, to forget once it is dropped.
+    pub slot: usize,
+    /// The producer, to flush and drop off the async runtime (dropping joins its thread).
+    pub old: Sender,
 }
 
 /// A producer taken out of service after a fatal error.
@@ -81,6 +95,7 @@ impl Producers {
             default_profile,
             by_profile: ArcSwap::from_pointee(BTreeMap::from([(default_profile, (0, default))])),
             changing: Mutex::new(()),
+            next_slot: AtomicUsize::new(1),
         })
     }
 
@@ -95,7 +110,7 @@ impl Producers {
         if let Some((_, s)) = current.get(&p) {
             return Ok(s.clone());
         }
-        let slot = current.len();
+        let slot = self.next_slot.fetch_add(1, Ordering::AcqRel);
         let s = self.create(slot, p)?;
         let mut next = (*current).clone();
         next.insert(p, (slot, s.clone()));
@@ -113,6 +128,35 @@ impl Producers {
             &self.health,
             &self.spool,
         )
+    }
+
+    /// Take out the producers of profiles `used` says nobody uses any more (never the
+    /// default one), for the caller to flush and drop.
+    pub fn retire_unused(&self, used: impl Fn(&Profile) -> bool) -> Vec<Retired> {
+        let unused = |map: &BTreeMap<Profile, (usize, Sender)>| {
+            map.keys().any(|p| *p != self.default_profile && !used(p))
+        };
+        if !unused(&self.by_profile.load()) {
+            return Vec::new();
+        }
+        // Under the lock, so that a profile taken into use again meanwhile either is seen
+        // as used here or gets a new producer in `get` after this.
+        let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.by_profile.load_full();
+        let mut next = (*current).clone();
+        let mut out = Vec::new();
+        for (profile, (slot, s)) in current.iter() {
+            if *profile != self.default_profile && !used(profile) {
+                next.remove(profile);
+                out.push(Retired {
+                    profile: *profile,
+                    slot: *slot,
+                    old: s.clone(),
+                });
+            }
+        }
+        self.by_profile.store(Arc::new(next));
+        out
     }
 
     /// Every producer.

@@ -1,4 +1,5 @@
-//! The producer watchdog of a started cluster: twice a second it looks for producers
+//! The producer watchdog of a started cluster: twice a second it retires the producers
+//! of profiles nothing uses any more ([`crate::profile_use`]) and looks for producers
 //! that raised a fatal error and replaces each with a fresh producer of the same profile
 //! (counted in `sluice_kafka_producer_replacements_total{cluster,reason}`, logged). A
 //! cluster whose new producers keep dying (e.g. refused by the broker at once) is not
@@ -34,6 +35,24 @@ pub(crate) async fn run(cluster: Arc<Cluster>) {
         let Some(producers) = cluster.producers.get() else {
             continue;
         };
+        for r in producers.retire_unused(|p| cluster.uses.used(p)) {
+            log::info!(
+                "kafka cluster `{}`: producer (delivery timeout {:?}, linger {:?}) retired: nothing uses it any more",
+                cluster.name(),
+                r.profile.delivery_timeout,
+                r.profile.linger,
+            );
+            let (old, slot, health) = (r.old, r.slot, cluster.health.clone());
+            // Its events in flight get their delivery reports (counted) before it goes;
+            // what is left after its delivery timeout is purged, which reports it failed.
+            tokio::task::spawn_blocking(move || {
+                let _ = old.flush(r.profile.delivery_timeout + Duration::from_secs(1));
+                old.purge(PurgeConfig::default().queue().inflight());
+                let _ = old.flush(Duration::from_secs(5));
+                drop(old);
+                health.forget(slot);
+            });
+        }
         if last.is_some_and(|l| l.elapsed() < backoff) {
             continue;
         }

@@ -206,7 +206,7 @@ async fn registered_profiles_get_their_own_producer() {
         delivery_timeout: Duration::from_millis(800),
         linger: Duration::ZERO,
     };
-    cluster.register_profile(short);
+    let _short = cluster.register_profile(short);
     cluster.start().await.unwrap();
     let counters = Arc::new(EventCounters::new("acked", "test"));
     // With the broker up, an acknowledged send reports partition and offset. On a busy
@@ -265,4 +265,76 @@ async fn registered_profiles_get_their_own_producer() {
         (s.attempted, s.acked, s.failed, s.in_flight()),
         (3 + warmups, 1, 2 + warmups, 0)
     );
+}
+
+/// A profile nothing uses any more (a reload changed the route's timeout) has its
+/// producer retired: its event in flight still gets its delivery report (counted), and
+/// the profile taken into use again gets a new producer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_nobody_uses_has_its_producer_retired() {
+    let mock = MockCluster::new(1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    mock.create_topic("acked", 1, 1).unwrap();
+    let cluster = Arc::new(Cluster::new(
+        "default",
+        config(&bootstrap, "delivery_timeout: 60s\nflush_timeout: 1s"),
+    ));
+    cluster.start().await.unwrap();
+    assert_eq!(cluster.producer_count(), 1);
+    let short = sluice_kafka::Profile {
+        delivery_timeout: Duration::from_millis(800),
+        linger: Duration::ZERO,
+    };
+    let used = cluster.register_profile(short);
+    let again = cluster.register_profile(short);
+    assert_eq!(cluster.producer_count(), 2, "one producer per profile");
+    let counters = Arc::new(EventCounters::new("retire", "test"));
+    // An event in flight on it when its last user goes: the broker is down.
+    mock.broker_down(1).unwrap();
+    let rx = cluster
+        .send_acked(&event("acked", 0), &counters, Some(short))
+        .unwrap();
+    drop(used);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(cluster.producer_count(), 2, "still used");
+    drop(again);
+    let waited = Instant::now();
+    while cluster.producer_count() != 1 {
+        assert!(waited.elapsed() < Duration::from_secs(30), "not retired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let report = tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(report.is_err(), "reported failed, not lost");
+    let s = counters.snapshot();
+    assert_eq!((s.attempted, s.failed, s.in_flight()), (1, 1, 0));
+    // Used again: a new producer, which delivers.
+    mock.broker_up(1).unwrap();
+    let _back = cluster.register_profile(short);
+    assert_eq!(cluster.producer_count(), 2);
+    let rx = cluster
+        .send_acked(&event("acked", 1), &counters, Some(short))
+        .unwrap();
+    let mut tries = 0;
+    let mut rx = rx;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Ok(_) => break,
+            Err(_) => {
+                // Reconnecting can take longer than 800 ms on a busy machine.
+                tries += 1;
+                assert!(tries < 20);
+                rx = cluster
+                    .send_acked(&event("acked", 1), &counters, Some(short))
+                    .unwrap();
+            }
+        }
+    }
+    cluster.shutdown();
 }

@@ -152,7 +152,7 @@ impl PluginSpec for KafkaDivert {
             delivery_timeout: timeout,
             linger: c.linger.0,
         };
-        dest.cluster.register_profile(profile);
+        let profile = dest.cluster.register_profile(profile);
         Ok(Arc::new(KafkaDivertPlugin {
             dest,
             spec: RecordSpec {

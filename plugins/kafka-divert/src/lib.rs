@@ -49,7 +49,8 @@ pub struct KafkaDivertPlugin {
     spec: RecordSpec,
     acks: DivertAcks,
     timeout: Duration,
-    profile: sluice_kafka::Profile,
+    /// Its producer profile, held while the instance lives.
+    profile: sluice_kafka::ProfileUse,
     max_body: usize,
     allow_empty: bool,
     retry_after_secs: u64,
@@ -120,7 +121,7 @@ impl KafkaDivertPlugin {
         let rx = self
             .dest
             .cluster
-            .send_acked(event, &self.counters, Some(self.profile))
+            .send_acked(event, &self.counters, Some(self.profile.profile()))
             .map_err(|refused| reply::not_queued(&refused.reason))?;
         if self.acks == DivertAcks::None {
             return Ok(reply::accepted(id, &event.topic, None));

@@ -79,7 +79,7 @@ impl PluginSpec for KafkaRequestReply {
             delivery_timeout: c.timeout.0,
             linger: std::time::Duration::ZERO,
         };
-        dest.cluster.register_profile(profile);
+        let profile = dest.cluster.register_profile(profile);
         Ok(Arc::new(RequestReplyPlugin {
             replies: replies_for(
                 scope.route_id,

@@ -29,7 +29,7 @@ use http::HeaderName;
 use pingora_error::Result;
 use sluice_core::template::query_arg;
 use sluice_core::{Flow, HttpResponse, Phases, Plugin, Request, RequestCtx};
-use sluice_kafka::{Destination, EventCounters, Profile};
+use sluice_kafka::{Destination, EventCounters, ProfileUse};
 
 pub use build::KafkaRequestReply;
 use exchange::{request_record, response, RequestRecord};
@@ -44,7 +44,8 @@ pub struct RequestReplyPlugin {
     reply_topic: String,
     replies: Arc<Replies>,
     counters: Arc<EventCounters>,
-    profile: Profile,
+    /// Its producer profile, held while the instance lives.
+    profile: ProfileUse,
     timeout: Duration,
     max_body: usize,
     forward: Vec<HeaderName>,
@@ -224,21 +225,22 @@ impl Plugin for RequestReplyPlugin {
             body: body.to_vec(),
             forward: &self.forward,
         });
-        let acked = match self
-            .dest
-            .cluster
-            .send_acked(&event, &self.counters, Some(self.profile))
-        {
-            Ok(rx) => tokio::time::timeout(self.timeout, rx).await,
-            Err(refused) => {
-                self.replies.give_up(&id);
-                let detail = format!(
-                    "the request could not be queued for Kafka ({})",
-                    refused.reason
-                );
-                return Ok(Self::refuse(ctx, 503, "not_queued", &detail));
-            }
-        };
+        let acked =
+            match self
+                .dest
+                .cluster
+                .send_acked(&event, &self.counters, Some(self.profile.profile()))
+            {
+                Ok(rx) => tokio::time::timeout(self.timeout, rx).await,
+                Err(refused) => {
+                    self.replies.give_up(&id);
+                    let detail = format!(
+                        "the request could not be queued for Kafka ({})",
+                        refused.reason
+                    );
+                    return Ok(Self::refuse(ctx, 503, "not_queued", &detail));
+                }
+            };
         match acked {
             Ok(Ok(Ok(_))) => {}
             Ok(Ok(Err(e))) => {

@@ -104,7 +104,7 @@ impl PluginSpec for KafkaWebsocket {
                 delivery_timeout: p.timeout.0,
                 linger: std::time::Duration::ZERO,
             };
-            dest.cluster.register_profile(profile);
+            let profile = dest.cluster.register_profile(profile);
             Some(PublishSide {
                 dest,
                 key_template: p.key.is_some(),

@@ -31,7 +31,7 @@ use sluice_core::template::query_arg;
 use sluice_core::{Flow, HttpResponse, Phases, Plugin, PluginSpec, Request, RequestCtx};
 use sluice_kafka::position::Signer;
 use sluice_kafka::reader::{self, Filter, Start};
-use sluice_kafka::{Cluster, Destination, EventCounters, Profile};
+use sluice_kafka::{Cluster, Destination, EventCounters, ProfileUse};
 
 pub use build::KafkaWebsocket;
 use config::{Format, KafkaWebsocketConfig};
@@ -53,7 +53,8 @@ struct PublishSide {
     dest: Destination,
     key_template: bool,
     counters: Arc<EventCounters>,
-    profile: Profile,
+    /// Its producer profile, held while the instance lives.
+    profile: ProfileUse,
     timeout: std::time::Duration,
     max_in_flight: usize,
     format: Format,
@@ -146,7 +147,7 @@ impl Plugin for KafkaWebsocketPlugin {
                     topic,
                     key: p.key_template.then(|| p.dest.key(&data)),
                     counters: p.counters.clone(),
-                    profile: p.profile,
+                    profile: p.profile.profile(),
                     timeout: p.timeout,
                     max_in_flight: p.max_in_flight,
                     format: p.format,
