@@ -427,7 +427,7 @@ routes:
   - id: cache
     match: { paths: ["/c/*"] }
     plugins:
-      kafka-cache: { topic: items, key: "{nope}", page_size: 0 }
+      kafka-cache: { topic: items, key: "{nope}", page_size: 0, max_staleness: 1s }
 "#;
     let (ok, stderr, _) = check(yaml);
     assert!(!ok);
@@ -442,6 +442,7 @@ routes:
         "FILE:16:91: routes[2].plugins.kafka-request-reply.max_pending: must be greater than 0",
         "FILE:20:41: routes[3].plugins.kafka-cache.key: unknown placeholder `{nope}`",
         "FILE:20:62: routes[3].plugins.kafka-cache.page_size: must be between 1 and `max_page_size`",
+        "FILE:20:80: routes[3].plugins.kafka-cache.max_staleness: must be at least 2s (the view is confirmed current every second)",
     ];
     for e in expected {
         assert!(

@@ -3,7 +3,9 @@
 //! from its beginning), the `ETag` is the record's position (read back independently)
 //! and `If-None-Match` gives `304`; updates and tombstones arrive live; lists page by
 //! prefix; `/readyz` and reads wait until the view caught up; over `max_bytes` a read
-//! gets `507`, never a stale or wrong answer.
+//! gets `507`, never a stale or wrong answer; a view that keeps up with a busy topic
+//! stays servable, and with the broker frozen reads get `503` once `max_staleness`
+//! passed, then answers again when it is back.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -232,4 +234,80 @@ fn over_max_bytes_reads_get_507_not_a_wrong_answer() {
         1.0,
     );
     assert!(s.sum("sluice_cache_bytes", &[("route", "items")]) <= 1024.0);
+}
+
+#[test]
+fn a_view_not_confirmed_current_within_max_staleness_is_not_served() {
+    let kafka = Kafka::start();
+    kafka.create_topic("fresh", 2);
+    write(&kafka.bootstrap, "fresh", 0, &[("a", Some("1"))]);
+    let gw = gateway(&kafka, "fresh", ", max_staleness: 5s", true);
+    let a = wait_for("the record", WAIT, || {
+        let r = get(gw.port, "/items/a");
+        (r.status == 200).then_some(r)
+    });
+    assert_eq!(a.text(), "1");
+    let staleness = |gw: &Gateway| {
+        sluice_e2e::metrics::scrape(gw.admin)
+            .sum("sluice_cache_staleness_seconds", &[("route", "items")])
+    };
+    // A busy topic (a record every 20 ms for 8 s, longer than max_staleness): the view
+    // keeps up, so every read is served and the last write is read back.
+    let writer = {
+        let bootstrap = kafka.bootstrap.clone();
+        std::thread::spawn(move || {
+            let p: BaseProducer = ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .set("linger.ms", "0")
+                .create()
+                .unwrap();
+            for i in 0..400 {
+                let v = i.to_string();
+                let r = BaseRecord::<str, str>::to("fresh")
+                    .partition(0)
+                    .key("busy")
+                    .payload(&v);
+                p.send(r).map_err(|(e, _)| e).unwrap();
+                p.poll(Duration::ZERO);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            p.flush(Duration::from_secs(30)).unwrap();
+        })
+    };
+    while !writer.is_finished() {
+        let r = get(gw.port, "/items/a");
+        assert_eq!(r.status, 200, "served while it keeps up: {}", r.text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    writer.join().unwrap();
+    wait_for("the last write", WAIT, || {
+        (get(gw.port, "/items/busy").text() == "399").then_some(())
+    });
+    // The broker frozen: the view is no longer confirmed; after 5 s reads get 503.
+    kafka.pause();
+    let r = wait_for("stale", WAIT, || {
+        let r = get(gw.port, "/items/a");
+        (r.status == 503).then_some(r)
+    });
+    assert_eq!(r.header("retry-after"), Some("1"));
+    wait_for("the staleness gauge past 5 s", WAIT, || {
+        (staleness(&gw) >= 5.0).then_some(())
+    });
+    wait_sum(
+        gw.admin,
+        "sluice_http_rejections_total",
+        &[("route", "items"), ("reason", "stale")],
+        1.0,
+    );
+    // Back: confirmed again, served again, and a record written meanwhile arrives.
+    kafka.resume();
+    write(&kafka.bootstrap, "fresh", 1, &[("b", Some("after"))]);
+    let b = wait_for("served again", WAIT, || {
+        let r = get(gw.port, "/items/b");
+        (r.status == 200).then_some(r)
+    });
+    assert_eq!(b.text(), "after");
+    wait_for("the staleness gauge back under 5 s", WAIT, || {
+        (staleness(&gw) < 5.0).then_some(())
+    });
 }

@@ -2,7 +2,7 @@
 //! (mirrored in the crate README).
 
 use serde::Deserialize;
-use sluice_core::config::units::ByteSize;
+use sluice_core::config::units::{ByteSize, HumanDuration};
 
 /// Configuration of one `kafka-cache` instance.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -27,6 +27,12 @@ pub struct KafkaCacheConfig {
     /// Largest `?limit=` accepted. Default `1000`.
     #[serde(default = "default_max_page")]
     pub max_page_size: usize,
+    /// How old the view may be before reads get `503`: the time since it was last known
+    /// to hold everything its topic had (confirmed every second while its brokers are
+    /// connected and it keeps up). A broker outage ends in `503` after this long.
+    /// Default `60s`.
+    #[serde(default = "default_max_staleness")]
+    pub max_staleness: HumanDuration,
 }
 
 fn default_cluster() -> String {
@@ -40,4 +46,7 @@ const fn default_page() -> usize {
 }
 const fn default_max_page() -> usize {
     1000
+}
+const fn default_max_staleness() -> HumanDuration {
+    HumanDuration(std::time::Duration::from_secs(60))
 }

@@ -18,6 +18,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use sluice_core::kept::Kept;
 use sluice_kafka::Cluster;
 
+use crate::freshness::{FeedContext, Freshness};
 use crate::metrics;
 use crate::view::View;
 
@@ -25,6 +26,8 @@ use crate::view::View;
 pub struct Shared {
     /// The view.
     pub view: RwLock<View>,
+    /// When the view was last known current.
+    pub freshness: Arc<Freshness>,
     caught_up: AtomicBool,
     progress: Mutex<String>,
     stop: AtomicBool,
@@ -84,6 +87,7 @@ impl Feed {
     pub fn start(route: &str, cluster: Arc<Cluster>, topic: &str, max_bytes: usize) -> Self {
         let shared = Arc::new(Shared {
             view: RwLock::new(View::new(max_bytes)),
+            freshness: Arc::default(),
             caught_up: AtomicBool::new(false),
             progress: Mutex::new(format!("waiting for cluster `{}`", cluster.name())),
             stop: AtomicBool::new(false),
@@ -114,7 +118,7 @@ fn run(cluster: &Cluster, s: &Shared) {
         std::thread::sleep(Duration::from_millis(100));
     }
     while !stopped(s) {
-        match consumer(cluster) {
+        match consumer(cluster, s) {
             Some(c) => {
                 read(&c, s);
                 return;
@@ -124,26 +128,31 @@ fn run(cluster: &Cluster, s: &Shared) {
     }
 }
 
-fn consumer(cluster: &Cluster) -> Option<BaseConsumer> {
+fn consumer(cluster: &Cluster, s: &Shared) -> Option<BaseConsumer<FeedContext>> {
     let mut cfg = cluster.consumer_config()?;
     cfg.set("group.id", "sluice-cache")
+        // Statistics tell how current the view is (see `freshness`); an idle fetch
+        // returns after at most this long while the broker answers.
+        .set("statistics.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "500")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         // Catching up reads as fast as it applies: no 1 s pause when the queue is full.
         .set("fetch.queue.backoff.ms", "10");
-    cfg.create()
+    cfg.create_with_context(FeedContext::new(&s.topic, s.freshness.clone()))
         .map_err(|e| log::warn!("kafka-cache: cannot create a consumer: {e}"))
         .ok()
 }
 
-/// Assign the partitions not in `known` from their beginning; their ends now.
+/// Assign the partitions not in `known` from their beginning; their ends now. Each
+/// broker request waits at most `t`.
 fn assign_new(
-    c: &BaseConsumer,
+    c: &BaseConsumer<FeedContext>,
     topic: &str,
     known: &BTreeMap<i32, i64>,
+    t: Duration,
 ) -> Option<BTreeMap<i32, i64>> {
-    let t = Duration::from_secs(5);
     let md = c.fetch_metadata(Some(topic), t).ok()?;
     let mut ends = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
@@ -165,7 +174,7 @@ fn assign_new(
 }
 
 /// True when every partition's position reached its end at start.
-fn reached(c: &BaseConsumer, topic: &str, targets: &BTreeMap<i32, i64>) -> bool {
+fn reached(c: &BaseConsumer<FeedContext>, topic: &str, targets: &BTreeMap<i32, i64>) -> bool {
     let Ok(pos) = c.position() else {
         return false;
     };
@@ -177,13 +186,13 @@ fn reached(c: &BaseConsumer, topic: &str, targets: &BTreeMap<i32, i64>) -> bool 
     })
 }
 
-fn read(c: &BaseConsumer, s: &Shared) {
+fn read(c: &BaseConsumer<FeedContext>, s: &Shared) {
     let mut targets = BTreeMap::new();
     while targets.is_empty() {
         if stopped(s) {
             return;
         }
-        match assign_new(c, &s.topic, &targets) {
+        match assign_new(c, &s.topic, &targets, Duration::from_secs(5)) {
             Some(ends) if !ends.is_empty() => targets = ends,
             _ => {
                 s.say(format!("topic `{}` has no partitions yet", s.topic));
@@ -195,13 +204,26 @@ fn read(c: &BaseConsumer, s: &Shared) {
         "reading topic `{}` up to its ends at start",
         s.topic
     ));
+    let ends_at = Instant::now();
     let mut refreshed = Instant::now();
     let mut published = Instant::now();
     let mut checked = Instant::now();
     while !stopped(s) {
         let idle = match c.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
-                apply(s, &m);
+                // With the records already fetched behind it: one write lock for all.
+                let mut batch = vec![m];
+                while batch.len() < BATCH {
+                    match c.poll(Duration::ZERO) {
+                        Some(Ok(m)) => batch.push(m),
+                        Some(Err(e)) => {
+                            log::debug!("kafka-cache route `{}`: {e}", s.route);
+                            break;
+                        }
+                        None => break,
+                    }
+                }
+                apply(s, &batch);
                 false
             }
             Some(Err(e)) => {
@@ -216,6 +238,8 @@ fn read(c: &BaseConsumer, s: &Shared) {
             checked = Instant::now();
         }
         if look && reached(c, &s.topic, &targets) {
+            // It holds what the topic had when its ends were looked up.
+            s.freshness.confirm(ends_at);
             s.caught_up.store(true, Ordering::Release);
             s.say(String::new());
             log::info!(
@@ -226,7 +250,9 @@ fn read(c: &BaseConsumer, s: &Shared) {
         }
         if refreshed.elapsed() >= Duration::from_secs(5) {
             refreshed = Instant::now();
-            if let Some(added) = assign_new(c, &s.topic, &targets) {
+            // Briefly: the thread also publishes the view's metrics, staleness included,
+            // which must not lag behind while a broker does not answer.
+            if let Some(added) = assign_new(c, &s.topic, &targets, Duration::from_secs(1)) {
                 targets.extend(added.into_keys().map(|p| (p, 0)));
             }
         }
@@ -237,9 +263,29 @@ fn read(c: &BaseConsumer, s: &Shared) {
     }
 }
 
-fn apply<M: Message>(s: &Shared, m: &M) {
+/// Records applied under one write lock, at most (readers wait for no more).
+const BATCH: usize = 256;
+
+fn apply<M: Message>(s: &Shared, batch: &[M]) {
+    let Ok(mut view) = s.view.write() else {
+        return;
+    };
+    let mut dropped = 0;
+    for m in batch {
+        if !apply_one(&mut view, m) {
+            dropped += 1;
+        }
+    }
+    drop(view);
+    if dropped > 0 {
+        metrics::dropped(&s.route, dropped);
+    }
+}
+
+/// Apply one record; false when it was not kept.
+fn apply_one<M: Message>(view: &mut View, m: &M) -> bool {
     let Some(key) = m.key() else {
-        return; // a record without a key has no place in a view by key
+        return true; // a record without a key has no place in a view by key
     };
     // A content type that is a valid, short header value (others are not kept).
     let content_type = m.headers().and_then(|h| {
@@ -252,18 +298,12 @@ fn apply<M: Message>(s: &Shared, m: &M) {
     });
     let value = m.payload().map(Bytes::copy_from_slice);
     let timestamp = m.timestamp().to_millis().unwrap_or(0);
-    let kept = match s.view.write() {
-        Ok(mut v) => v.apply(
-            key,
-            value,
-            content_type,
-            m.partition(),
-            m.offset(),
-            timestamp,
-        ),
-        Err(_) => false,
-    };
-    if !kept {
-        metrics::dropped(&s.route);
-    }
+    view.apply(
+        key,
+        value,
+        content_type,
+        m.partition(),
+        m.offset(),
+        timestamp,
+    )
 }

@@ -13,6 +13,7 @@
 pub mod answer;
 pub mod config;
 pub mod feed;
+pub mod freshness;
 pub mod metrics;
 #[cfg(test)]
 mod trait_tests;
@@ -53,6 +54,7 @@ pub struct KafkaCachePlugin {
     key: Template,
     page_size: usize,
     max_page_size: usize,
+    max_staleness: std::time::Duration,
     reads: metrics::Reads,
 }
 
@@ -84,6 +86,12 @@ impl PluginSpec for KafkaCache {
                 "must be at least 1KiB",
             ));
         }
+        if c.max_staleness.0 < std::time::Duration::from_secs(2) {
+            errors.push(FieldError::value(
+                at.key("max_staleness"),
+                "must be at least 2s (the view is confirmed current every second)",
+            ));
+        }
         if c.page_size == 0 || c.page_size > c.max_page_size {
             errors.push(FieldError::value(
                 at.key("page_size"),
@@ -98,6 +106,7 @@ impl PluginSpec for KafkaCache {
             key,
             page_size: c.page_size,
             max_page_size: c.max_page_size,
+            max_staleness: c.max_staleness.0,
             reads: metrics::Reads::of(scope.route_id),
         }))
     }
@@ -135,6 +144,17 @@ impl Plugin for KafkaCachePlugin {
                 503,
                 "warming_up",
                 "the view is still reading its topic",
+            );
+            return Ok(Flow::Respond(r.with_header("retry-after", "1")));
+        }
+        let staleness = self.feed.shared.freshness.staleness();
+        if staleness.is_none_or(|s| s > self.max_staleness) {
+            self.reads.count("stale");
+            let r = HttpResponse::refusal(
+                ctx,
+                503,
+                "stale",
+                "the view has not been confirmed current within max_staleness",
             );
             return Ok(Flow::Respond(r.with_header("retry-after", "1")));
         }

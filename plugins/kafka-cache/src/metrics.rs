@@ -1,7 +1,7 @@
-//! `sluice_cache_*`: reads by result, the view's size, records not kept, and whether it
-//! caught up, per route.
+//! `sluice_cache_*`: reads by result, the view's size, records not kept, whether it
+//! caught up and how current it is, per route.
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts};
+use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts};
 use sluice_core::metric_set::{MetricSet, MetricsError};
 
 use crate::feed::Shared;
@@ -9,7 +9,7 @@ use crate::feed::Shared;
 /// The plugin's metrics.
 pub struct CacheMetrics {
     /// `sluice_cache_reads_total{route,result}`: `hit`, `not_modified`, `miss`, `list`,
-    /// `over_capacity`, `warming_up`, `invalid`.
+    /// `over_capacity`, `warming_up`, `stale`, `invalid`.
     pub reads: IntCounterVec,
     /// `sluice_cache_entries{route}` / `sluice_cache_bytes{route}`: the view's size.
     pub entries: IntGaugeVec,
@@ -19,6 +19,9 @@ pub struct CacheMetrics {
     pub dropped: IntCounterVec,
     /// `sluice_cache_caught_up{route}`: 1 once the view reached the ends seen at start.
     pub caught_up: IntGaugeVec,
+    /// `sluice_cache_staleness_seconds{route}`: since the view was last known to hold
+    /// everything its topic had (-1 before the first time).
+    pub staleness: GaugeVec,
 }
 
 impl CacheMetrics {
@@ -45,6 +48,13 @@ impl CacheMetrics {
                 "sluice_cache_caught_up",
                 "1 once the kafka-cache view reached the topic's ends seen at start",
             )?,
+            staleness: GaugeVec::new(
+                Opts::new(
+                    "sluice_cache_staleness_seconds",
+                    "Seconds since the kafka-cache view was last known to hold everything its topic had",
+                ),
+                &["route"],
+            )?,
         };
         let r = prometheus::default_registry();
         r.register(Box::new(m.reads.clone()))?;
@@ -52,6 +62,7 @@ impl CacheMetrics {
         r.register(Box::new(m.bytes.clone()))?;
         r.register(Box::new(m.dropped.clone()))?;
         r.register(Box::new(m.caught_up.clone()))?;
+        r.register(Box::new(m.staleness.clone()))?;
         Ok(m)
     }
 }
@@ -64,13 +75,14 @@ pub fn init() -> Result<(), MetricsError> {
 }
 
 /// Results a read is counted under.
-const RESULTS: [&str; 7] = [
+const RESULTS: [&str; 8] = [
     "hit",
     "not_modified",
     "miss",
     "list",
     "over_capacity",
     "warming_up",
+    "stale",
     "invalid",
 ];
 
@@ -101,10 +113,10 @@ impl Reads {
     }
 }
 
-/// Count a record not kept.
-pub fn dropped(route: &str) {
+/// Count `n` records not kept.
+pub fn dropped(route: &str, n: u64) {
     if let Some(m) = METRICS.get() {
-        m.dropped.with_label_values(&[route]).inc();
+        m.dropped.with_label_values(&[route]).inc_by(n);
     }
 }
 
@@ -119,4 +131,7 @@ pub fn view(route: &str, s: &Shared) {
     m.caught_up
         .with_label_values(&[route])
         .set(i64::from(s.caught_up()));
+    m.staleness
+        .with_label_values(&[route])
+        .set(s.freshness.staleness().map_or(-1.0, |d| d.as_secs_f64()));
 }
