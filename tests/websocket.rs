@@ -4,7 +4,8 @@
 //! offset (read back with an independent client); a frozen broker gives error frames,
 //! never silence; the upgrade is refused before anything opens (not a WebSocket, wrong
 //! origin, no credential, a forged position, over the connection cap); an oversized
-//! message closes with 1009; a shutdown closes with 1001.
+//! message closes with 1009; a shutdown closes with 1001; a client that stops reading is
+//! cut and its socket shut down, on the plain and on the TLS listener.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -14,7 +15,9 @@ use serde_json::json;
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{produce, read_topic, Kafka};
 use sluice_e2e::metrics::wait_sum;
-use sluice_e2e::websocket::{close, connect, json, next, send, Got};
+use sluice_e2e::websocket::{
+    close, connect, connect_tls, json, next, send, server_side_state, Got,
+};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -373,4 +376,68 @@ fn a_message_in_flight_at_shutdown_is_answered_before_the_close() {
     kafka.resume();
     let (exited, _) = gw.wait_exit(WAIT);
     assert!(exited);
+}
+
+/// Over TLS too, a client that stops reading is cut: the socket is shut down at once
+/// (not left open until the client reads or leaves), so the connection ends.
+#[test]
+fn a_client_that_stops_reading_over_tls_is_cut_and_its_socket_shut_down() {
+    let kafka = Kafka::start();
+    kafka.create_topic("ws-slow-tls", 1);
+    let dir = sluice_e2e::scratch_dir("ws-tls");
+    let (ca, cert, key) = sluice_e2e::certs::ca_and_certificate(&dir, "ws");
+    let https = sluice_e2e::free_port();
+    let plugin =
+        r#"{ subscribe: { topic: ws-slow-tls, format: raw }, slow_client_timeout: 500ms }"#;
+    let tls = format!(
+        "server:\n  listen: [\"127.0.0.1:{{PORT}}\"]\n  grace_period: 2s\n  tls:\n    listen: [\"127.0.0.1:{https}\"]\n    certificates: [{{ cert: \"{cert}\", key: \"{key}\" }}]\n"
+    );
+    let yaml = config(&kafka, plugin, "2s");
+    let rest = &yaml[yaml.find("admin:").unwrap()..];
+    let gw = Gateway::start(&format!("{tls}{rest}"));
+    let mut stalled = connect_tls(https, &format!("/ws{KEY}"), &ca, "localhost");
+    let client_port = stalled.get_ref().sock.local_addr().unwrap().port();
+    assert_eq!(
+        server_side_state(https, client_port),
+        Some(1),
+        "established"
+    );
+    // Far more than the socket buffers on both sides hold; the client reads nothing.
+    let big = "x".repeat(64 << 10);
+    let records: Vec<_> = (0..480)
+        .map(|_| (0, "k".to_string(), big.clone()))
+        .collect();
+    produce(&kafka.bootstrap, "ws-slow-tls", &records, 16);
+    wait_sum(
+        gw.admin,
+        "sluice_websocket_closes_total",
+        &[("route", "ws"), ("code", "1008")],
+        1.0,
+    );
+    // The server's side leaves ESTABLISHED (shut down: FIN-WAIT, or gone) while the client
+    // still reads nothing.
+    let state = sluice_e2e::wait_for("the server side shut down", WAIT, || {
+        let st = server_side_state(https, client_port);
+        (st != Some(1)).then_some(st)
+    });
+    eprintln!("server side after the cut: {state:?}");
+    let s = wait_sum(
+        gw.admin,
+        "sluice_websocket_connections",
+        &[("route", "ws")],
+        0.0,
+    );
+    assert_eq!(
+        s.sum(
+            "sluice_websocket_closes_total",
+            &[("route", "ws"), ("code", "1008")]
+        ),
+        1.0
+    );
+    // The client ends up at the end of the stream (after what was already in flight).
+    let ended = (0..1000).find_map(|_| match next(&mut stalled, WAIT) {
+        Got::Closed(code, _) => Some(code),
+        _ => None,
+    });
+    assert_eq!(ended, Some(1006));
 }

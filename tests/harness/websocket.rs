@@ -1,7 +1,11 @@
 //! A WebSocket client for tests: tungstenite's own client (not Sluice's code) over a
-//! blocking socket with a read timeout, so every wait is bounded.
+//! blocking socket with a read timeout, so every wait is bounded; plain or over TLS
+//! (rustls). And the state of the server's side of a TCP connection, from
+//! `/proc/net/tcp`.
 
+use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tungstenite::client::IntoClientRequest;
@@ -10,6 +14,55 @@ use tungstenite::{Message, WebSocket};
 
 /// An open connection.
 pub type Ws = WebSocket<TcpStream>;
+
+/// An open connection over TLS.
+pub type TlsWs = WebSocket<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>;
+
+/// Open `path` on the TLS listener at `port`, trusting the certificate in `ca_pem`
+/// for `name` (no client headers).
+pub fn connect_tls(port: u16, path: &str, ca_pem: &str, name: &str) -> TlsWs {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(ca_pem).unwrap();
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let server = rustls::pki_types::ServerName::try_from(name.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), server).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let req = format!("wss://{name}:{port}{path}")
+        .into_client_request()
+        .unwrap();
+    match tungstenite::client(req, rustls::StreamOwned::new(conn, tcp)) {
+        Ok((ws, _)) => ws,
+        Err(e) => panic!("handshake: {e}"),
+    }
+}
+
+/// The TCP state (`/proc/net/tcp`'s `st`: 1 established, 4 FIN-WAIT-1, ...) of the
+/// server's side of the connection from local port `client` to port `server`, if it
+/// still exists.
+pub fn server_side_state(server: u16, client: u16) -> Option<u8> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    table.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let port = |a: &str| {
+            a.rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+        };
+        (port(f.get(1)?)? == server && port(f.get(2)?)? == client)
+            .then(|| u8::from_str_radix(f.get(3)?, 16).ok())
+            .flatten()
+    })
+}
 
 /// Open `path` (with its query) on `port` with extra request headers; the refusal's
 /// status when the server does not upgrade.
@@ -48,7 +101,7 @@ pub enum Got {
 }
 
 /// The next data frame or close within `limit` (pings are answered by tungstenite).
-pub fn next(ws: &mut Ws, limit: Duration) -> Got {
+pub fn next<S: Read + Write>(ws: &mut WebSocket<S>, limit: Duration) -> Got {
     let deadline = Instant::now() + limit;
     loop {
         assert!(Instant::now() < deadline, "no frame within {limit:?}");

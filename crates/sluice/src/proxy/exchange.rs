@@ -53,21 +53,19 @@ impl Exchange for SessionExchange<'_> {
     }
 
     /// Shut the socket down both ways: pending and later writes fail at once, so
-    /// Pingora's final flush cannot wait on a client that stopped reading. Plain TCP
-    /// only; a TLS connection ends when its session is dropped.
+    /// Pingora's final flush cannot wait on a client that stopped reading. Plain TCP and
+    /// TLS alike: a stream's id is its TCP socket's descriptor (a TLS stream gives its
+    /// transport's; the handshake is over by the time a request runs).
     fn abort(&mut self) {
-        use std::os::unix::io::AsRawFd;
         let Some(stream) = self.0.as_downstream().stream() else {
             return;
         };
-        if let Some(tcp) = stream
-            .as_any()
-            .downcast_ref::<pingora_core::protocols::l4::stream::Stream>()
-        {
+        let fd = stream.id();
+        if fd >= 0 {
             // SAFETY: shutdown(2) on the connection's own descriptor, which stays open
             // (and owned by the stream) until the session is dropped.
             unsafe {
-                libc::shutdown(tcp.as_raw_fd(), libc::SHUT_RDWR);
+                libc::shutdown(fd, libc::SHUT_RDWR);
             }
         }
     }
