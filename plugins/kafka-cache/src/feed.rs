@@ -188,10 +188,13 @@ fn reached(c: &BaseConsumer<FeedContext>, topic: &str, targets: &BTreeMap<i32, i
 
 fn read(c: &BaseConsumer<FeedContext>, s: &Shared) {
     let mut targets = BTreeMap::new();
+    // Before the ends are looked up: the view holds at least what the topic had then.
+    let mut ends_at = Instant::now();
     while targets.is_empty() {
         if stopped(s) {
             return;
         }
+        ends_at = Instant::now();
         match assign_new(c, &s.topic, &targets, Duration::from_secs(5)) {
             Some(ends) if !ends.is_empty() => targets = ends,
             _ => {
@@ -204,7 +207,6 @@ fn read(c: &BaseConsumer<FeedContext>, s: &Shared) {
         "reading topic `{}` up to its ends at start",
         s.topic
     ));
-    let ends_at = Instant::now();
     let mut refreshed = Instant::now();
     let mut published = Instant::now();
     let mut checked = Instant::now();

@@ -97,7 +97,19 @@ impl ClientContext for FeedContext {
             .values()
             .filter(|p| p.partition >= 0 && p.desired)
             .collect();
-        let ends: BTreeMap<i32, i64> = parts.iter().map(|p| (p.partition, p.hi_offset)).collect();
+        // The end a reader can reach: the last stable offset (records of open
+        // transactions are not delivered under `read_committed`), else the high watermark.
+        let ends: BTreeMap<i32, i64> = parts
+            .iter()
+            .map(|p| {
+                let end = if p.ls_offset >= 0 {
+                    p.ls_offset
+                } else {
+                    p.hi_offset
+                };
+                (p.partition, end)
+            })
+            .collect();
         // When the oldest of the leaders' last answers came (the ends are that old).
         let answered = parts
             .iter()

@@ -12,7 +12,7 @@ use sluice_kafka::destination::check_topic;
 use sluice_kafka::{Destination, EventCounters, KafkaRuntime, Profile};
 
 use crate::config::RequestReplyConfig;
-use crate::replies::replies_for;
+use crate::replies::{replies_for, AsyncBounds};
 use crate::RequestReplyPlugin;
 
 /// The plugin factory; holds the Kafka runtime whose clusters requests use.
@@ -61,6 +61,7 @@ impl PluginSpec for KafkaRequestReply {
             ("max_pending", c.max_pending == 0),
             ("async_ttl", c.async_ttl.0.is_zero()),
             ("async_max_entries", c.async_max_entries == 0),
+            ("async_max_bytes", c.async_max_bytes.0 == 0),
         ] {
             if bad {
                 errors.push(FieldError::value(at.key(field), "must be greater than 0"));
@@ -86,8 +87,11 @@ impl PluginSpec for KafkaRequestReply {
                 dest.cluster.clone(),
                 &c.reply_topic,
                 c.max_pending,
-                c.async_ttl.0,
-                c.async_max_entries,
+                AsyncBounds {
+                    ttl: c.async_ttl.0,
+                    max_entries: c.async_max_entries,
+                    max_bytes: c.async_max_bytes.0 as usize,
+                },
             ),
             dest,
             reply_topic: c.reply_topic,

@@ -48,6 +48,11 @@ pub struct RequestReplyConfig {
     /// `10000`.
     #[serde(default = "default_async_max")]
     pub async_max_entries: usize,
+    /// Bytes of asynchronous results kept at once, about (reply bodies and headers; the
+    /// oldest dropped first). This instance's results and the replies to other
+    /// instances' requests each have this much. Default `64MiB`.
+    #[serde(default = "default_async_max_bytes")]
+    pub async_max_bytes: ByteSize,
 }
 
 fn default_cluster() -> String {
@@ -67,6 +72,9 @@ const fn default_async_ttl() -> HumanDuration {
 }
 const fn default_async_max() -> usize {
     10_000
+}
+const fn default_async_max_bytes() -> ByteSize {
+    ByteSize(64 << 20)
 }
 
 impl RequestReplyConfig {

@@ -4,21 +4,23 @@
 //! asynchronous request), or counted as `late`, `duplicate`, `other` or
 //! `no_correlation_id`.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::message::{Headers, Message};
+use sluice_kafka::position::Positions;
 use sluice_kafka::reader::added_partitions;
 
 use crate::async_id;
 use crate::metrics;
 use crate::replies::{lock, pending_now, Reply, Table, Waiter, CORRELATION, STATUS};
 
-/// Match one reply record; replies older than `since_ms` (read back when the reader
-/// started) only matter for asynchronous requests.
-pub(crate) fn matched<M: Message>(table: &Table, m: &M, since_ms: i64) {
+/// Match one reply record; one `read_back` at the start only matters for asynchronous
+/// requests (it is nobody's here otherwise, and not counted).
+pub(crate) fn matched<M: Message>(table: &Table, m: &M, read_back: bool) {
     let header = |name: &str| {
         m.headers().and_then(|h| {
             h.iter()
@@ -41,9 +43,14 @@ pub(crate) fn matched<M: Message>(table: &Table, m: &M, since_ms: i64) {
         if let Some(a) = async_id::parse(&id) {
             // Another instance's asynchronous request, or this one's from before a
             // restart: kept for its status URL, which any instance answers.
-            let mut results = lock(&table.results);
-            let why = match (results.entries.get(&id), a.expires(results.ttl())) {
-                (Some((_, Some(_), _)), _) => "duplicate",
+            let answered =
+                |r: &crate::results::Results| matches!(r.entries.get(&id), Some((_, Some(_), _)));
+            let mine = answered(&lock(&table.results));
+            let mut results = lock(&table.others);
+            let why = match (mine || answered(&results), a.expires(results.ttl())) {
+                (true, _) => "duplicate",
+                // Read back at the start and expired since: nobody's any more.
+                (_, None) if read_back => return,
                 (_, None) => "late",
                 (_, Some(until)) => {
                     results.put(&id, Some(reply(m, &header)), a.owner, until);
@@ -53,7 +60,7 @@ pub(crate) fn matched<M: Message>(table: &Table, m: &M, since_ms: i64) {
             metrics::unmatched(&table.route, why);
             return;
         }
-        if m.timestamp().to_millis().is_some_and(|t| t < since_ms) {
+        if read_back {
             // Read back at the start: not a reply anybody here waited for.
             return;
         }
@@ -78,7 +85,15 @@ pub(crate) fn matched<M: Message>(table: &Table, m: &M, since_ms: i64) {
         }
         Waiter::Async => {
             let mut results = lock(&table.results);
-            if let Some((until, owner)) = results.entries.get(&id).map(|e| (e.0, e.2.clone())) {
+            let ttl = results.ttl();
+            // Its pending entry may have been pushed out meanwhile: the id says how long
+            // and for whom the reply is kept.
+            let kept = results
+                .entries
+                .get(&id)
+                .map(|e| (e.0, e.2.clone()))
+                .or_else(|| async_id::parse(&id).and_then(|a| Some((a.expires(ttl)?, a.owner))));
+            if let Some((until, owner)) = kept {
                 results.put(&id, Some(reply), owner, until);
             }
         }
@@ -111,20 +126,18 @@ fn reply<M: Message>(m: &M, header: &impl Fn(&str) -> Option<Vec<u8>>) -> Reply 
 /// How often the reader looks for partitions added to the reply topic.
 const REFRESH: Duration = Duration::from_secs(5);
 
-/// Read replies until aborted (when the route's plugin instance goes); those older
-/// than `since_ms` were read back for asynchronous requests.
+/// Read replies until aborted (when the route's plugin instance goes).
 pub(crate) async fn read(
     consumer: Arc<StreamConsumer>,
     topic: String,
     mut known: Vec<i32>,
     table: Arc<Table>,
-    since_ms: i64,
 ) {
     let mut tick = tokio::time::interval(REFRESH);
     loop {
         tokio::select! {
             m = consumer.recv() => match m {
-                Ok(m) => matched(&table, &m, since_ms),
+                Ok(m) => matched(&table, &m, false),
                 Err(e) => {
                     log::warn!("request-reply route `{}`: reading replies: {e}", table.route);
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -135,6 +148,37 @@ pub(crate) async fn read(
                     known.extend(added.into_iter().map(|(p, _)| p));
                 }
             }
+        }
+    }
+}
+
+/// Read the replies from `start` up to `ends` (where the live reader started) once,
+/// keeping those to asynchronous requests; gives up after 10 s without a record.
+pub(crate) async fn read_back(
+    consumer: Arc<StreamConsumer>,
+    start: Positions,
+    ends: Positions,
+    table: Arc<Table>,
+) {
+    let mut left: BTreeSet<i32> = ends
+        .iter()
+        .filter(|(p, end)| start.get(p).is_some_and(|s| s < end))
+        .map(|(p, _)| *p)
+        .collect();
+    while !left.is_empty() {
+        match tokio::time::timeout(Duration::from_secs(10), consumer.recv()).await {
+            Ok(Ok(m)) => {
+                let p = m.partition();
+                let Some(end) = ends.get(&p) else { continue };
+                if m.offset() < *end {
+                    matched(&table, &m, true);
+                }
+                if m.offset() + 1 >= *end {
+                    left.remove(&p);
+                }
+            }
+            Ok(Err(e)) => log::debug!("request-reply route `{}`: {e}", table.route),
+            Err(_) => break,
         }
     }
 }

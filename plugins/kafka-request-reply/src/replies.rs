@@ -1,8 +1,9 @@
 //! The reply side of a route: its own reader of every partition of the reply topic (no
 //! consumer group, so every instance sees every reply and no rebalance can take a
-//! partition from the instance that waits), started on the first request and positioned
-//! `async_ttl` back (replies to asynchronous requests still kept) before that request is
-//! produced; the table of requests waiting
+//! partition from the instance that waits), started on the first request (or status
+//! URL) and positioned at the partition ends before that request is produced, with a
+//! second reader beside it reading back the last `async_ttl` of replies once (for
+//! asynchronous requests still kept); the table of requests waiting
 //! for a reply, bounded; and what became of replies nobody waits for here: `late` (the
 //! request timed out), `duplicate` (already answered), or `other` (another instance's).
 
@@ -19,7 +20,7 @@ use tokio::sync::oneshot;
 use sluice_core::kept::Kept;
 
 use crate::async_id;
-use crate::matching::read;
+use crate::matching::{read, read_back};
 use crate::metrics;
 pub use crate::results::Status;
 use crate::results::{Recent, Results};
@@ -68,8 +69,23 @@ pub(crate) struct Table {
     pub(crate) route: String,
     pub(crate) waiting: Mutex<HashMap<String, Waiter>>,
     pub(crate) recent: Mutex<Recent>,
+    /// This instance's asynchronous requests.
     pub(crate) results: Mutex<Results>,
+    /// Replies to other instances' asynchronous requests (a table of their own, so they
+    /// never push this instance's out).
+    pub(crate) others: Mutex<Results>,
     max_pending: usize,
+}
+
+/// Bounds of the asynchronous results (each table: this instance's, the others').
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsyncBounds {
+    /// How long a result is kept.
+    pub ttl: Duration,
+    /// Results kept at most.
+    pub max_entries: usize,
+    /// Bytes of results kept, about.
+    pub max_bytes: usize,
 }
 
 /// The reply side of one route.
@@ -80,6 +96,8 @@ pub struct Replies {
     started: AtomicBool,
     starting: tokio::sync::Mutex<()>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The reading back of recent replies at start.
+    back: Mutex<Option<tokio::task::JoinHandle<()>>>,
     last_expiry: Mutex<Instant>,
     failed_at: Mutex<Option<Instant>>,
 }
@@ -100,15 +118,22 @@ impl Replies {
         cluster: Arc<Cluster>,
         topic: &str,
         max_pending: usize,
-        async_ttl: Duration,
-        async_max: usize,
+        bounds: AsyncBounds,
     ) -> Self {
+        let table = || {
+            Mutex::new(Results::new(
+                bounds.max_entries,
+                bounds.max_bytes,
+                bounds.ttl,
+            ))
+        };
         Self {
             table: Arc::new(Table {
                 route: route.to_string(),
                 waiting: Mutex::default(),
                 recent: Mutex::default(),
-                results: Mutex::new(Results::new(async_max, async_ttl)),
+                results: table(),
+                others: table(),
                 max_pending,
             }),
             topic: topic.to_string(),
@@ -116,6 +141,7 @@ impl Replies {
             started: AtomicBool::new(false),
             starting: tokio::sync::Mutex::new(()),
             task: Mutex::new(None),
+            back: Mutex::new(None),
             last_expiry: Mutex::new(Instant::now()),
             failed_at: Mutex::new(None),
         }
@@ -153,14 +179,15 @@ impl Replies {
             .cluster
             .consumer_config()
             .ok_or_else(|| ReaderError::Task("the cluster is not started".into()))?;
-        // From `async_ttl` back: replies to asynchronous requests still kept, whichever
-        // instance took them (this one restarted, or has not read this topic before).
-        let now = SystemTime::now();
-        let ttl = lock(&self.table.results).ttl();
-        let from = Start::Time(now.checked_sub(ttl).unwrap_or(now));
         let opened = tokio::time::timeout(
             limit,
-            reader::open(cfg, "sluice-reply", &self.topic, from, None),
+            reader::open(
+                cfg.clone(),
+                "sluice-reply",
+                &self.topic,
+                Start::Latest,
+                None,
+            ),
         )
         .await
         .unwrap_or_else(|_| Err(ReaderError::Task("positioning took too long".into())));
@@ -172,14 +199,28 @@ impl Replies {
             }
         };
         let known: Vec<i32> = positions.keys().copied().collect();
-        let since_ms = i64::try_from(async_id::now_ms()).unwrap_or(i64::MAX);
         let task = tokio::spawn(read(
             consumer,
             self.topic.clone(),
             known,
             self.table.clone(),
-            since_ms,
         ));
+        // Beside it, once: the replies of the last `async_ttl` up to where it started, for
+        // asynchronous requests whichever instance took them (this one restarted, or has
+        // not read this topic before). Synchronous replies never wait behind these.
+        let now = SystemTime::now();
+        let from = Start::Time(now.checked_sub(self.async_ttl()).unwrap_or(now));
+        let (topic, table) = (self.topic.clone(), self.table.clone());
+        let back = tokio::spawn(async move {
+            match reader::open(cfg, "sluice-reply-back", &topic, from, None).await {
+                Ok((c, start)) => read_back(c, start, positions, table).await,
+                Err(e) => log::warn!(
+                    "request-reply route `{}`: reading back replies of `{topic}`: {e}",
+                    table.route
+                ),
+            }
+        });
+        *lock(&self.back) = Some(back);
         *lock(&self.task) = Some(task);
         self.started.store(true, Ordering::Release);
         Ok(())
@@ -237,12 +278,12 @@ impl Replies {
             }
             *last = now;
         }
+        lock(&self.table.others).expire(now);
         // Lock order everywhere: waiting, results, recent.
         let mut waiting = lock(&self.table.waiting);
         let mut results = lock(&self.table.results);
-        let Results { entries, order, .. } = &mut *results;
-        entries.retain(|_, (until, _, _)| *until > now);
-        order.retain(|id| entries.contains_key(id));
+        results.expire(now);
+        let entries = &results.entries;
         let mut recent = lock(&self.table.recent);
         waiting.retain(|id, w| {
             let keep = !matches!(w, Waiter::Async) || entries.contains_key(id);
@@ -260,17 +301,20 @@ impl Replies {
     pub fn status(&self, id: &str, consumer: Option<&str>) -> Status {
         self.expire();
         let owner = async_id::owner_tag(consumer);
-        let results = lock(&self.table.results);
-        match results.entries.get(id) {
-            Some((_, _, o)) if *o != owner => Status::Unknown,
-            Some((_, None, _)) => Status::Pending,
-            Some((_, Some(r), _)) => Status::Done(r.clone()),
-            None => match async_id::parse(id) {
-                Some(a) if a.owner == owner && a.expires(results.ttl()).is_some() => {
-                    Status::Pending
-                }
-                _ => Status::Unknown,
-            },
+        let known = |r: &Results| {
+            r.entries.get(id).map(|(_, reply, o)| match reply {
+                _ if *o != owner => Status::Unknown,
+                None => Status::Pending,
+                Some(r) => Status::Done(r.clone()),
+            })
+        };
+        let here = known(&lock(&self.table.results));
+        if let Some(s) = here.or_else(|| known(&lock(&self.table.others))) {
+            return s;
+        }
+        match async_id::parse(id) {
+            Some(a) if a.owner == owner && a.expires(self.async_ttl()).is_some() => Status::Pending,
+            _ => Status::Unknown,
         }
     }
 
@@ -287,7 +331,10 @@ impl Replies {
 
 impl Drop for Replies {
     fn drop(&mut self) {
-        if let Some(t) = lock(&self.task).take() {
+        for t in [lock(&self.task).take(), lock(&self.back).take()]
+            .into_iter()
+            .flatten()
+        {
             t.abort();
         }
     }
@@ -296,7 +343,7 @@ impl Drop for Replies {
 /// The replies of the process, by route and settings: a reload that keeps a route's reply
 /// topic, bounds and cluster keeps its table (pending and asynchronous requests carry on)
 /// and its running reader.
-static TABLES: Kept<(String, String, usize, Duration, usize), Replies> = Kept::new();
+static TABLES: Kept<(String, String, usize, AsyncBounds), Replies> = Kept::new();
 
 /// The reply side for these settings (and the same cluster): the running one, or a new
 /// one.
@@ -305,34 +352,18 @@ pub fn replies_for(
     cluster: Arc<Cluster>,
     topic: &str,
     max_pending: usize,
-    async_ttl: Duration,
-    async_max: usize,
+    bounds: AsyncBounds,
 ) -> Arc<Replies> {
-    let key = (
-        route.to_string(),
-        topic.to_string(),
-        max_pending,
-        async_ttl,
-        async_max,
-    );
+    let key = (route.to_string(), topic.to_string(), max_pending, bounds);
     TABLES.get_or_start(
         key,
         |r| Arc::ptr_eq(&r.cluster, &cluster),
-        || {
-            Replies::new(
-                route,
-                cluster.clone(),
-                topic,
-                max_pending,
-                async_ttl,
-                async_max,
-            )
-        },
+        || Replies::new(route, cluster.clone(), topic, max_pending, bounds),
     )
 }
 
 /// Match `m` on `replies`' table, for tests.
 #[cfg(test)]
 pub fn matched_for_tests<M: rdkafka::message::Message>(replies: &Replies, m: &M) {
-    crate::matching::matched(&replies.table, m, 0);
+    crate::matching::matched(&replies.table, m, false);
 }

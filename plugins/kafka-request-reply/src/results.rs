@@ -31,15 +31,17 @@ impl Recent {
 }
 
 /// Results of asynchronous requests, for their status URL: pending until the reply,
-/// kept until they expire, oldest dropped first when full.
+/// kept until they expire, oldest dropped first when over `max` entries or `max_bytes`.
 pub struct Results {
     /// id → (expiry, the reply once it came, the [`owner_tag`] of the consumer who
     /// asked).
     ///
     /// [`owner_tag`]: crate::async_id::owner_tag
     pub(crate) entries: HashMap<String, (Instant, Option<Reply>, String)>,
-    pub(crate) order: VecDeque<String>,
+    order: VecDeque<String>,
     max: usize,
+    max_bytes: usize,
+    bytes: usize,
     ttl: Duration,
 }
 
@@ -53,13 +55,28 @@ pub enum Status {
     Unknown,
 }
 
+/// The bytes an entry is counted for.
+fn size(id: &str, reply: Option<&Reply>) -> usize {
+    id.len()
+        + 64
+        + reply.map_or(0, |r| {
+            r.body.len()
+                + r.headers
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+        })
+}
+
 impl Results {
-    /// At most `max` results (at least one), each kept for `ttl`.
-    pub(crate) fn new(max: usize, ttl: Duration) -> Self {
+    /// At most `max` results (at least one) and about `max_bytes`, each kept for `ttl`.
+    pub(crate) fn new(max: usize, max_bytes: usize, ttl: Duration) -> Self {
         Self {
             entries: HashMap::new(),
             order: VecDeque::new(),
             max: max.max(1),
+            max_bytes,
+            bytes: 0,
             ttl,
         }
     }
@@ -69,16 +86,76 @@ impl Results {
         self.ttl
     }
 
-    /// Keep `reply` (`None`: pending) for `id` until `until`.
+    /// Keep `reply` (`None`: pending) for `id` until `until`, dropping the oldest results
+    /// to stay within the bounds (one reply larger than `max_bytes` is still kept, alone).
     pub(crate) fn put(&mut self, id: &str, reply: Option<Reply>, owner: String, until: Instant) {
-        if !self.entries.contains_key(id) {
-            while self.order.len() >= self.max {
-                if let Some(old) = self.order.pop_front() {
-                    self.entries.remove(&old);
-                }
-            }
-            self.order.push_back(id.to_string());
+        if let Some(old) = self.entries.remove(id) {
+            self.bytes -= size(id, old.1.as_ref());
+            self.order.retain(|o| o != id);
         }
+        let new = size(id, reply.as_ref());
+        while self.order.len() >= self.max || self.bytes + new > self.max_bytes {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(e) = self.entries.remove(&oldest) {
+                self.bytes -= size(&oldest, e.1.as_ref());
+            }
+        }
+        self.bytes += new;
+        self.order.push_back(id.to_string());
         self.entries.insert(id.to_string(), (until, reply, owner));
+    }
+
+    /// Drop the results expired at `now`.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        let before = self.entries.len();
+        let mut freed = 0;
+        self.entries.retain(|id, (until, reply, _)| {
+            let keep = *until > now;
+            if !keep {
+                freed += size(id, reply.as_ref());
+            }
+            keep
+        });
+        if self.entries.len() != before {
+            self.bytes -= freed;
+            let entries = &self.entries;
+            self.order.retain(|id| entries.contains_key(id));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(n: usize) -> Reply {
+        Reply {
+            status: 200,
+            headers: vec![],
+            body: bytes::Bytes::from(vec![b'x'; n]),
+        }
+    }
+
+    #[test]
+    fn results_stay_within_their_entries_and_bytes() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let mut r = Results::new(3, 10_000, Duration::from_secs(60));
+        for id in ["a", "b", "c", "d"] {
+            r.put(id, None, "-".into(), later);
+        }
+        assert!(!r.entries.contains_key("a"), "oldest out at 3 entries");
+        // Pending "b" answered: replaced, not counted twice.
+        r.put("b", Some(reply(4000)), "-".into(), later);
+        r.put("e", Some(reply(4000)), "-".into(), later);
+        assert!(r.bytes <= 10_000, "{}", r.bytes);
+        assert!(r.entries.contains_key("e"));
+        assert_eq!(r.entries.len(), r.order.len());
+        r.put("huge", Some(reply(50_000)), "-".into(), later);
+        assert_eq!(r.entries.len(), 1, "alone");
+        r.expire(later + Duration::from_secs(1));
+        assert!(r.entries.is_empty());
+        assert_eq!((r.bytes, r.order.len()), (0, 0));
     }
 }

@@ -74,8 +74,11 @@ async fn replies_are_matched_or_counted_and_waiting_is_bounded() {
         cluster,
         "replies",
         2,
-        Duration::from_secs(60),
-        10,
+        replies::AsyncBounds {
+            ttl: Duration::from_secs(60),
+            max_entries: 10,
+            max_bytes: 1 << 20,
+        },
     );
     let rx = replies.wait("one").ok().unwrap();
     let _two = replies.wait("two").ok().unwrap();
@@ -134,8 +137,11 @@ async fn another_instances_asynchronous_request_is_answered_here_too() {
         cluster,
         "replies",
         2,
-        Duration::from_secs(60),
-        10,
+        replies::AsyncBounds {
+            ttl: Duration::from_secs(60),
+            max_entries: 10,
+            max_bytes: 1 << 20,
+        },
     );
     let ttl = Duration::from_secs(60);
     // Taken by another instance for alice: pending for her here, unknown to others.
@@ -164,8 +170,8 @@ async fn another_instances_asynchronous_request_is_answered_here_too() {
     assert!(matches!(replies.status(&old, None), Status::Unknown));
     matched_for_tests(&replies, &reply(&old, "200"));
     assert_eq!(unmatched("rr-other", "late"), 1);
-    // A synchronous reply read back from before the reader started is nobody's here and
-    // is not counted; one after it is another instance's.
+    // A synchronous reply read back at the start is nobody's here and is not counted;
+    // one read live is another instance's.
     let earlier = OwnedMessage::new(
         Some(b"x".to_vec()),
         None,
@@ -178,9 +184,46 @@ async fn another_instances_asynchronous_request_is_answered_here_too() {
             value: Some("sync-id"),
         })),
     );
-    crate::matching::matched(&replies.table, &earlier, 2_000);
+    crate::matching::matched(&replies.table, &earlier, true);
     assert_eq!(unmatched("rr-other", "other"), 0);
-    crate::matching::matched(&replies.table, &earlier, 500);
+    crate::matching::matched(&replies.table, &earlier, false);
     assert_eq!(unmatched("rr-other", "other"), 1);
     assert_eq!(replies.pending(), 0);
+}
+
+#[tokio::test]
+async fn other_instances_replies_never_push_this_ones_out() {
+    let kafka = runtime();
+    let cluster = kafka.cluster("default").unwrap();
+    let ttl = Duration::from_secs(60);
+    let bounds = replies::AsyncBounds {
+        ttl,
+        max_entries: 2,
+        max_bytes: 1 << 20,
+    };
+    let replies = Replies::new("rr-bounds", cluster, "replies", 10, bounds);
+    let mine = async_id::new_id(None, ttl);
+    replies
+        .wait_async(&mine, async_id::owner_tag(None))
+        .ok()
+        .unwrap();
+    // A flood of other instances' replies fills only their own table.
+    for _ in 0..5 {
+        matched_for_tests(&replies, &reply(&async_id::new_id(None, ttl), "200"));
+    }
+    assert!(matches!(replies.status(&mine, None), Status::Pending));
+    // This instance's own table over its bound: a pending entry pushed out still gets
+    // its reply (the id says for whom and how long).
+    for _ in 0..2 {
+        let other = async_id::new_id(None, ttl);
+        replies
+            .wait_async(&other, async_id::owner_tag(None))
+            .ok()
+            .unwrap();
+    }
+    matched_for_tests(&replies, &reply(&mine, "201"));
+    match replies.status(&mine, None) {
+        Status::Done(r) => assert_eq!(r.status, 201),
+        _ => panic!("the reply is kept although its pending entry was pushed out"),
+    }
 }

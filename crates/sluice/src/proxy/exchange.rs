@@ -61,7 +61,8 @@ impl Exchange for SessionExchange<'_> {
             return;
         };
         let fd = stream.id();
-        if fd >= 0 {
+        // Placeholder streams (mocks, subrequests) answer 0; never shut down stdin.
+        if fd > 0 {
             // SAFETY: shutdown(2) on the connection's own descriptor, which stays open
             // (and owned by the stream) until the session is dropped.
             unsafe {
