@@ -121,9 +121,9 @@ impl Cluster {
         held
     }
 
-    /// Producers running now (the default one and one per profile in use).
+    /// Producers serving now (the default one and one per profile in use).
     pub fn producer_count(&self) -> usize {
-        self.producers.get().map_or(0, |p| p.all().len())
+        self.producers.get().map_or(0, Producers::serving)
     }
 
     /// Events handed to this cluster's producers and not yet acknowledged or failed.

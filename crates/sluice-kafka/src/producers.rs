@@ -52,6 +52,9 @@ pub struct Producers {
     /// The statistics slot of the next producer made (slots are never reused: a retired
     /// producer may report once more while it is flushed).
     next_slot: AtomicUsize,
+    /// Producers taken out and not dropped yet (their events still in flight): the
+    /// shutdown flush covers them too.
+    retiring: Mutex<Vec<(usize, Sender)>>,
 }
 
 /// A producer whose profile no longer has a user, taken out of the cluster.
@@ -96,6 +99,7 @@ impl Producers {
             by_profile: ArcSwap::from_pointee(BTreeMap::from([(default_profile, (0, default))])),
             changing: Mutex::new(()),
             next_slot: AtomicUsize::new(1),
+            retiring: Mutex::new(Vec::new()),
         })
     }
 
@@ -148,6 +152,10 @@ impl Producers {
         for (profile, (slot, s)) in current.iter() {
             if *profile != self.default_profile && !used(profile) {
                 next.remove(profile);
+                self.retiring
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((*slot, s.clone()));
                 out.push(Retired {
                     profile: *profile,
                     slot: *slot,
@@ -159,13 +167,40 @@ impl Producers {
         out
     }
 
-    /// Every producer.
+    /// A retired producer was flushed: forget it (the caller drops the last handle).
+    pub fn retired(&self, slot: usize) {
+        let gone: Vec<(usize, Sender)> = {
+            let mut r = self.retiring.lock().unwrap_or_else(|e| e.into_inner());
+            let (gone, kept) = std::mem::take(&mut *r)
+                .into_iter()
+                .partition(|(s, _)| *s == slot);
+            *r = kept;
+            gone
+        };
+        drop(gone);
+    }
+
+    /// Every producer, those being retired included.
     pub fn all(&self) -> Vec<Sender> {
-        self.by_profile
+        let mut all: Vec<Sender> = self
+            .by_profile
             .load()
             .values()
             .map(|(_, s)| s.clone())
-            .collect()
+            .collect();
+        all.extend(
+            self.retiring
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|(_, s)| s.clone()),
+        );
+        all
+    }
+
+    /// Producers serving profiles (not those being retired).
+    pub fn serving(&self) -> usize {
+        self.by_profile.load().len()
     }
 
     /// Replace every producer that raised a fatal error with a new one of the same

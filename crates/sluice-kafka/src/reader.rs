@@ -205,3 +205,69 @@ pub async fn added_partitions(
         .await
         .map_err(|e| ReaderError::Task(e.to_string()))?
 }
+
+/// The consumer errors of a client stream in a row: a broker restarting gives a few and
+/// the stream goes on (librdkafka reconnects and resumes where it was); errors that keep
+/// coming for [`ErrorRun::GIVE_UP`] with no record between them (a topic deleted,
+/// access denied, brokers gone for good) end the stream, so it does not hold its slot
+/// forever. A run ends with a record, or after [`ErrorRun::QUIET`] without an error.
+#[derive(Debug, Default)]
+pub struct ErrorRun {
+    first: Option<std::time::Instant>,
+    last: Option<std::time::Instant>,
+}
+
+impl ErrorRun {
+    /// How long errors may keep coming before the stream gives up.
+    pub const GIVE_UP: Duration = Duration::from_secs(60);
+    /// A pause in the errors this long ends the run.
+    pub const QUIET: Duration = Duration::from_secs(15);
+
+    /// An error at `now`: true when the stream should give up.
+    pub fn error(&mut self, now: std::time::Instant) -> bool {
+        if self
+            .last
+            .is_some_and(|l| now.saturating_duration_since(l) > Self::QUIET)
+        {
+            self.first = None;
+        }
+        let first = *self.first.get_or_insert(now);
+        self.last = Some(now);
+        now.saturating_duration_since(first) >= Self::GIVE_UP
+    }
+
+    /// A record arrived: the run is over.
+    pub fn record(&mut self) {
+        self.first = None;
+        self.last = None;
+    }
+}
+
+#[cfg(test)]
+mod error_run_tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn errors_give_up_only_when_they_keep_coming_without_a_record() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut run = ErrorRun::default();
+        // A broker restart: a few errors, then records again.
+        assert!(!run.error(at(0)));
+        assert!(!run.error(at(5)));
+        run.record();
+        assert!(!run.error(at(70)), "a new run");
+        // Errors every 10 s (librdkafka's reconnect backoff) for a minute: give up.
+        for s in (80..130).step_by(10) {
+            assert!(!run.error(at(s)), "{s}");
+        }
+        assert!(run.error(at(130)));
+        // A quiet spell ends a run even without a record.
+        let mut run = ErrorRun::default();
+        assert!(!run.error(at(0)));
+        assert!(!run.error(at(50)), "quiet for 50 s: a new run");
+        assert!(!run.error(at(60)));
+    }
+}

@@ -42,15 +42,19 @@ pub(crate) async fn run(cluster: Arc<Cluster>) {
                 r.profile.delivery_timeout,
                 r.profile.linger,
             );
-            let (old, slot, health) = (r.old, r.slot, cluster.health.clone());
+            let (old, slot, cluster) = (r.old, r.slot, cluster.clone());
             // Its events in flight get their delivery reports (counted) before it goes;
             // what is left after its delivery timeout is purged, which reports it failed.
+            // Until then the shutdown flush covers it too.
             tokio::task::spawn_blocking(move || {
                 let _ = old.flush(r.profile.delivery_timeout + Duration::from_secs(1));
                 old.purge(PurgeConfig::default().queue().inflight());
                 let _ = old.flush(Duration::from_secs(5));
+                if let Some(p) = cluster.producers.get() {
+                    p.retired(slot);
+                }
                 drop(old);
-                health.forget(slot);
+                cluster.health.forget(slot);
             });
         }
         if last.is_some_and(|l| l.elapsed() < backoff) {

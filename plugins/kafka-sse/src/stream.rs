@@ -14,7 +14,7 @@ use sluice_core::plugin::ResponseWriter;
 
 use crate::frame;
 use sluice_kafka::position::{Positions, Signer};
-use sluice_kafka::reader::{added_partitions, Filter};
+use sluice_kafka::reader::{added_partitions, ErrorRun, Filter};
 
 /// How a stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +145,7 @@ pub async fn run(out: &mut ResponseWriter<'_>, mut r: Run<'_>) -> End {
     let mut tick = tokio::time::interval(r.keepalive);
     tick.tick().await;
     let mut refreshed = std::time::Instant::now();
+    let mut errors = ErrorRun::default();
     loop {
         tokio::select! {
             m = r.consumer.recv() => {
@@ -159,6 +160,10 @@ pub async fn run(out: &mut ResponseWriter<'_>, mut r: Run<'_>) -> End {
                             log::warn!("sse: consuming failed: {e}");
                             return End::KafkaError;
                         }
+                        Err(e) if errors.error(std::time::Instant::now()) => {
+                            log::warn!("sse: consuming keeps failing, ending the stream: {e}");
+                            return End::KafkaError;
+                        }
                         Err(e) => {
                             // Transient (a broker restarting): librdkafka reconnects by
                             // itself and goes on from the position it had.
@@ -166,6 +171,7 @@ pub async fn run(out: &mut ResponseWriter<'_>, mut r: Run<'_>) -> End {
                             break;
                         }
                     };
+                    errors.record();
                     if r.add(&m, &mut batch) {
                         events += 1;
                     }

@@ -11,7 +11,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use serde_json::Value;
 use sluice_core::plugin::Upgrade;
 use sluice_kafka::position::{Positions, Signer};
-use sluice_kafka::reader::{added_partitions, Filter};
+use sluice_kafka::reader::{added_partitions, ErrorRun, Filter};
 use sluice_kafka::{Cluster, EventCounters, OutgoingEvent, Profile};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -195,6 +195,7 @@ pub async fn run(
     let mut check = tokio::time::interval(SHUTDOWN_CHECK.min(limits.ping));
     check.tick().await;
     let mut refreshed = Instant::now();
+    let mut errors = ErrorRun::default();
     let consumer = sub.as_ref().map(|s| s.consumer.clone());
     let ending = loop {
         if let Err(c) = flush(up, socket, limits.slow).await {
@@ -221,6 +222,7 @@ pub async fn run(
             }
             m = next_record(consumer.as_deref()) => match (m, sub.as_mut()) {
                 (Ok(m), Some(s)) => {
+                    errors.record();
                     let mut ending = record(s, &m, socket, &mut p.sent);
                     // Records already fetched go out in the same write (a zero timeout
                     // polls once).
@@ -237,6 +239,10 @@ pub async fn run(
                 }
                 (Err(e), _) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) => {
                     log::warn!("websocket route `{route}`: consuming failed: {e}");
+                    Some(Ending::AfterAcks(Closing::new(1011, "kafka error")))
+                }
+                (Err(e), _) if errors.error(std::time::Instant::now()) => {
+                    log::warn!("websocket route `{route}`: consuming keeps failing: {e}");
                     Some(Ending::AfterAcks(Closing::new(1011, "kafka error")))
                 }
                 (Err(e), _) => {
