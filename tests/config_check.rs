@@ -455,3 +455,62 @@ routes:
         "{stderr}"
     );
 }
+
+/// Every metric the code registers (a `"sluice_..."` name in `crates/*/src` or
+/// `plugins/*/src`) is in the README's metrics table, and every name in that table is
+/// one the code registers: the README stays the user's truth about what to scrape.
+#[test]
+fn readme_metrics_table_matches_the_code() {
+    use std::collections::BTreeSet;
+    fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                rust_files(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let names_in = |text: &str, open: &str, close: char| -> BTreeSet<String> {
+        text.match_indices(open)
+            .filter_map(|(i, _)| {
+                let rest = &text[i + open.len()..];
+                let end = rest.find(close)?;
+                let name = &rest[..end];
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    .then(|| format!("sluice_{name}"))
+            })
+            .collect()
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for group in ["crates", "plugins"] {
+        for e in std::fs::read_dir(root.join(group)).unwrap().flatten() {
+            rust_files(&e.path().join("src"), &mut files);
+        }
+    }
+    let mut code = BTreeSet::new();
+    for f in &files {
+        code.extend(names_in(
+            &std::fs::read_to_string(f).unwrap(),
+            "\"sluice_",
+            '"',
+        ));
+    }
+    assert!(code.len() > 40, "metric names found in the code: {code:?}");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let table: String = readme
+        .lines()
+        .filter(|l| l.starts_with("| `sluice_"))
+        .map(|l| l.split('|').nth(1).unwrap_or_default().to_string() + "\n")
+        .collect();
+    let documented = names_in(&table, "`sluice_", '`');
+    let missing: Vec<_> = code.difference(&documented).collect();
+    let stale: Vec<_> = documented.difference(&code).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "README.md's metrics table drifted from the code: not documented {missing:?}, no longer in the code {stale:?}"
+    );
+}
