@@ -441,3 +441,29 @@ fn a_client_that_stops_reading_over_tls_is_cut_and_its_socket_shut_down() {
     });
     assert_eq!(ended, Some(1006));
 }
+
+/// A reload that replaces the route's cluster closes its connections with `1012`
+/// (`service restart`), so clients reconnect to the new configuration.
+#[test]
+fn a_reload_that_replaces_the_cluster_closes_with_1012() {
+    let kafka = Kafka::start();
+    kafka.create_topic("ws-reload", 1);
+    let plugin = r#"{ subscribe: { topic: ws-reload } }"#;
+    let gw = gateway_with_grace(&kafka, plugin, "0s");
+    let mut ws = connect(gw.port, &format!("/ws{KEY}"), &[]).unwrap();
+    assert_eq!(json(&mut ws, WAIT)["type"], "subscribed");
+    // Another delivery timeout: the cluster is replaced.
+    let replaced =
+        config(&kafka, plugin, "0s").replace("delivery_timeout: 2s", "delivery_timeout: 3s");
+    gw.reload(&replaced, 1.0);
+    assert_eq!(
+        next(&mut ws, WAIT),
+        Got::Closed(1012, "configuration reloaded".into())
+    );
+    wait_sum(
+        gw.admin,
+        "sluice_websocket_closes_total",
+        &[("route", "ws"), ("code", "1012")],
+        1.0,
+    );
+}
