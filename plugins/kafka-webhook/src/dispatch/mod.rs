@@ -2,7 +2,8 @@
 //! other (in offset order); different keys run concurrently up to `concurrency`, so a key
 //! being retried does not hold up the others. An offset is committed only when it and
 //! every earlier offset of its partition are done (delivered, or acknowledged by the
-//! dead-letter topic), so a crash redelivers instead of skipping.
+//! dead-letter topic), so a crash redelivers instead of skipping. Positions that moved
+//! are committed together every [`COMMIT_EVERY`], and when the subscription stops.
 //!
 //! Flow control (the bound on records read and not finished) is in [`flow`].
 //!
@@ -29,6 +30,10 @@ use crate::context::{Assignment, PartitionId, SubscriptionContext};
 use crate::Subscription;
 
 use flow::{MAX_BUFFERED, STUCK};
+
+/// How often the positions that moved are committed (one request for all partitions):
+/// a commit per record would be a write to `__consumer_offsets` per delivery.
+const COMMIT_EVERY: Duration = Duration::from_millis(100);
 
 type KeyId = (String, i32, Vec<u8>);
 /// A record and the assignment epoch it was read under (`None`: read while not owned,
@@ -77,6 +82,8 @@ struct Dispatcher {
     gauges: Option<(prometheus::IntGauge, prometheus::IntGauge)>,
     /// [`Assignment::losses`] when queued work was last checked against it.
     losses: u64,
+    /// Partitions whose position moved since the last commit.
+    dirty: BTreeSet<PartitionId>,
 }
 
 /// Consume and deliver until `stop` is set.
@@ -99,6 +106,7 @@ pub async fn run(
         full_since: Instant::now(),
         gauges: None,
         losses: 0,
+        dirty: BTreeSet::new(),
     };
     d.gauges = crate::metrics::webhook().map(|w| {
         (
@@ -108,6 +116,8 @@ pub async fn run(
     });
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut commit_tick = tokio::time::interval(COMMIT_EVERY);
+    commit_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         // Rebalance callbacks run inside `recv`, which goes on waiting: a revocation is
         // seen here, at the latest after the next tick.
@@ -120,6 +130,7 @@ pub async fn run(
             biased;
             _ = crate::stopped(&stop) => break,
             _ = tick.tick() => d.retry_failed_commits(),
+            _ = commit_tick.tick(), if !d.dirty.is_empty() => d.commit_dirty(),
             Some(done) = d.tasks.join_next_with_id(), if !d.tasks.is_empty() => {
                 d.ended(done, &stop);
                 d.full_since = Instant::now();
@@ -159,6 +170,7 @@ pub async fn run(
             }
         }
     }
+    d.commit_dirty();
     d.buffered = 0;
     d.paused = false;
     d.report();
@@ -301,8 +313,9 @@ impl Dispatcher {
         }
     }
 
-    /// `offset` is done: commit its partition's position if it moved and the partition
-    /// is still ours under the same assignment.
+    /// `offset` is done: its partition's position is committed at the next
+    /// [`COMMIT_EVERY`] if it moved and the partition is still ours under the same
+    /// assignment.
     fn settle(&mut self, pid: &PartitionId, offset: i64, epoch: Option<u64>) {
         let Some(e) = epoch else { return };
         let Some(p) = self.partitions.get_mut(pid).filter(|p| p.epoch == e) else {
@@ -315,7 +328,43 @@ impl Dispatcher {
         {
             return;
         }
-        self.commit(pid, position);
+        self.dirty.insert(pid.clone());
+    }
+
+    /// Commit the positions that moved since the last time, in one request, for the
+    /// partitions still ours under the same assignment.
+    fn commit_dirty(&mut self) {
+        let mut tpl = TopicPartitionList::new();
+        let mut moved = Vec::new();
+        for pid in std::mem::take(&mut self.dirty) {
+            let owned = self.assignment().epoch(&pid);
+            let Some(p) = self.partitions.get(&pid).filter(|p| owned == Some(p.epoch)) else {
+                continue;
+            };
+            let position = p.position();
+            if p.committed.is_some_and(|c| position <= c) {
+                continue;
+            }
+            if tpl
+                .add_partition_offset(&pid.0, pid.1, Offset::Offset(position))
+                .is_ok()
+            {
+                moved.push((pid, position));
+            }
+        }
+        if moved.is_empty() {
+            return;
+        }
+        if self.consumer.commit(&tpl, CommitMode::Async).is_ok() {
+            for (pid, position) in moved {
+                if let Some(p) = self.partitions.get_mut(&pid) {
+                    p.committed = Some(position);
+                }
+            }
+        } else {
+            // Not even queued: tried again at the next tick.
+            self.dirty.extend(moved.into_iter().map(|(pid, _)| pid));
+        }
     }
 
     /// Commit `position` for `pid` (asynchronously; a failure comes back through the
