@@ -311,3 +311,44 @@ fn a_view_not_confirmed_current_within_max_staleness_is_not_served() {
         (staleness(&gw) < 5.0).then_some(())
     });
 }
+
+/// A topic written in transactions ends with a commit marker, which a reader never gets
+/// as a record: the view still catches up (`/readyz`), and stays confirmed current while
+/// the topic is idle for longer than `max_staleness`.
+#[test]
+fn a_transactional_topic_catches_up_and_stays_current_while_idle() {
+    let kafka = Kafka::start();
+    kafka.create_topic("txn", 2);
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &kafka.bootstrap)
+        .set("transactional.id", "cache-test")
+        .create()
+        .unwrap();
+    p.init_transactions(Duration::from_secs(30)).unwrap();
+    for (partition, key, value) in [(0, "a", "1"), (1, "b", "2"), (0, "a", "3")] {
+        p.begin_transaction().unwrap();
+        p.send(
+            BaseRecord::<str, str>::to("txn")
+                .partition(partition)
+                .key(key)
+                .payload(value),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+        p.commit_transaction(Duration::from_secs(30)).unwrap();
+    }
+    let gw = gateway(&kafka, "txn", ", max_staleness: 3s", true);
+    assert_eq!(get(gw.port, "/items/a").text(), "3");
+    assert_eq!(get(gw.port, "/items/b").text(), "2");
+    // Idle for longer than max_staleness: still confirmed, still served.
+    let staleness = || {
+        sluice_e2e::metrics::scrape(gw.admin)
+            .sum("sluice_cache_staleness_seconds", &[("route", "items")])
+    };
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        let r = get(gw.port, "/items/a");
+        assert_eq!(r.status, 200, "{} (staleness {})", r.text(), staleness());
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

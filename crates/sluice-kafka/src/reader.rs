@@ -210,7 +210,9 @@ pub async fn added_partitions(
 /// the stream goes on (librdkafka reconnects and resumes where it was); errors that keep
 /// coming for [`ErrorRun::GIVE_UP`] with no record between them (a topic deleted,
 /// access denied, brokers gone for good) end the stream, so it does not hold its slot
-/// forever. A run ends with a record, or after [`ErrorRun::QUIET`] without an error.
+/// forever. A run ends with a record, or after [`ErrorRun::QUIET`] without an error
+/// (longer than librdkafka's 30 s between two reports of the same broker error).
+/// A fatal error ([`is_fatal`]) ends a stream at once.
 #[derive(Debug, Default)]
 pub struct ErrorRun {
     first: Option<std::time::Instant>,
@@ -221,7 +223,7 @@ impl ErrorRun {
     /// How long errors may keep coming before the stream gives up.
     pub const GIVE_UP: Duration = Duration::from_secs(60);
     /// A pause in the errors this long ends the run.
-    pub const QUIET: Duration = Duration::from_secs(15);
+    pub const QUIET: Duration = Duration::from_secs(45);
 
     /// An error at `now`: true when the stream should give up.
     pub fn error(&mut self, now: std::time::Instant) -> bool {
@@ -243,6 +245,12 @@ impl ErrorRun {
     }
 }
 
+/// Whether a consumer error is fatal (the consumer can no longer be used).
+pub fn is_fatal(e: &rdkafka::error::KafkaError) -> bool {
+    matches!(e, rdkafka::error::KafkaError::MessageConsumptionFatal(_))
+        || e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::Fatal)
+}
+
 #[cfg(test)]
 mod error_run_tests {
     use std::time::Instant;
@@ -259,15 +267,15 @@ mod error_run_tests {
         assert!(!run.error(at(5)));
         run.record();
         assert!(!run.error(at(70)), "a new run");
-        // Errors every 10 s (librdkafka's reconnect backoff) for a minute: give up.
-        for s in (80..130).step_by(10) {
-            assert!(!run.error(at(s)), "{s}");
-        }
-        assert!(run.error(at(130)));
+        // The same broker error every 30 s (librdkafka reports it no more often): give
+        // up after a minute.
+        assert!(!run.error(at(100)));
+        assert!(run.error(at(130)), "70 s of errors");
         // A quiet spell ends a run even without a record.
         let mut run = ErrorRun::default();
         assert!(!run.error(at(0)));
         assert!(!run.error(at(50)), "quiet for 50 s: a new run");
-        assert!(!run.error(at(60)));
+        assert!(!run.error(at(80)));
+        assert!(run.error(at(110)), "60 s of errors every 30 s");
     }
 }

@@ -6,13 +6,14 @@
 //! `/readyz` waits. Partitions added later are read from their beginning (checked every
 //! 5 s). The thread ends when the plugin instance is dropped (a reload that replaced it).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use sluice_core::kept::Kept;
@@ -134,6 +135,9 @@ fn consumer(cluster: &Cluster, s: &Shared) -> Option<BaseConsumer<FeedContext>> 
         // Statistics tell how current the view is (see `freshness`); an idle fetch
         // returns after at most this long while the broker answers.
         .set("statistics.interval.ms", "1000")
+        // The end of a partition is reported: a transaction's commit marker at the end
+        // is never delivered as a record, so the position alone would never get there.
+        .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", "500")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -173,13 +177,20 @@ fn assign_new(
     Some(ends)
 }
 
-/// True when every partition's position reached its end at start.
-fn reached(c: &BaseConsumer<FeedContext>, topic: &str, targets: &BTreeMap<i32, i64>) -> bool {
+/// True when every partition's position reached its end at start (or the partition's
+/// end was reported, `at_end`).
+fn reached(
+    c: &BaseConsumer<FeedContext>,
+    topic: &str,
+    targets: &BTreeMap<i32, i64>,
+    at_end: &BTreeSet<i32>,
+) -> bool {
     let Ok(pos) = c.position() else {
         return false;
     };
     targets.iter().all(|(p, end)| {
         *end == 0
+            || at_end.contains(p)
             || pos
                 .find_partition(topic, *p)
                 .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o >= *end))
@@ -210,6 +221,7 @@ fn read(c: &BaseConsumer<FeedContext>, s: &Shared) {
     let mut refreshed = Instant::now();
     let mut published = Instant::now();
     let mut checked = Instant::now();
+    let mut at_end = BTreeSet::new();
     while !stopped(s) {
         let idle = match c.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
@@ -218,6 +230,10 @@ fn read(c: &BaseConsumer<FeedContext>, s: &Shared) {
                 while batch.len() < BATCH {
                     match c.poll(Duration::ZERO) {
                         Some(Ok(m)) => batch.push(m),
+                        Some(Err(KafkaError::PartitionEOF(p))) => {
+                            at_end.insert(p);
+                            break;
+                        }
                         Some(Err(e)) => {
                             log::debug!("kafka-cache route `{}`: {e}", s.route);
                             break;
@@ -227,6 +243,10 @@ fn read(c: &BaseConsumer<FeedContext>, s: &Shared) {
                 }
                 apply(s, &batch);
                 false
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+                true
             }
             Some(Err(e)) => {
                 log::debug!("kafka-cache route `{}`: {e}", s.route);
@@ -239,7 +259,7 @@ fn read(c: &BaseConsumer<FeedContext>, s: &Shared) {
         if look {
             checked = Instant::now();
         }
-        if look && reached(c, &s.topic, &targets) {
+        if look && reached(c, &s.topic, &targets, &at_end) {
             // It holds what the topic had when its ends were looked up.
             s.freshness.confirm(ends_at);
             s.caught_up.store(true, Ordering::Release);

@@ -119,9 +119,16 @@ impl ClientContext for FeedContext {
             .and_then(|us| now.checked_sub(Duration::from_micros(us.unsigned_abs())));
         let mut previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((Some(at), before)) = previous.as_ref() {
+            // Applied up to the end: the application's position, or the fetch position
+            // with nothing fetched left to hand over (a transaction's commit marker at
+            // the end is never delivered as a record).
             let applied = parts.iter().all(|p| {
                 let end = before.get(&p.partition).copied().unwrap_or(-1);
-                end >= 0 && (end == 0 || p.app_offset >= end || p.lo_offset >= end)
+                end >= 0
+                    && (end == 0
+                        || p.app_offset >= end
+                        || p.lo_offset >= end
+                        || (p.next_offset >= end && p.fetchq_cnt == 0))
             });
             if applied {
                 self.freshness.confirm(*at);

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rdkafka::consumer::StreamConsumer;
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use sluice_kafka::position::Positions;
 use sluice_kafka::reader::added_partitions;
@@ -48,6 +49,8 @@ pub(crate) fn matched<M: Message>(table: &Table, m: &M, read_back: bool) {
             let mine = answered(&lock(&table.results));
             let mut results = lock(&table.others);
             let why = match (mine || answered(&results), a.expires(results.ttl())) {
+                // Read back at the start: nobody's here, not counted.
+                (_, _) if read_back && (mine || answered(&results)) => return,
                 (true, _) => "duplicate",
                 // Read back at the start and expired since: nobody's any more.
                 (_, None) if read_back => return,
@@ -152,8 +155,14 @@ pub(crate) async fn read(
     }
 }
 
+/// How long reading back may take at most (it normally ends at the partition ends).
+const READ_BACK_LIMIT: Duration = Duration::from_secs(120);
+
 /// Read the replies from `start` up to `ends` (where the live reader started) once,
-/// keeping those to asynchronous requests; gives up after 10 s without a record.
+/// keeping those to asynchronous requests. A partition is done at a record at or past its
+/// end, or at its end of partition (the consumer reports it: a transaction's commit
+/// marker is never delivered as a record). Gives up, saying so, after 10 s without
+/// anything or [`READ_BACK_LIMIT`] in all.
 pub(crate) async fn read_back(
     consumer: Arc<StreamConsumer>,
     start: Positions,
@@ -165,8 +174,12 @@ pub(crate) async fn read_back(
         .filter(|(p, end)| start.get(p).is_some_and(|s| s < end))
         .map(|(p, _)| *p)
         .collect();
+    let deadline = tokio::time::Instant::now() + READ_BACK_LIMIT;
     while !left.is_empty() {
-        match tokio::time::timeout(Duration::from_secs(10), consumer.recv()).await {
+        let wait = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .min(Duration::from_secs(10));
+        match tokio::time::timeout(wait, consumer.recv()).await {
             Ok(Ok(m)) => {
                 let p = m.partition();
                 let Some(end) = ends.get(&p) else { continue };
@@ -177,8 +190,17 @@ pub(crate) async fn read_back(
                     left.remove(&p);
                 }
             }
+            Ok(Err(KafkaError::PartitionEOF(p))) => {
+                left.remove(&p);
+            }
             Ok(Err(e)) => log::debug!("request-reply route `{}`: {e}", table.route),
-            Err(_) => break,
+            Err(_) => {
+                log::warn!(
+                    "request-reply route `{}`: reading back recent replies stopped early; results of asynchronous requests from before this start may stay pending",
+                    table.route
+                );
+                break;
+            }
         }
     }
 }

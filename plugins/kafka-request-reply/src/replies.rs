@@ -211,6 +211,8 @@ impl Replies {
         let now = SystemTime::now();
         let from = Start::Time(now.checked_sub(self.async_ttl()).unwrap_or(now));
         let (topic, table) = (self.topic.clone(), self.table.clone());
+        let mut cfg = cfg;
+        cfg.set("enable.partition.eof", "true");
         let back = tokio::spawn(async move {
             match reader::open(cfg, "sluice-reply-back", &topic, from, None).await {
                 Ok((c, start)) => read_back(c, start, positions, table).await,

@@ -89,22 +89,34 @@ impl Results {
     /// Keep `reply` (`None`: pending) for `id` until `until`, dropping the oldest results
     /// to stay within the bounds (one reply larger than `max_bytes` is still kept, alone).
     pub(crate) fn put(&mut self, id: &str, reply: Option<Reply>, owner: String, until: Instant) {
-        if let Some(old) = self.entries.remove(id) {
-            self.bytes -= size(id, old.1.as_ref());
-            self.order.retain(|o| o != id);
-        }
         let new = size(id, reply.as_ref());
-        while self.order.len() >= self.max || self.bytes + new > self.max_bytes {
-            let Some(oldest) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(e) = self.entries.remove(&oldest) {
-                self.bytes -= size(&oldest, e.1.as_ref());
-            }
+        if let Some(e) = self.entries.get_mut(id) {
+            // Answered (or replaced) in place: it keeps its place in the order.
+            self.bytes = self.bytes - size(id, e.1.as_ref()) + new;
+            *e = (until, reply, owner);
+            self.evict(Some(id));
+            return;
         }
         self.bytes += new;
         self.order.push_back(id.to_string());
         self.entries.insert(id.to_string(), (until, reply, owner));
+        self.evict(Some(id));
+    }
+
+    /// Drop the oldest results while over a bound, never `keep` (the one just put).
+    fn evict(&mut self, keep: Option<&str>) {
+        while self.order.len() > 1 && (self.order.len() > self.max || self.bytes > self.max_bytes) {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if keep == Some(oldest.as_str()) {
+                self.order.push_back(oldest);
+                continue;
+            }
+            if let Some(e) = self.entries.remove(&oldest) {
+                self.bytes -= size(&oldest, e.1.as_ref());
+            }
+        }
     }
 
     /// Drop the results expired at `now`.

@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rdkafka::consumer::StreamConsumer;
-use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use sluice_core::plugin::ResponseWriter;
 
 use crate::frame;
 use sluice_kafka::position::{Positions, Signer};
-use sluice_kafka::reader::{added_partitions, ErrorRun, Filter};
+use sluice_kafka::reader::{added_partitions, is_fatal, ErrorRun, Filter};
 
 /// How a stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +155,7 @@ pub async fn run(out: &mut ResponseWriter<'_>, mut r: Run<'_>) -> End {
                 while let Some(m) = next.take() {
                     let m = match m {
                         Ok(m) => m,
-                        Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) => {
+                        Err(e) if is_fatal(&e) => {
                             log::warn!("sse: consuming failed: {e}");
                             return End::KafkaError;
                         }

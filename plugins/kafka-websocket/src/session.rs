@@ -7,11 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::StreamConsumer;
-use rdkafka::error::RDKafkaErrorCode;
 use serde_json::Value;
 use sluice_core::plugin::Upgrade;
 use sluice_kafka::position::{Positions, Signer};
-use sluice_kafka::reader::{added_partitions, ErrorRun, Filter};
+use sluice_kafka::reader::{added_partitions, is_fatal, ErrorRun, Filter};
 use sluice_kafka::{Cluster, EventCounters, OutgoingEvent, Profile};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -237,7 +236,7 @@ pub async fn run(
                     }
                     ending
                 }
-                (Err(e), _) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) => {
+                (Err(e), _) if is_fatal(&e) => {
                     log::warn!("websocket route `{route}`: consuming failed: {e}");
                     Some(Ending::AfterAcks(Closing::new(1011, "kafka error")))
                 }
