@@ -9,7 +9,7 @@ use std::time::Duration;
 use sluice_e2e::client::request;
 use sluice_e2e::gateway::Gateway;
 use sluice_e2e::kafka::{read_topic, Kafka};
-use sluice_e2e::metrics::{scrape, wait_sum};
+use sluice_e2e::metrics::wait_sum;
 use sluice_e2e::origin::Origin;
 
 #[test]
@@ -69,13 +69,12 @@ routes:
         &[("route", "logged"), ("outcome", "acked")],
         1.0,
     );
-    let m = scrape(gw.admin);
-    assert_eq!(
-        m.sum(
-            "sluice_kafka_events_total",
-            &[("route", "logged"), ("reason", "topic_not_allowed")]
-        ),
-        100.0
+    // Counted in the log phase, which runs after the response was sent: wait for it.
+    let m = wait_sum(
+        gw.admin,
+        "sluice_kafka_events_total",
+        &[("route", "logged"), ("reason", "topic_not_allowed")],
+        100.0,
     );
     assert_eq!(
         m.sum(
