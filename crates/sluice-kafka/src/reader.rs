@@ -212,7 +212,7 @@ pub async fn added_partitions(
 /// access denied, brokers gone for good) end the stream, so it does not hold its slot
 /// forever. A run ends with a record, or after [`ErrorRun::QUIET`] without an error
 /// (longer than librdkafka's 30 s between two reports of the same broker error).
-/// A fatal error ([`is_fatal`]) ends a stream at once.
+/// A fatal error ends a stream at once ([`ErrorRun::ends`]).
 #[derive(Debug, Default)]
 pub struct ErrorRun {
     first: Option<std::time::Instant>,
@@ -238,6 +238,12 @@ impl ErrorRun {
         now.saturating_duration_since(first) >= Self::GIVE_UP
     }
 
+    /// Whether consumer error `e` ends the stream: it is fatal (the consumer can no
+    /// longer be used), or errors kept coming for [`Self::GIVE_UP`].
+    pub fn ends(&mut self, e: &rdkafka::error::KafkaError) -> bool {
+        is_fatal(e) || self.error(std::time::Instant::now())
+    }
+
     /// A record arrived: the run is over.
     pub fn record(&mut self) {
         self.first = None;
@@ -246,7 +252,7 @@ impl ErrorRun {
 }
 
 /// Whether a consumer error is fatal (the consumer can no longer be used).
-pub fn is_fatal(e: &rdkafka::error::KafkaError) -> bool {
+fn is_fatal(e: &rdkafka::error::KafkaError) -> bool {
     matches!(e, rdkafka::error::KafkaError::MessageConsumptionFatal(_))
         || e.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::Fatal)
 }

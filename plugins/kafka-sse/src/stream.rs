@@ -13,7 +13,7 @@ use sluice_core::plugin::ResponseWriter;
 
 use crate::frame;
 use sluice_kafka::position::{Positions, Signer};
-use sluice_kafka::reader::{added_partitions, is_fatal, ErrorRun, Filter};
+use sluice_kafka::reader::{added_partitions, ErrorRun, Filter};
 
 /// How a stream ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,12 +155,8 @@ pub async fn run(out: &mut ResponseWriter<'_>, mut r: Run<'_>) -> End {
                 while let Some(m) = next.take() {
                     let m = match m {
                         Ok(m) => m,
-                        Err(e) if is_fatal(&e) => {
-                            log::warn!("sse: consuming failed: {e}");
-                            return End::KafkaError;
-                        }
-                        Err(e) if errors.error(std::time::Instant::now()) => {
-                            log::warn!("sse: consuming keeps failing, ending the stream: {e}");
+                        Err(e) if errors.ends(&e) => {
+                            log::warn!("sse: consuming failed, ending the stream: {e}");
                             return End::KafkaError;
                         }
                         Err(e) => {

@@ -15,11 +15,11 @@ use sluice_kafka::reader::Start;
 use sluice_kafka::{Destination, EventCounters, KafkaRuntime, Profile};
 
 use crate::config::KafkaWebsocketConfig;
+use crate::{KafkaWebsocketPlugin, PublishSide, SubscribeSide};
 
 /// Open connections per route, across reloads (`max_connections` is per route, not per
 /// configuration).
 static OPEN: OpenCounts = OpenCounts::new();
-use crate::{KafkaWebsocketPlugin, PublishSide, SubscribeSide};
 
 /// The plugin factory; holds the Kafka runtime whose clusters connections use.
 pub struct KafkaWebsocket {

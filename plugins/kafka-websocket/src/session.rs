@@ -10,7 +10,7 @@ use rdkafka::consumer::StreamConsumer;
 use serde_json::Value;
 use sluice_core::plugin::Upgrade;
 use sluice_kafka::position::{Positions, Signer};
-use sluice_kafka::reader::{added_partitions, is_fatal, ErrorRun, Filter};
+use sluice_kafka::reader::{added_partitions, ErrorRun, Filter};
 use sluice_kafka::{Cluster, EventCounters, OutgoingEvent, Profile};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
@@ -236,12 +236,8 @@ pub async fn run(
                     }
                     ending
                 }
-                (Err(e), _) if is_fatal(&e) => {
+                (Err(e), _) if errors.ends(&e) => {
                     log::warn!("websocket route `{route}`: consuming failed: {e}");
-                    Some(Ending::AfterAcks(Closing::new(1011, "kafka error")))
-                }
-                (Err(e), _) if errors.error(std::time::Instant::now()) => {
-                    log::warn!("websocket route `{route}`: consuming keeps failing: {e}");
                     Some(Ending::AfterAcks(Closing::new(1011, "kafka error")))
                 }
                 (Err(e), _) => {
