@@ -40,7 +40,7 @@ impl Dispatcher {
         }
         self.losses = losses;
         let stale = |m: &OwnedMessage, e: Option<u64>| {
-            e.is_some() && assignment.epoch(&(m.topic().to_string(), m.partition())) != e
+            super::is_stale(&assignment, &(m.topic().to_string(), m.partition()), e)
         };
         let mut dropped = 0;
         for queue in self.waiting.values_mut() {

@@ -92,6 +92,12 @@ pub async fn run(
     consumer: StreamConsumer<SubscriptionContext>,
     stop: watch::Receiver<bool>,
 ) {
+    let gauges = crate::metrics::webhook().map(|w| {
+        (
+            w.buffered.with_label_values(&[&sub.id]),
+            w.paused.with_label_values(&[&sub.id]),
+        )
+    });
     let mut d = Dispatcher {
         sub,
         consumer,
@@ -104,16 +110,10 @@ pub async fn run(
         buffered: 0,
         paused: false,
         full_since: Instant::now(),
-        gauges: None,
+        gauges,
         losses: 0,
         dirty: BTreeSet::new(),
     };
-    d.gauges = crate::metrics::webhook().map(|w| {
-        (
-            w.buffered.with_label_values(&[&d.sub.id]),
-            w.paused.with_label_values(&[&d.sub.id]),
-        )
-    });
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut commit_tick = tokio::time::interval(COMMIT_EVERY);
@@ -134,7 +134,6 @@ pub async fn run(
             Some(done) = d.tasks.join_next_with_id(), if !d.tasks.is_empty() => {
                 d.ended(done, &stop);
                 d.full_since = Instant::now();
-                d.resume_if_drained();
             }
             _ = tokio::time::sleep_until(d.full_since + STUCK), if holding => d.pause(),
             m = d.consumer.recv(), if !holding => {
@@ -186,10 +185,8 @@ impl Dispatcher {
         &self.consumer.context().assignment
     }
 
-    /// Whether work read under epoch `e` belongs to a partition that was revoked since
-    /// (`None`, work read while not owned, is never stale: it is delivered, not committed).
     fn stale(&self, pid: &PartitionId, e: Option<u64>) -> bool {
-        e.is_some() && self.assignment().epoch(pid) != e
+        is_stale(self.assignment(), pid, e)
     }
 
     /// A record was read: start it, or queue it behind its key.
@@ -301,14 +298,15 @@ impl Dispatcher {
         }
     }
 
-    /// Commit again the partitions whose last commit failed (still ours, same epoch).
+    /// Commit again, at the next [`COMMIT_EVERY`], the partitions whose last commit
+    /// failed (if still ours under the same assignment: [`Self::commit_dirty`] checks).
+    /// A partition's position never moves back within an assignment, so committing it
+    /// again is never below what was committed before.
     fn retry_failed_commits(&mut self) {
         for pid in self.consumer.context().take_failed_commits() {
-            let owned = self.assignment().epoch(&pid);
-            if let Some(p) = self.partitions.get(&pid).filter(|p| owned == Some(p.epoch)) {
-                // Never below what was committed before.
-                let position = p.committed.map_or(p.position(), |c| c.max(p.position()));
-                self.commit(&pid, position);
+            if let Some(p) = self.partitions.get_mut(&pid) {
+                p.committed = None;
+                self.dirty.insert(pid);
             }
         }
     }
@@ -331,8 +329,9 @@ impl Dispatcher {
         self.dirty.insert(pid.clone());
     }
 
-    /// Commit the positions that moved since the last time, in one request, for the
-    /// partitions still ours under the same assignment.
+    /// Commit the positions that moved since the last time, in one request
+    /// (asynchronously; a failure comes back through the context's commit callback), for
+    /// the partitions still ours under the same assignment.
     fn commit_dirty(&mut self) {
         let mut tpl = TopicPartitionList::new();
         let mut moved = Vec::new();
@@ -366,19 +365,10 @@ impl Dispatcher {
             self.dirty.extend(moved.into_iter().map(|(pid, _)| pid));
         }
     }
+}
 
-    /// Commit `position` for `pid` (asynchronously; a failure comes back through the
-    /// context's commit callback).
-    fn commit(&mut self, pid: &PartitionId, position: i64) {
-        let mut tpl = TopicPartitionList::new();
-        if tpl
-            .add_partition_offset(&pid.0, pid.1, Offset::Offset(position))
-            .is_ok()
-            && self.consumer.commit(&tpl, CommitMode::Async).is_ok()
-        {
-            if let Some(p) = self.partitions.get_mut(pid) {
-                p.committed = Some(position);
-            }
-        }
-    }
+/// Whether work read under epoch `e` belongs to a partition that was revoked since
+/// (`None`, work read while not owned, is never stale: it is delivered, not committed).
+fn is_stale(assignment: &Assignment, pid: &PartitionId, e: Option<u64>) -> bool {
+    e.is_some() && assignment.epoch(pid) != e
 }
