@@ -167,17 +167,13 @@ impl Producers {
         out
     }
 
-    /// A retired producer was flushed: forget it (the caller drops the last handle).
+    /// A retired producer was flushed: forget it (the caller holds, and drops, the last
+    /// handle).
     pub fn retired(&self, slot: usize) {
-        let gone: Vec<(usize, Sender)> = {
-            let mut r = self.retiring.lock().unwrap_or_else(|e| e.into_inner());
-            let (gone, kept) = std::mem::take(&mut *r)
-                .into_iter()
-                .partition(|(s, _)| *s == slot);
-            *r = kept;
-            gone
-        };
-        drop(gone);
+        self.retiring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(s, _)| *s != slot);
     }
 
     /// Every producer, those being retired included.

@@ -48,8 +48,7 @@ pub(crate) async fn run(cluster: Arc<Cluster>) {
             // Until then the shutdown flush covers it too.
             tokio::task::spawn_blocking(move || {
                 let _ = old.flush(r.profile.delivery_timeout + Duration::from_secs(1));
-                old.purge(PurgeConfig::default().queue().inflight());
-                let _ = old.flush(Duration::from_secs(5));
+                purge(&old);
                 if let Some(p) = cluster.producers.get() {
                     p.retired(slot);
                 }
@@ -83,12 +82,18 @@ pub(crate) async fn run(cluster: Arc<Cluster>) {
                     .inc();
             }
             let old = r.old;
-            // Purging serves every delivery report; dropping joins the polling thread.
+            // Dropping joins the polling thread.
             tokio::task::spawn_blocking(move || {
-                old.purge(PurgeConfig::default().queue().inflight());
-                let _ = old.flush(Duration::from_secs(5));
+                purge(&old);
                 drop(old);
             });
         }
     }
+}
+
+/// Purge what a producer taken out of service still holds, serving the delivery reports
+/// (each event is counted failed, or spooled).
+fn purge(old: &crate::producers::Sender) {
+    old.purge(PurgeConfig::default().queue().inflight());
+    let _ = old.flush(Duration::from_secs(5));
 }
