@@ -15,9 +15,10 @@ use rdkafka::message::{Headers, Message};
 use sluice_kafka::position::Positions;
 use sluice_kafka::reader::added_partitions;
 
-use crate::async_id;
+use crate::async_id::{self, AsyncId};
 use crate::metrics;
 use crate::replies::{lock, pending_now, Reply, Table, Waiter, CORRELATION, STATUS};
+use crate::results::Results;
 
 /// Match one reply record; one `read_back` at the start only matters for asynchronous
 /// requests (it is nobody's here otherwise, and not counted).
@@ -40,45 +41,26 @@ pub(crate) fn matched<M: Message>(table: &Table, m: &M, read_back: bool) {
         pending_now(&table.route, waiting.len());
         w
     };
-    if waiter.is_none() {
-        if let Some(a) = async_id::parse(&id) {
-            // Another instance's asynchronous request, or this one's from before a
-            // restart: kept for its status URL, which any instance answers.
-            let answered =
-                |r: &crate::results::Results| matches!(r.entries.get(&id), Some((_, Some(_), _)));
-            let mine = answered(&lock(&table.results));
-            let mut results = lock(&table.others);
-            let why = match (mine || answered(&results), a.expires(results.ttl())) {
-                // Read back at the start: nobody's here, not counted.
-                (_, _) if read_back && (mine || answered(&results)) => return,
-                (true, _) => "duplicate",
-                // Read back at the start and expired since: nobody's any more.
-                (_, None) if read_back => return,
-                (_, None) => "late",
-                (_, Some(until)) => {
-                    results.put(&id, Some(reply(m, &header)), a.owner, until);
-                    return;
-                }
+    match (waiter, async_id::parse(&id)) {
+        (Some(w), _) => answer(table, w, id, reply(m, &header)),
+        // Another instance's asynchronous request, or this one's from before a restart:
+        // kept for its status URL, which any instance answers.
+        (None, Some(a)) => keep_for_status(table, &id, a, read_back, || reply(m, &header)),
+        // Read back at the start: not a reply anybody here waited for.
+        (None, None) if read_back => {}
+        (None, None) => {
+            let why = match lock(&table.recent).ids.get(&id).copied() {
+                Some(true) => "duplicate",
+                Some(false) => "late",
+                None => "other",
             };
             metrics::unmatched(&table.route, why);
-            return;
-        }
-        if read_back {
-            // Read back at the start: not a reply anybody here waited for.
-            return;
         }
     }
-    let Some(waiter) = waiter else {
-        let answered = lock(&table.recent).ids.get(&id).copied();
-        let why = match answered {
-            Some(true) => "duplicate",
-            Some(false) => "late",
-            None => "other",
-        };
-        metrics::unmatched(&table.route, why);
-        return;
-    };
-    let reply = reply(m, &header);
+}
+
+/// Hand `reply` to the request waiting for it here.
+fn answer(table: &Table, waiter: Waiter, id: String, reply: Reply) {
     lock(&table.recent).add(id.clone(), true);
     match waiter {
         Waiter::Sync(tx) => {
@@ -87,20 +69,45 @@ pub(crate) fn matched<M: Message>(table: &Table, m: &M, read_back: bool) {
             }
         }
         Waiter::Async => {
-            let mut results = lock(&table.results);
-            let ttl = results.ttl();
             // Its pending entry may have been pushed out meanwhile: the id says how long
             // and for whom the reply is kept.
+            let mut results = lock(&table.results);
             let kept = results
                 .entries
                 .get(&id)
                 .map(|e| (e.0, e.2.clone()))
-                .or_else(|| async_id::parse(&id).and_then(|a| Some((a.expires(ttl)?, a.owner))));
+                .or_else(|| {
+                    async_id::parse(&id).and_then(|a| Some((a.expires(table.ttl)?, a.owner)))
+                });
             if let Some((until, owner)) = kept {
                 results.put(&id, Some(reply), owner, until);
             }
         }
     }
+}
+
+/// Keep the reply to asynchronous request `id`, which nobody here waits for, for its
+/// status URL; a duplicate or an expired one is counted (unless read back at the start).
+fn keep_for_status(
+    table: &Table,
+    id: &str,
+    a: AsyncId,
+    read_back: bool,
+    reply: impl FnOnce() -> Reply,
+) {
+    let answered = |r: &Results| matches!(r.entries.get(id), Some((_, Some(_), _)));
+    let mine = answered(&lock(&table.results));
+    let mut others = lock(&table.others);
+    let why = match (mine || answered(&others), a.expires(table.ttl)) {
+        (false, Some(until)) => {
+            others.put(id, Some(reply()), a.owner, until);
+            return;
+        }
+        _ if read_back => return,
+        (true, _) => "duplicate",
+        (false, None) => "late",
+    };
+    metrics::unmatched(&table.route, why);
 }
 
 /// The reply a record makes: status from `sluice-status` (`200` unless `200..=599`),

@@ -74,6 +74,8 @@ pub(crate) struct Table {
     /// Replies to other instances' asynchronous requests (a table of their own, so they
     /// never push this instance's out).
     pub(crate) others: Mutex<Results>,
+    /// How long asynchronous results are kept at most.
+    pub(crate) ttl: Duration,
     max_pending: usize,
 }
 
@@ -120,13 +122,7 @@ impl Replies {
         max_pending: usize,
         bounds: AsyncBounds,
     ) -> Self {
-        let table = || {
-            Mutex::new(Results::new(
-                bounds.max_entries,
-                bounds.max_bytes,
-                bounds.ttl,
-            ))
-        };
+        let table = || Mutex::new(Results::new(bounds.max_entries, bounds.max_bytes));
         Self {
             table: Arc::new(Table {
                 route: route.to_string(),
@@ -134,6 +130,7 @@ impl Replies {
                 recent: Mutex::default(),
                 results: table(),
                 others: table(),
+                ttl: bounds.ttl,
                 max_pending,
             }),
             topic: topic.to_string(),
@@ -251,12 +248,11 @@ impl Replies {
         }
         waiting.insert(id.to_string(), Waiter::Async);
         pending_now(&self.table.route, waiting.len());
-        let mut results = lock(&self.table.results);
-        let ttl = results.ttl();
+        let ttl = self.table.ttl;
         let until = async_id::parse(id)
             .and_then(|a| a.expires(ttl))
             .unwrap_or_else(|| Instant::now() + ttl);
-        results.put(id, None, owner, until);
+        lock(&self.table.results).put(id, None, owner, until);
         Ok(())
     }
 
@@ -322,7 +318,7 @@ impl Replies {
 
     /// How long asynchronous results are kept.
     pub fn async_ttl(&self) -> Duration {
-        lock(&self.table.results).ttl()
+        self.table.ttl
     }
 
     /// Requests waiting now.

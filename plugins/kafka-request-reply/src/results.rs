@@ -3,7 +3,7 @@
 //! their status URL. Both bounded, oldest dropped first.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::replies::Reply;
 
@@ -42,7 +42,6 @@ pub struct Results {
     max: usize,
     max_bytes: usize,
     bytes: usize,
-    ttl: Duration,
 }
 
 /// What a status URL shows.
@@ -69,21 +68,15 @@ fn size(id: &str, reply: Option<&Reply>) -> usize {
 }
 
 impl Results {
-    /// At most `max` results (at least one) and about `max_bytes`, each kept for `ttl`.
-    pub(crate) fn new(max: usize, max_bytes: usize, ttl: Duration) -> Self {
+    /// At most `max` results (at least one) and about `max_bytes`.
+    pub(crate) fn new(max: usize, max_bytes: usize) -> Self {
         Self {
             entries: HashMap::new(),
             order: VecDeque::new(),
             max: max.max(1),
             max_bytes,
             bytes: 0,
-            ttl,
         }
-    }
-
-    /// How long a result is kept at most.
-    pub(crate) fn ttl(&self) -> Duration {
-        self.ttl
     }
 
     /// Keep `reply` (`None`: pending) for `id` until `until`, dropping the oldest results
@@ -140,6 +133,8 @@ impl Results {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn reply(n: usize) -> Reply {
@@ -153,7 +148,7 @@ mod tests {
     #[test]
     fn results_stay_within_their_entries_and_bytes() {
         let later = Instant::now() + Duration::from_secs(60);
-        let mut r = Results::new(3, 10_000, Duration::from_secs(60));
+        let mut r = Results::new(3, 10_000);
         for id in ["a", "b", "c", "d"] {
             r.put(id, None, "-".into(), later);
         }
