@@ -230,12 +230,8 @@ fn read(c: &BaseConsumer<FeedContext>, s: &Shared) {
                 while batch.len() < BATCH {
                     match c.poll(Duration::ZERO) {
                         Some(Ok(m)) => batch.push(m),
-                        Some(Err(KafkaError::PartitionEOF(p))) => {
-                            at_end.insert(p);
-                            break;
-                        }
                         Some(Err(e)) => {
-                            log::debug!("kafka-cache route `{}`: {e}", s.route);
+                            note(s, &mut at_end, e);
                             break;
                         }
                         None => break,
@@ -244,12 +240,8 @@ fn read(c: &BaseConsumer<FeedContext>, s: &Shared) {
                 apply(s, &batch);
                 false
             }
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                at_end.insert(p);
-                true
-            }
             Some(Err(e)) => {
-                log::debug!("kafka-cache route `{}`: {e}", s.route);
+                note(s, &mut at_end, e);
                 true
             }
             None => true,
@@ -282,6 +274,16 @@ fn read(c: &BaseConsumer<FeedContext>, s: &Shared) {
             published = Instant::now();
             metrics::view(&s.route, s);
         }
+    }
+}
+
+/// A consumer error: the end of a partition (noted in `at_end`), or logged.
+fn note(s: &Shared, at_end: &mut BTreeSet<i32>, e: KafkaError) {
+    match e {
+        KafkaError::PartitionEOF(p) => {
+            at_end.insert(p);
+        }
+        e => log::debug!("kafka-cache route `{}`: {e}", s.route),
     }
 }
 

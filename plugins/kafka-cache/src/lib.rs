@@ -112,6 +112,25 @@ impl PluginSpec for KafkaCache {
     }
 }
 
+impl KafkaCachePlugin {
+    /// Why the view cannot answer now (the read result and rejection reason, and the
+    /// detail): still catching up, or not confirmed current within `max_staleness`.
+    fn unavailable(&self) -> Option<(&'static str, &'static str)> {
+        let shared = &self.feed.shared;
+        if !shared.caught_up() {
+            return Some(("warming_up", "the view is still reading its topic"));
+        }
+        shared
+            .freshness
+            .staleness()
+            .is_none_or(|s| s > self.max_staleness)
+            .then_some((
+                "stale",
+                "the view has not been confirmed current within max_staleness",
+            ))
+    }
+}
+
 #[async_trait]
 impl Plugin for KafkaCachePlugin {
     fn phases(&self) -> Phases {
@@ -137,25 +156,9 @@ impl Plugin for KafkaCachePlugin {
             );
             return Ok(Flow::Respond(r.with_header("allow", "GET")));
         }
-        if !self.feed.shared.caught_up() {
-            self.reads.count("warming_up");
-            let r = HttpResponse::refusal(
-                ctx,
-                503,
-                "warming_up",
-                "the view is still reading its topic",
-            );
-            return Ok(Flow::Respond(r.with_header("retry-after", "1")));
-        }
-        let staleness = self.feed.shared.freshness.staleness();
-        if staleness.is_none_or(|s| s > self.max_staleness) {
-            self.reads.count("stale");
-            let r = HttpResponse::refusal(
-                ctx,
-                503,
-                "stale",
-                "the view has not been confirmed current within max_staleness",
-            );
+        if let Some((reason, detail)) = self.unavailable() {
+            self.reads.count(reason);
+            let r = HttpResponse::refusal(ctx, 503, reason, detail);
             return Ok(Flow::Respond(r.with_header("retry-after", "1")));
         }
         let key = self.key.render(&ctx.request_data(head));
