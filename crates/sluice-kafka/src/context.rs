@@ -14,7 +14,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 use tokio::sync::oneshot;
 
-use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::message::BorrowedMessage;
 use sluice_spool::{Spool, SpoolError};
 
 use crate::accounting::EventCounters;
@@ -211,14 +211,7 @@ fn event_of(msg: &BorrowedMessage<'_>) -> OutgoingEvent {
         topic: msg.topic().to_string(),
         key: msg.key().map(<[u8]>::to_vec),
         value: msg.payload().unwrap_or_default().to_vec(),
-        headers: msg
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        headers: crate::event::headers(msg),
         timestamp_ms: msg.timestamp().to_millis(),
     }
 }

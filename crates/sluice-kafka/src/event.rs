@@ -1,7 +1,8 @@
-//! The event a plugin hands to a cluster, and the low-cardinality reason codes for
-//! events that did not make it.
+//! The event a plugin hands to a cluster, the low-cardinality reason codes for events
+//! that did not make it, and reading the headers of a record read back.
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Headers, Message};
 
 /// One Kafka record to produce.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -162,6 +163,23 @@ pub fn code_reason(code: RDKafkaErrorCode) -> String {
         }
     }
     out
+}
+
+/// The value of record `m`'s first header `name` (none for a null value).
+pub fn header<'a, M: Message>(m: &'a M, name: &str) -> Option<&'a [u8]> {
+    m.headers()
+        .and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value))
+}
+
+/// Every header of record `m`, as an event carries them (a null value is empty).
+pub fn headers<M: Message>(m: &M) -> Vec<(String, Vec<u8>)> {
+    m.headers()
+        .map(|h| {
+            h.iter()
+                .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use rdkafka::consumer::StreamConsumer;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
+use sluice_kafka::event::{header, headers};
 use sluice_kafka::position::Positions;
 use sluice_kafka::reader::added_partitions;
 
@@ -23,18 +24,11 @@ use crate::results::Results;
 /// Match one reply record; one `read_back` at the start only matters for asynchronous
 /// requests (it is nobody's here otherwise, and not counted).
 pub(crate) fn matched<M: Message>(table: &Table, m: &M, read_back: bool) {
-    let header = |name: &str| {
-        m.headers().and_then(|h| {
-            h.iter()
-                .find(|x| x.key == name)
-                .and_then(|x| x.value)
-                .map(<[u8]>::to_vec)
-        })
-    };
-    let Some(id) = header(CORRELATION).and_then(|v| String::from_utf8(v).ok()) else {
+    let Some(id) = header(m, CORRELATION).and_then(|v| std::str::from_utf8(v).ok()) else {
         metrics::unmatched(&table.route, "no_correlation_id");
         return;
     };
+    let id = id.to_string();
     let waiter = {
         let mut waiting = lock(&table.waiting);
         let w = waiting.remove(&id);
@@ -42,10 +36,10 @@ pub(crate) fn matched<M: Message>(table: &Table, m: &M, read_back: bool) {
         w
     };
     match (waiter, async_id::parse(&id)) {
-        (Some(w), _) => answer(table, w, id, reply(m, &header)),
+        (Some(w), _) => answer(table, w, id, reply(m)),
         // Another instance's asynchronous request, or this one's from before a restart:
         // kept for its status URL, which any instance answers.
-        (None, Some(a)) => keep_for_status(table, &id, a, read_back, || reply(m, &header)),
+        (None, Some(a)) => keep_for_status(table, &id, a, read_back, || reply(m)),
         // Read back at the start: not a reply anybody here waited for.
         (None, None) if read_back => {}
         (None, None) => {
@@ -112,23 +106,15 @@ fn keep_for_status(
 
 /// The reply a record makes: status from `sluice-status` (`200` unless `200..=599`),
 /// every header, the value.
-fn reply<M: Message>(m: &M, header: &impl Fn(&str) -> Option<Vec<u8>>) -> Reply {
-    let status = header(STATUS)
-        .and_then(|v| String::from_utf8(v).ok())
+fn reply<M: Message>(m: &M) -> Reply {
+    let status = header(m, STATUS)
+        .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|s| s.trim().parse::<u16>().ok())
         .filter(|s| (200..=599).contains(s))
         .unwrap_or(200);
-    let headers = m
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
-                .collect()
-        })
-        .unwrap_or_default();
     Reply {
         status,
-        headers,
+        headers: headers(m),
         body: Bytes::copy_from_slice(m.payload().unwrap_or_default()),
     }
 }

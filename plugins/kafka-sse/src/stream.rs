@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rdkafka::consumer::StreamConsumer;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use sluice_core::plugin::ResponseWriter;
 
 use crate::frame;
@@ -116,10 +116,7 @@ impl Run<'_> {
         }
         let event = self
             .event_header
-            .and_then(|h| {
-                m.headers()
-                    .and_then(|hs| hs.iter().find(|x| x.key == h).and_then(|x| x.value))
-            })
+            .and_then(|h| sluice_kafka::event::header(m, h))
             .and_then(|v| std::str::from_utf8(v).ok())
             .unwrap_or(self.default_event);
         out.extend(frame::event(

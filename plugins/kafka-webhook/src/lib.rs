@@ -31,6 +31,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use sluice_core::config::SubscriptionConfig;
+use sluice_kafka::event::header;
 use sluice_kafka::{Cluster, EventCounters, OutgoingEvent};
 use tokio::sync::watch;
 
@@ -69,11 +70,6 @@ pub struct Subscription {
 pub async fn stopped(stop: &watch::Receiver<bool>) {
     let mut stop = stop.clone();
     let _ = stop.wait_for(|s| *s).await;
-}
-
-fn header<'a>(m: &'a OwnedMessage, name: &str) -> Option<&'a [u8]> {
-    m.headers()
-        .and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value))
 }
 
 impl Subscription {
@@ -198,14 +194,7 @@ impl Subscription {
         error: &str,
         stop: &watch::Receiver<bool>,
     ) -> bool {
-        let mut headers: Vec<(String, Vec<u8>)> = m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|x| (x.key.to_string(), x.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut headers = sluice_kafka::event::headers(m);
         for (k, v) in [
             ("sluice-dlq-topic", m.topic().to_string()),
             ("sluice-dlq-partition", m.partition().to_string()),

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::Message;
 
 /// A part of the URL template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,9 +90,7 @@ impl UrlTemplate {
                 .key()
                 .map(|k| String::from_utf8_lossy(k).into_owned())
                 .unwrap_or_default(),
-            Part::Header(h) => m
-                .headers()
-                .and_then(|hs| hs.iter().find(|x| x.key == h).and_then(|x| x.value))
+            Part::Header(h) => sluice_kafka::event::header(m, h)
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default(),
             Part::Lit(s) => s.clone(),
