@@ -42,6 +42,24 @@ fn reply(id: &str, status: &str) -> OwnedMessage {
     )
 }
 
+/// The reply side of `route` (on a cluster that is not started): `max_pending` waiting,
+/// `max_entries` asynchronous results kept for 60 s.
+fn replies_of(route: &str, max_pending: usize, max_entries: usize) -> Replies {
+    let kafka = runtime();
+    let bounds = replies::AsyncBounds {
+        ttl: Duration::from_secs(60),
+        max_entries,
+        max_bytes: 1 << 20,
+    };
+    Replies::new(
+        route,
+        kafka.cluster("default").unwrap(),
+        "replies",
+        max_pending,
+        bounds,
+    )
+}
+
 fn unmatched(route: &str, reason: &str) -> u64 {
     metrics::metrics().map_or(0, |m| m.unmatched.with_label_values(&[route, reason]).get())
 }
@@ -67,19 +85,7 @@ async fn nothing_is_produced_while_kafka_is_not_running() {
 
 #[tokio::test]
 async fn replies_are_matched_or_counted_and_waiting_is_bounded() {
-    let kafka = runtime();
-    let cluster = kafka.cluster("default").unwrap();
-    let replies = Replies::new(
-        "rr-unit",
-        cluster,
-        "replies",
-        2,
-        replies::AsyncBounds {
-            ttl: Duration::from_secs(60),
-            max_entries: 10,
-            max_bytes: 1 << 20,
-        },
-    );
+    let replies = replies_of("rr-unit", 2, 10);
     let rx = replies.wait("one").ok().unwrap();
     let _two = replies.wait("two").ok().unwrap();
     assert!(
@@ -130,19 +136,7 @@ async fn replies_are_matched_or_counted_and_waiting_is_bounded() {
 
 #[tokio::test]
 async fn another_instances_asynchronous_request_is_answered_here_too() {
-    let kafka = runtime();
-    let cluster = kafka.cluster("default").unwrap();
-    let replies = Replies::new(
-        "rr-other",
-        cluster,
-        "replies",
-        2,
-        replies::AsyncBounds {
-            ttl: Duration::from_secs(60),
-            max_entries: 10,
-            max_bytes: 1 << 20,
-        },
-    );
+    let replies = replies_of("rr-other", 2, 10);
     let ttl = Duration::from_secs(60);
     // Taken by another instance for alice: pending for her here, unknown to others.
     let id = async_id::new_id(Some("alice"), ttl);
@@ -193,15 +187,8 @@ async fn another_instances_asynchronous_request_is_answered_here_too() {
 
 #[tokio::test]
 async fn other_instances_replies_never_push_this_ones_out() {
-    let kafka = runtime();
-    let cluster = kafka.cluster("default").unwrap();
     let ttl = Duration::from_secs(60);
-    let bounds = replies::AsyncBounds {
-        ttl,
-        max_entries: 2,
-        max_bytes: 1 << 20,
-    };
-    let replies = Replies::new("rr-bounds", cluster, "replies", 10, bounds);
+    let replies = replies_of("rr-bounds", 10, 2);
     let mine = async_id::new_id(None, ttl);
     replies
         .wait_async(&mine, async_id::owner_tag(None))
